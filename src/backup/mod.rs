@@ -1,0 +1,327 @@
+//! Backup domain: the device to back up, the trigger, the outcome, the errors
+//! (each with its DESIGN.md §3.1 `error_kind`) and the [`Executor`] trait that
+//! the scheduler, the trigger responder and the CLI share.
+//!
+//! Submodules: `ssh` (russh client), `normalize` and `validate` (pure),
+//! `known_hosts` (pinned host keys), `executor` (the SSH implementation).
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::id::{DeviceId, TenantId};
+
+pub mod executor;
+pub mod known_hosts;
+pub mod normalize;
+pub mod ssh;
+pub mod validate;
+
+/// Result type of the backup module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What started a backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The scheduler's tick.
+    Scheduled,
+    /// A request on the trigger subject (HTTP or a plain NATS client).
+    Manual,
+}
+
+/// How to log in to a device. Secrets stay wrapped until the SSH call.
+#[derive(Clone)]
+pub enum Auth {
+    /// Password authentication.
+    Password(SecretString),
+    /// Public-key authentication with an OpenSSH/PKCS#8/PKCS#1 private key file.
+    Key {
+        /// Path of the private key file.
+        path: PathBuf,
+        /// Passphrase of an encrypted key.
+        passphrase: Option<SecretString>,
+    },
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::Password(_) => f.write_str("Password(<redacted>)"),
+            Auth::Key { path, passphrase } => f
+                .debug_struct("Key")
+                .field("path", path)
+                .field("passphrase", &passphrase.as_ref().map(|_| "<redacted>"))
+                .finish(),
+        }
+    }
+}
+
+/// A named set of login credentials (`[[credentials]]`).
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The `name` devices refer to.
+    pub name: String,
+    /// SSH user name.
+    pub username: String,
+    /// Password or key.
+    pub auth: Auth,
+}
+
+/// One device to back up, resolved from the configuration.
+#[derive(Debug, Clone)]
+pub struct Device {
+    /// Unique id (DESIGN.md §2).
+    pub id: DeviceId,
+    /// Owning tenant.
+    pub tenant: TenantId,
+    /// Human name, used in download file names.
+    pub name: String,
+    /// Host name or address.
+    pub host: String,
+    /// SSH port.
+    pub port: u16,
+    /// Login.
+    pub credentials: Credentials,
+    /// Per-device interval overriding `[backup].interval`.
+    pub interval: Option<Duration>,
+    /// Disabled devices are never scheduled.
+    pub enabled: bool,
+}
+
+/// The export command to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Probe the version, then `/export show-sensitive` on v7 and `/export` on
+    /// v6 (or `/export hide-sensitive` on both when `hide_sensitive`).
+    Auto {
+        /// Ask the device to hide secrets.
+        hide_sensitive: bool,
+    },
+    /// A fixed command string.
+    Fixed(String),
+}
+
+/// Limits and behaviour of one collection, from `[backup]`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// TCP connect plus SSH handshake.
+    pub connect_timeout: Duration,
+    /// One command's run, from exec to the channel's close.
+    pub command_timeout: Duration,
+    /// Hard limit of the whole job.
+    pub job_timelimit: Duration,
+    /// Byte cap of the export's stdout.
+    pub max_config_bytes: usize,
+    /// What to run.
+    pub command: Command,
+}
+
+/// A successful collection: the normalized export and its identity.
+#[derive(Clone)]
+pub struct Outcome {
+    /// The device backed up.
+    pub device_id: DeviceId,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// Lowercase hex SHA-256 of `config_text`.
+    pub sha256_hash: String,
+    /// The normalized export. Holds device secrets: never log it.
+    pub config_text: String,
+    /// RouterOS version from the export header (or the probe).
+    pub routeros_version: Option<String>,
+    /// When the export finished.
+    pub collected_at: DateTime<Utc>,
+    /// Non-fatal problems, e.g. `partial export: #error exporting /ip socks`.
+    pub warnings: Vec<String>,
+    /// What started the run.
+    pub trigger: Trigger,
+    /// Bytes of raw export received.
+    pub raw_bytes: usize,
+    /// Wall time of the run.
+    pub duration: Duration,
+    /// `SHA256:…` fingerprint of the device's host key.
+    pub host_key_fingerprint: String,
+}
+
+impl Outcome {
+    /// Number of lines of the normalized export.
+    pub fn lines(&self) -> usize {
+        self.config_text.lines().count()
+    }
+}
+
+impl fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Outcome")
+            .field("device_id", &self.device_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("sha256_hash", &self.sha256_hash)
+            .field("config_text", &format_args!("<{} bytes>", self.config_text.len()))
+            .field("routeros_version", &self.routeros_version)
+            .field("collected_at", &self.collected_at)
+            .field("warnings", &self.warnings)
+            .field("trigger", &self.trigger)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The machine-readable failure kinds of DESIGN.md §3.1 (`error_kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Unknown device.
+    NotFound,
+    /// Malformed request.
+    BadRequest,
+    /// The device refused the credentials.
+    AuthFailed,
+    /// The host key differs from the pinned one.
+    HostkeyMismatch,
+    /// Connection refused, no route, reset during the handshake.
+    Unreachable,
+    /// A connect, command or job timeout expired.
+    Timeout,
+    /// The device answered with a RouterOS error or a failing exit status.
+    CommandFailed,
+    /// Empty, non-UTF-8 or not an export.
+    InvalidOutput,
+    /// Over `max_config_bytes`.
+    TooLarge,
+    /// The snapshot did not reach the bus.
+    PublishFailed,
+    /// The lock backend is down.
+    LockUnavailable,
+    /// Anything else.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The wire name, e.g. `auth_failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::AuthFailed => "auth_failed",
+            ErrorKind::HostkeyMismatch => "hostkey_mismatch",
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::CommandFailed => "command_failed",
+            ErrorKind::InvalidOutput => "invalid_output",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::PublishFailed => "publish_failed",
+            ErrorKind::LockUnavailable => "lock_unavailable",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed backup. Messages never contain secrets or config text.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The device id is not configured.
+    #[error("unknown device {0}")]
+    DeviceNotFound(String),
+    /// The request was malformed.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The device refused the credentials.
+    #[error("authentication rejected for user {username:?}")]
+    AuthRejected {
+        /// The user name offered.
+        username: String,
+    },
+    /// The device presented another host key than the pinned one.
+    #[error("host key mismatch: pinned {pinned}, device presented {presented}")]
+    HostKeyMismatch {
+        /// Fingerprint pinned on first use.
+        pinned: String,
+        /// Fingerprint seen now.
+        presented: String,
+    },
+    /// The device could not be reached or dropped the connection.
+    #[error("device unreachable: {reason}")]
+    DeviceUnreachable {
+        /// What failed, e.g. `connection refused`.
+        reason: String,
+        /// The underlying error.
+        #[source]
+        source: Option<anyhow::Error>,
+    },
+    /// A time limit expired.
+    #[error("{stage} timed out after {}", humantime::format_duration(*.after))]
+    TimedOut {
+        /// `connect`, `command` or `job`.
+        stage: &'static str,
+        /// The limit that expired.
+        after: Duration,
+    },
+    /// The device answered with an error instead of an export.
+    #[error("command failed: {0}")]
+    CommandFailed(String),
+    /// The output is not a usable export.
+    #[error("invalid output: {0}")]
+    InvalidOutput(String),
+    /// The export is larger than `max_config_bytes`.
+    #[error("export larger than the {limit}-byte cap")]
+    TooLarge {
+        /// The configured cap.
+        limit: usize,
+    },
+    /// Another backup of the device is in progress.
+    #[error("backup already in progress")]
+    LockHeld,
+    /// The lock backend could not be reached.
+    #[error("lock backend unavailable")]
+    LockUnavailable(#[source] anyhow::Error),
+    /// The snapshot could not be published.
+    #[error("publishing the snapshot failed")]
+    PublishFailed(#[source] anyhow::Error),
+    /// Anything the caller cannot act on.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// The DESIGN.md §3.1 `error_kind` of this failure. [`Error::LockHeld`] is
+    /// not a failure on the wire (status `locked`); it maps to `internal` only
+    /// if someone asks.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::DeviceNotFound(_) => ErrorKind::NotFound,
+            Error::BadRequest(_) => ErrorKind::BadRequest,
+            Error::AuthRejected { .. } => ErrorKind::AuthFailed,
+            Error::HostKeyMismatch { .. } => ErrorKind::HostkeyMismatch,
+            Error::DeviceUnreachable { .. } => ErrorKind::Unreachable,
+            Error::TimedOut { .. } => ErrorKind::Timeout,
+            Error::CommandFailed(_) => ErrorKind::CommandFailed,
+            Error::InvalidOutput(_) => ErrorKind::InvalidOutput,
+            Error::TooLarge { .. } => ErrorKind::TooLarge,
+            Error::LockUnavailable(_) => ErrorKind::LockUnavailable,
+            Error::PublishFailed(_) => ErrorKind::PublishFailed,
+            Error::LockHeld | Error::Unexpected(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Runs one backup of one device. The scheduler, the trigger responder and the
+/// CLI depend on this trait, not on SSH.
+pub trait Executor: Send + Sync + 'static {
+    /// Collects, validates and normalizes the device's export.
+    ///
+    /// # Errors
+    /// A [`Error`] whose [`Error::kind`] is the reply's `error_kind`.
+    fn run(&self, device: &Device, trigger: Trigger)
+    -> impl Future<Output = Result<Outcome>> + Send;
+}

@@ -1,0 +1,5 @@
+//! cfgsnap: versioned snapshots of network device configurations.
+
+pub mod backup;
+pub mod id;
+pub mod sim;

@@ -1,0 +1,1 @@
+//! RouterOS simulator (being written).
