@@ -1,5 +1,8 @@
 //! cfgsnap: versioned snapshots of network device configurations.
 
 pub mod backup;
+pub mod cli;
+pub mod config;
 pub mod id;
 pub mod sim;
+pub mod telemetry;

@@ -1,1 +1,185 @@
-//! executor (being written).
+//! `SshExecutor`: the [`Executor`] that backs a device up over SSH.
+//!
+//! One run: pinned key → connect and log in → pin on first use → (version
+//! probe) → export → validate → normalize → hash, all inside the hard
+//! `job_timelimit`. Later steps of the pipeline (the per-device lock before,
+//! the publish after) wrap [`SshExecutor::collect`].
+
+use std::time::Instant;
+
+use chrono::Utc;
+use tracing::{info, instrument, warn};
+
+use super::known_hosts::KnownHosts;
+use super::normalize::{normalize, sha256_hex};
+use super::ssh::{self, Connection};
+use super::validate::validate;
+use super::{Command, Device, Error, Executor, Limits, Outcome, Result, Trigger};
+use crate::telemetry::spawn_blocking_with_tracing;
+
+/// The RouterOS command that prints the version, e.g. `7.16 (stable)`.
+pub const VERSION_PROBE: &str = ":put [/system resource get version]";
+
+/// Backs devices up over SSH with the configured limits.
+#[derive(Clone)]
+pub struct SshExecutor {
+    limits: Limits,
+    known_hosts: KnownHosts,
+}
+
+impl SshExecutor {
+    /// An executor using `limits` and pinning host keys in `known_hosts`.
+    pub fn new(limits: Limits, known_hosts: KnownHosts) -> Self {
+        Self {
+            limits,
+            known_hosts,
+        }
+    }
+
+    /// Collects, validates and normalizes one export, without the job time limit.
+    #[instrument(name = "backup.collect", skip_all, fields(device_id = %device.id))]
+    pub async fn collect(&self, device: &Device, trigger: Trigger) -> Result<Outcome> {
+        let started = Instant::now();
+        let pinned = self.known_hosts.get(&device.id).await;
+        let mut conn = ssh::connect(device, pinned.as_deref(), self.limits.connect_timeout).await?;
+        let fingerprint = conn.host_key_fingerprint().to_owned();
+        if pinned.is_none() {
+            self.known_hosts
+                .pin(&device.id, &fingerprint)
+                .await
+                .map_err(|e| Error::Unexpected(e.context("pinning the host key")))?;
+            info!(fingerprint = %fingerprint, "ssh_host_key_pinned");
+        }
+        let result = self.export(&mut conn).await;
+        conn.close().await;
+        let (stdout, probed_version, mut warnings) = result?;
+        let raw_bytes = stdout.len();
+        let max = self.limits.max_config_bytes;
+        let (normalized, validation_warnings) = spawn_blocking_with_tracing(move || {
+            let validated = validate(&stdout, max)?;
+            Ok::<_, Error>((normalize(validated.text), validated.warnings))
+        })
+        .await
+        .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("normalizing the export")))??;
+        warnings.extend(validation_warnings);
+        let sha256_hash = sha256_hex(&normalized.text);
+        Ok(Outcome {
+            device_id: device.id.clone(),
+            tenant_id: device.tenant.clone(),
+            sha256_hash,
+            routeros_version: normalized.routeros_version.or(probed_version),
+            config_text: normalized.text,
+            collected_at: Utc::now(),
+            warnings,
+            trigger,
+            raw_bytes,
+            duration: started.elapsed(),
+            host_key_fingerprint: fingerprint,
+        })
+    }
+
+    /// Picks the export command and runs it: (stdout, probed version, warnings).
+    async fn export(
+        &self,
+        conn: &mut Connection,
+    ) -> Result<(Vec<u8>, Option<String>, Vec<String>)> {
+        let timeout = self.limits.command_timeout;
+        let mut warnings = Vec::new();
+        let mut probed = None;
+        let command = match &self.limits.command {
+            Command::Fixed(c) => c.clone(),
+            Command::Auto {
+                hide_sensitive: true,
+            } => "/export hide-sensitive".to_owned(),
+            Command::Auto {
+                hide_sensitive: false,
+            } => {
+                let probe = conn.exec(VERSION_PROBE, 4096, timeout).await?;
+                probed = parse_probe(&probe.stdout);
+                match probed.as_deref().map(major_version) {
+                    Some(Some(major)) if major >= 7 => "/export show-sensitive".to_owned(),
+                    Some(Some(_)) => "/export".to_owned(),
+                    _ => {
+                        warn!("version probe gave no version; exporting without show-sensitive");
+                        warnings.push(
+                            "version probe failed: exported with /export (secrets may be hidden on v7)"
+                                .to_owned(),
+                        );
+                        "/export".to_owned()
+                    }
+                }
+            }
+        };
+        let out = conn.exec(&command, self.limits.max_config_bytes, timeout).await?;
+        if out.stdout.iter().all(u8::is_ascii_whitespace) {
+            if let Some(code) = out.exit_status.filter(|c| *c != 0) {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let first = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                return Err(Error::CommandFailed(format!(
+                    "exit status {code}: {}",
+                    first.chars().take(200).collect::<String>()
+                )));
+            }
+        }
+        Ok((out.stdout, probed, warnings))
+    }
+}
+
+impl Executor for SshExecutor {
+    #[instrument(name = "backup.execute", skip_all, fields(device_id = %device.id, trigger = ?trigger))]
+    async fn run(&self, device: &Device, trigger: Trigger) -> Result<Outcome> {
+        let limit = self.limits.job_timelimit;
+        match tokio::time::timeout(limit, self.collect(device, trigger)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::TimedOut {
+                stage: "job",
+                after: limit,
+            }),
+        }
+    }
+}
+
+/// `7.16` from the probe's `7.16 (stable)`; `None` for anything else.
+pub fn parse_probe(stdout: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(stdout).ok()?;
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let version = first.split_whitespace().next()?;
+    let valid = version.split('.').count() >= 2
+        && version
+            .split('.')
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()))
+        && version.starts_with(|c: char| c.is_ascii_digit());
+    valid.then(|| version.to_owned())
+}
+
+/// The major version number of `7.16.2`, or `None`.
+pub fn major_version(version: &str) -> Option<u32> {
+    version.split('.').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_output_of_v6_and_v7_gives_the_version() {
+        assert_eq!(parse_probe(b"7.16 (stable)\r\n").as_deref(), Some("7.16"));
+        assert_eq!(parse_probe(b"\r\n6.49.10 (long-term)\r\n").as_deref(), Some("6.49.10"));
+        assert_eq!(parse_probe(b"7.21beta2 (testing)").as_deref(), Some("7.21beta2"));
+    }
+
+    #[test]
+    fn error_text_or_garbage_from_the_probe_gives_no_version() {
+        assert_eq!(parse_probe(b"bad command name put (line 1 column 2)"), None);
+        assert_eq!(parse_probe(b""), None);
+        assert_eq!(parse_probe(&[0xff, 0xfe]), None);
+        assert_eq!(parse_probe(b"7 (stable)"), None);
+    }
+
+    #[test]
+    fn major_versions_choose_the_export_flavour() {
+        assert_eq!(major_version("7.16"), Some(7));
+        assert_eq!(major_version("6.49.10"), Some(6));
+        assert_eq!(major_version("x.1"), None);
+    }
+}
