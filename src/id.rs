@@ -107,14 +107,21 @@ mod tests {
 
     #[test]
     fn accepts_uuids_and_simple_names() {
-        for ok in ["r1", "core-router_01", "6f9619ff-8b86-d011-b42d-00cf4fc964ff", &"a".repeat(64)] {
+        for ok in [
+            "r1",
+            "core-router_01",
+            "6f9619ff-8b86-d011-b42d-00cf4fc964ff",
+            &"a".repeat(64),
+        ] {
             assert!(DeviceId::parse(ok).is_ok(), "{ok} should be valid");
         }
     }
 
     #[test]
     fn rejects_subject_and_key_metacharacters() {
-        for bad in ["a.b", "a*", ">", "a b", "a\tb", "a/b", "..", "é", "a:b", "%2e"] {
+        for bad in [
+            "a.b", "a*", ">", "a b", "a\tb", "a/b", "..", "é", "a:b", "%2e",
+        ] {
             assert_eq!(DeviceId::parse(bad), Err(IdError::BadCharacter), "{bad:?}");
         }
     }

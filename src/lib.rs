@@ -5,4 +5,5 @@ pub mod cli;
 pub mod config;
 pub mod id;
 pub mod sim;
+pub mod store;
 pub mod telemetry;

@@ -25,7 +25,11 @@ where
     let registry = Registry::default().with(filter);
     match format {
         LogFormat::Text => Box::new(
-            registry.with(tracing_subscriber::fmt::layer().with_writer(writer).with_target(false)),
+            registry.with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
+                    .with_target(false),
+            ),
         ),
         LogFormat::Json => Box::new(
             registry.with(

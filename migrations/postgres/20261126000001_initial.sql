@@ -58,8 +58,10 @@ CREATE TABLE snapshot (
     content                BYTEA NOT NULL,
     created_at             TIMESTAMPTZ NOT NULL DEFAULT now()
 );
--- Newest-first listing and the dedup lookup of the newest snapshot.
-CREATE INDEX snapshot_device_idx ON snapshot (device_id, collected_at DESC, snapshot_id DESC);
+-- Newest-first listing, cursor pages and the dedup lookup of the newest
+-- snapshot. Snapshot ids grow with collected_at per device, because ingest
+-- refuses events older than the newest snapshot.
+CREATE INDEX snapshot_device_idx ON snapshot (device_id, snapshot_id);
 -- Retention scans by age.
 CREATE INDEX snapshot_collected_idx ON snapshot (collected_at);
 

@@ -60,7 +60,9 @@ impl SshExecutor {
             Ok::<_, Error>((normalize(validated.text), validated.warnings))
         })
         .await
-        .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("normalizing the export")))??;
+        .map_err(|e| {
+            Error::Unexpected(anyhow::Error::new(e).context("normalizing the export"))
+        })??;
         warnings.extend(validation_warnings);
         let sha256_hash = sha256_hex(&normalized.text);
         Ok(Outcome {
@@ -110,7 +112,9 @@ impl SshExecutor {
                 }
             }
         };
-        let out = conn.exec(&command, self.limits.max_config_bytes, timeout).await?;
+        let out = conn
+            .exec(&command, self.limits.max_config_bytes, timeout)
+            .await?;
         if out.stdout.iter().all(u8::is_ascii_whitespace) {
             if let Some(code) = out.exit_status.filter(|c| *c != 0) {
                 let stderr = String::from_utf8_lossy(&out.stderr);
@@ -164,8 +168,14 @@ mod tests {
     #[test]
     fn the_probe_output_of_v6_and_v7_gives_the_version() {
         assert_eq!(parse_probe(b"7.16 (stable)\r\n").as_deref(), Some("7.16"));
-        assert_eq!(parse_probe(b"\r\n6.49.10 (long-term)\r\n").as_deref(), Some("6.49.10"));
-        assert_eq!(parse_probe(b"7.21beta2 (testing)").as_deref(), Some("7.21beta2"));
+        assert_eq!(
+            parse_probe(b"\r\n6.49.10 (long-term)\r\n").as_deref(),
+            Some("6.49.10")
+        );
+        assert_eq!(
+            parse_probe(b"7.21beta2 (testing)").as_deref(),
+            Some("7.21beta2")
+        );
     }
 
     #[test]

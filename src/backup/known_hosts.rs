@@ -37,7 +37,8 @@ impl KnownHosts {
                 .with_context(|| format!("parsing known hosts file {}", path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => {
-                return Err(e).with_context(|| format!("reading known hosts file {}", path.display()));
+                return Err(e)
+                    .with_context(|| format!("reading known hosts file {}", path.display()));
             }
         };
         Ok(Self {
@@ -59,7 +60,9 @@ impl KnownHosts {
     /// When the file cannot be written; the pin is then not kept in memory either.
     pub async fn pin(&self, device: &DeviceId, fingerprint: &str) -> anyhow::Result<()> {
         let mut inner = self.inner.lock().await;
-        let previous = inner.pins.insert(device.to_string(), fingerprint.to_owned());
+        let previous = inner
+            .pins
+            .insert(device.to_string(), fingerprint.to_owned());
         if let Err(e) = persist(&inner.path, &inner.pins).await {
             match previous {
                 Some(p) => inner.pins.insert(device.to_string(), p),

@@ -162,7 +162,10 @@ impl fmt::Debug for Outcome {
             .field("device_id", &self.device_id)
             .field("tenant_id", &self.tenant_id)
             .field("sha256_hash", &self.sha256_hash)
-            .field("config_text", &format_args!("<{} bytes>", self.config_text.len()))
+            .field(
+                "config_text",
+                &format_args!("<{} bytes>", self.config_text.len()),
+            )
             .field("routeros_version", &self.routeros_version)
             .field("collected_at", &self.collected_at)
             .field("warnings", &self.warnings)
@@ -322,6 +325,9 @@ pub trait Executor: Send + Sync + 'static {
     ///
     /// # Errors
     /// A [`Error`] whose [`Error::kind`] is the reply's `error_kind`.
-    fn run(&self, device: &Device, trigger: Trigger)
-    -> impl Future<Output = Result<Outcome>> + Send;
+    fn run(
+        &self,
+        device: &Device,
+        trigger: Trigger,
+    ) -> impl Future<Output = Result<Outcome>> + Send;
 }

@@ -183,7 +183,9 @@ pub struct LockSettings {
 
 impl Default for LockSettings {
     fn default() -> Self {
-        Self { url: "local".into() }
+        Self {
+            url: "local".into(),
+        }
     }
 }
 
@@ -343,7 +345,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} problem(s) in the configuration:", self.problems.len())?;
+        writeln!(
+            f,
+            "{} problem(s) in the configuration:",
+            self.problems.len()
+        )?;
         for p in &self.problems {
             writeln!(f, "  - {p}")?;
         }
@@ -404,11 +410,9 @@ impl Settings {
         let mut on_unknown = |p: serde_ignored::Path<'_>| {
             problems.push(format!("{}: unknown key", render_ignored(&p)));
         };
-        let result: Result<Settings, _> =
-            serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
-                layered,
-                &mut on_unknown,
-            ));
+        let result: Result<Settings, _> = serde_path_to_error::deserialize(
+            serde_ignored::Deserializer::new(layered, &mut on_unknown),
+        );
         match result {
             Ok(settings) if problems.is_empty() => Ok(settings),
             Ok(_) => Err(ConfigError { problems }),

@@ -48,7 +48,8 @@ struct Problems {
 
 impl Problems {
     fn push(&mut self, key: impl AsRef<str>, message: impl AsRef<str>) {
-        self.list.push(format!("{}: {}", key.as_ref(), message.as_ref()));
+        self.list
+            .push(format!("{}: {}", key.as_ref(), message.as_ref()));
     }
 }
 
@@ -99,7 +100,10 @@ impl Settings {
             p.push("backup.max_concurrent", "must be at least 1");
         }
         if !(1024..=1 << 30).contains(&b.max_config_bytes) {
-            p.push("backup.max_config_bytes", "must be between 1024 and 1073741824");
+            p.push(
+                "backup.max_config_bytes",
+                "must be between 1024 and 1073741824",
+            );
         }
         let command = match b.command.trim() {
             "" => {
@@ -124,13 +128,24 @@ impl Settings {
 
     fn check_urls(&self, p: &mut Problems) {
         let checks: [(&str, &str, &[&str]); 3] = [
-            ("store.url", &self.store.url, &["sqlite:", "postgres://", "postgresql://"]),
+            (
+                "store.url",
+                &self.store.url,
+                &["sqlite:", "postgres://", "postgresql://"],
+            ),
             ("bus.url", &self.bus.url, &["local", "nats://", "tls://"]),
-            ("lock.url", &self.lock.url, &["local", "redis://", "rediss://"]),
+            (
+                "lock.url",
+                &self.lock.url,
+                &["local", "redis://", "rediss://"],
+            ),
         ];
         for (key, url, schemes) in checks {
             if !schemes.iter().any(|s| url.starts_with(s)) {
-                p.push(key, format!("must start with one of {}", schemes.join(", ")));
+                p.push(
+                    key,
+                    format!("must start with one of {}", schemes.join(", ")),
+                );
             }
         }
         if self.auth.trigger_rate_per_minute == 0 {
@@ -166,7 +181,10 @@ impl Settings {
                 continue;
             }
             if out.contains_key(&c.name) {
-                p.push(format!("{key}.name"), format!("duplicate credentials {:?}", c.name));
+                p.push(
+                    format!("{key}.name"),
+                    format!("duplicate credentials {:?}", c.name),
+                );
                 continue;
             }
             if c.username.is_empty() {
@@ -203,7 +221,10 @@ impl Settings {
                     None
                 }
                 Ok(id) if !seen.insert(id.clone()) => {
-                    p.push(format!("{key}.id"), format!("duplicate device id {:?}", d.id));
+                    p.push(
+                        format!("{key}.id"),
+                        format!("duplicate device id {:?}", d.id),
+                    );
                     None
                 }
                 Ok(id) => Some(id),
@@ -246,7 +267,10 @@ fn check_device_tenant(
             None
         }
         Ok(t) if !known.contains(t.as_str()) => {
-            p.push(format!("{key}.tenant"), format!("no [[tenants]] with id {:?}", d.tenant));
+            p.push(
+                format!("{key}.tenant"),
+                format!("no [[tenants]] with id {:?}", d.tenant),
+            );
             None
         }
         Ok(t) => Some(t),
@@ -275,11 +299,17 @@ fn resolve_auth(c: &CredentialSettings, key: &str, p: &mut Problems) -> Option<A
     match sources.iter().filter(|s| **s).count() {
         1 => {}
         0 => {
-            p.push(key, "needs one of password_env, password_file, password or key_file");
+            p.push(
+                key,
+                "needs one of password_env, password_file, password or key_file",
+            );
             return None;
         }
         _ => {
-            p.push(key, "give only one of password_env, password_file, password or key_file");
+            p.push(
+                key,
+                "give only one of password_env, password_file, password or key_file",
+            );
             return None;
         }
     }
@@ -300,16 +330,30 @@ fn resolve_auth(c: &CredentialSettings, key: &str, p: &mut Problems) -> Option<A
     }
     let path = c.key_file.as_ref()?;
     if let Err(e) = std::fs::metadata(path) {
-        p.push(format!("{key}.key_file"), format!("{}: {e}", path.display()));
+        p.push(
+            format!("{key}.key_file"),
+            format!("{}: {e}", path.display()),
+        );
         return None;
     }
     let passphrase = match (&c.key_passphrase_env, &c.key_passphrase_file) {
         (Some(_), Some(_)) => {
-            p.push(key, "give only one of key_passphrase_env and key_passphrase_file");
+            p.push(
+                key,
+                "give only one of key_passphrase_env and key_passphrase_file",
+            );
             return None;
         }
-        (Some(var), None) => Some(secret_from_env(var, &format!("{key}.key_passphrase_env"), p)?),
-        (None, Some(f)) => Some(secret_from_file(f, &format!("{key}.key_passphrase_file"), p)?),
+        (Some(var), None) => Some(secret_from_env(
+            var,
+            &format!("{key}.key_passphrase_env"),
+            p,
+        )?),
+        (None, Some(f)) => Some(secret_from_file(
+            f,
+            &format!("{key}.key_passphrase_file"),
+            p,
+        )?),
         (None, None) => None,
     };
     Some(Auth::Key {
@@ -326,7 +370,10 @@ fn secret_from_env(var: &str, key: &str, p: &mut Problems) -> Option<SecretStrin
             None
         }
         Err(_) => {
-            p.push(key, format!("environment variable {var} is not set (or not UTF-8)"));
+            p.push(
+                key,
+                format!("environment variable {var} is not set (or not UTF-8)"),
+            );
             None
         }
     }

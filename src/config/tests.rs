@@ -146,18 +146,27 @@ credentials = "two-sources"
         ("tenants[1].id", "duplicate"),
         ("devices[0].id", "may only contain"),
         ("devices[1].tenant", "no [[tenants]]"),
-        ("devices[1].credentials", "no [[credentials]] named \"nope\""),
+        (
+            "devices[1].credentials",
+            "no [[credentials]] named \"nope\"",
+        ),
         ("devices[2].id", "duplicate device id"),
         ("devices[2].host", "host name"),
         ("devices[2].port", "between 1 and 65535"),
     ] {
-        assert!(has(&p, prefix, needle), "missing {prefix}: {needle} in {p:?}");
+        assert!(
+            has(&p, prefix, needle),
+            "missing {prefix}: {needle} in {p:?}"
+        );
     }
 }
 
 #[test]
 fn a_wrong_type_is_reported_with_its_path() {
-    let toml = BASE.replace("host = \"127.0.0.1\"", "host = \"127.0.0.1\"\nport = \"ssh\"");
+    let toml = BASE.replace(
+        "host = \"127.0.0.1\"",
+        "host = \"127.0.0.1\"\nport = \"ssh\"",
+    );
     let p = problems(&toml);
     assert!(has(&p, "devices[0].port", ""), "{p:?}");
 }
@@ -170,7 +179,12 @@ fn a_malformed_duration_is_reported_with_its_path() {
 
 #[test]
 fn syntax_errors_are_reported_not_panicked_on() {
-    for bad in ["[[devices]\nid=", "= =", "[backup]\ninterval = \"1h\"\n[backup]\n", "\u{0}"] {
+    for bad in [
+        "[[devices]\nid=",
+        "= =",
+        "[backup]\ninterval = \"1h\"\n[backup]\n",
+        "\u{0}",
+    ] {
         let p = problems(bad);
         assert!(!p.is_empty(), "{bad:?} must be rejected");
     }
@@ -184,14 +198,23 @@ fn secrets_from_files_are_read_and_never_echoed_in_problems() {
     std::fs::write(&pw, "s3cret-marker\n").expect("write");
     let empty = dir.path().join("empty");
     std::fs::write(&empty, "\n").expect("write");
-    let ok = BASE.replace("password_env = \"PATH\"", &format!("password_file = {:?}", pw));
+    let ok = BASE.replace(
+        "password_env = \"PATH\"",
+        &format!("password_file = {:?}", pw),
+    );
     let bad = format!(
         "{ok}\n[[credentials]]\nname = \"e\"\nusername = \"u\"\npassword_file = {empty:?}\n"
     );
 
     // Act
-    let fleet = Settings::from_toml(&ok).expect("loads").validate().expect("validates");
-    let err = Settings::from_toml(&bad).expect("loads").validate().expect_err("empty file");
+    let fleet = Settings::from_toml(&ok)
+        .expect("loads")
+        .validate()
+        .expect("validates");
+    let err = Settings::from_toml(&bad)
+        .expect("loads")
+        .validate()
+        .expect_err("empty file");
 
     // Assert
     match &fleet.devices[0].credentials.auth {
@@ -201,7 +224,11 @@ fn secrets_from_files_are_read_and_never_echoed_in_problems() {
         other => panic!("expected a password, got {other:?}"),
     }
     assert!(!format!("{fleet:?}").contains("s3cret-marker"));
-    assert!(has(&err.problems, "credentials[1].password_file", "is empty"));
+    assert!(has(
+        &err.problems,
+        "credentials[1].password_file",
+        "is empty"
+    ));
 }
 
 #[test]

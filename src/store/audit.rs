@@ -1,0 +1,154 @@
+//! The append-only audit log: the actions of DESIGN.md §7, written inside the
+//! transaction of what they record where there is one, else best effort.
+//! Details are small JSON objects and never hold config or diff text.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tracing::warn;
+
+use super::{Result, Store, on_db};
+
+/// What an audit event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// A new snapshot was stored.
+    SnapshotCreated,
+    /// An event equal to the newest snapshot stored nothing.
+    SnapshotSkippedDuplicate,
+    /// An event older than the newest snapshot stored nothing.
+    SnapshotStale,
+    /// A diff against the previous snapshot was stored.
+    DiffGenerated,
+    /// A caller triggered a backup.
+    ManualTrigger,
+    /// A host key was pinned on first use.
+    HostKeyPinned,
+    /// An admin reset a pinned host key.
+    HostKeyReset,
+    /// Retention deleted snapshots.
+    DeletedRetention,
+    /// A snapshot event was malformed or could never be stored.
+    EventRejected,
+}
+
+impl Action {
+    /// The stored name, e.g. `config_snapshot_created`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::SnapshotCreated => "config_snapshot_created",
+            Action::SnapshotSkippedDuplicate => "config_snapshot_skipped_duplicate",
+            Action::SnapshotStale => "config_snapshot_stale",
+            Action::DiffGenerated => "config_diff_generated",
+            Action::ManualTrigger => "config_backup_manual_trigger",
+            Action::HostKeyPinned => "ssh_host_key_pinned",
+            Action::HostKeyReset => "ssh_host_key_reset",
+            Action::DeletedRetention => "config_snapshot_deleted_retention",
+            Action::EventRejected => "snapshot_event_rejected",
+        }
+    }
+}
+
+/// One audit event as listed.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AuditEvent {
+    /// Event id (cursor).
+    #[sqlx(rename = "audit_event_id")]
+    pub id: i64,
+    /// Tenant, when the event concerns one.
+    pub tenant_id: Option<String>,
+    /// Device, when the event concerns one.
+    pub device_id: Option<String>,
+    /// Action name.
+    pub action: String,
+    /// Who did it (`sub` of the caller), when a person did.
+    pub actor: Option<String>,
+    /// JSON details.
+    #[serde(skip)]
+    pub detail: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+impl AuditEvent {
+    /// The details as JSON.
+    pub fn detail_json(&self) -> Value {
+        serde_json::from_str(&self.detail).unwrap_or(Value::Null)
+    }
+}
+
+/// Inserts an audit event with `$executor` (a transaction or a pool of
+/// either backend); evaluates to `store::Result<()>`. A macro rather than a
+/// generic function: the same statement is instantiated for each backend,
+/// like the queries under [`on_db!`].
+macro_rules! insert_audit {
+    ($executor:expr, $tenant:expr, $device:expr, $action:expr, $actor:expr, $detail:expr) => {
+        sqlx::query(
+            "INSERT INTO audit_event (tenant_id, device_id, action, actor, detail, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind($tenant)
+        .bind($device)
+        .bind($crate::store::audit::Action::as_str($action))
+        .bind($actor)
+        .bind(::serde_json::Value::to_string($detail))
+        .bind(::chrono::Utc::now())
+        .execute($executor)
+        .await
+        .map(|_| ())
+        .map_err($crate::store::Error::from)
+    };
+}
+pub(crate) use insert_audit;
+
+impl Store {
+    /// Records an audit event outside any transaction.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn audit(
+        &self,
+        tenant_id: &str,
+        device_id: Option<&str>,
+        action: Action,
+        actor: Option<&str>,
+        detail: &Value,
+    ) -> Result<()> {
+        on_db!(&self.db, pool, _d => insert_audit!(pool, tenant_id, device_id, action, actor, detail))
+    }
+
+    /// Records an audit event; a failure is logged at `warn` and swallowed,
+    /// for side effects that must not undo what they record.
+    pub async fn audit_best_effort(
+        &self,
+        tenant_id: &str,
+        device_id: Option<&str>,
+        action: Action,
+        actor: Option<&str>,
+        detail: &Value,
+    ) {
+        if let Err(e) = self.audit(tenant_id, device_id, action, actor, detail).await {
+            warn!(error.message = %e, error.cause_chain = ?e, action = action.as_str(), "recording an audit event failed");
+        }
+    }
+
+    /// A tenant's audit events, newest first, ids below `before` when given.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn list_audit(&self, tenant_id: &str, limit: u32, before: Option<i64>) -> Result<Vec<AuditEvent>> {
+        let rows = on_db!(&self.db, pool, _d => {
+            sqlx::query_as::<_, AuditEvent>(
+                "SELECT audit_event_id, tenant_id, device_id, action, actor, detail, created_at \
+                 FROM audit_event WHERE tenant_id = $1 AND audit_event_id < $2 \
+                 ORDER BY audit_event_id DESC LIMIT $3",
+            )
+            .bind(tenant_id)
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(i64::from(limit.clamp(1, super::history::MAX_PAGE)))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}

@@ -1,0 +1,280 @@
+//! Persistence: PostgreSQL or SQLite behind one [`Store`], with encryption at
+//! rest (`crypto`), snapshot ingest and history (`snapshot`), devices, their
+//! pinned host keys and backup state (`device`), the audit log (`audit`) and
+//! retention (`retention`). All SQL of cfgsnap lives under this module.
+//!
+//! Every query takes the tenant it serves and filters by it, so a query for
+//! tenant A never returns tenant B's rows. Queries are written once and run on
+//! both backends through [`on_db!`], which instantiates the same code for each
+//! pool type; `$1` placeholders work on both.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use tracing::info;
+
+use crate::config::StoreSettings;
+
+pub mod audit;
+pub mod crypto;
+pub mod device;
+pub mod history;
+pub mod retention;
+pub mod snapshot;
+
+use crypto::{Cipher, CryptoError, MasterKey};
+
+/// Result type of the store module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// A failed store operation. Messages never contain config or diff text.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No such snapshot for this tenant and device.
+    #[error("snapshot not found")]
+    SnapshotNotFound,
+    /// No such device for this tenant.
+    #[error("device not found")]
+    DeviceNotFound,
+    /// A snapshot event that can never be stored (poison): bad fields,
+    /// a hash that does not match the text, an unknown device.
+    #[error("invalid snapshot: {0}")]
+    InvalidSnapshot(String),
+    /// The database could not be reached or is busy; retrying may succeed.
+    #[error("store unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// A record could not be decrypted (wrong master key or corruption).
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// Whether retrying later may succeed (a nak rather than a terminate).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        if is_transient(&e) {
+            Error::Unavailable(e)
+        } else {
+            Error::Unexpected(anyhow::Error::new(e))
+        }
+    }
+}
+
+/// Connection loss, pool exhaustion, lock contention, a full disk: states
+/// that pass, as opposed to a query that will always fail.
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // PostgreSQL: class 08 connection, 53 resources, 57P0x shutdown,
+            // 40001/40P01 serialization and deadlock. SQLite: 5 BUSY, 6
+            // LOCKED, 13 FULL (and their extended codes).
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P0")
+                || code == "40001"
+                || code == "40P01"
+                || matches!(code.parse::<i32>().map(|c| c & 0xff), Ok(5 | 6 | 13))
+        }
+        _ => false,
+    }
+}
+
+/// The database behind the store.
+#[derive(Clone, Debug)]
+pub(crate) enum Db {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Runs the same body against whichever pool the store has. `$pool` is bound
+/// to the concrete pool and `$d` to the backend's [`Dialect`].
+macro_rules! on_db {
+    ($db:expr, $pool:ident, $d:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Postgres($pool) => {
+                let $d = $crate::store::Dialect::POSTGRES;
+                $body
+            }
+            $crate::store::Db::Sqlite($pool) => {
+                let $d = $crate::store::Dialect::SQLITE;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_db;
+
+/// The few places where the SQL of the two backends differs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dialect {
+    /// Statement that opens a write transaction. SQLite takes the write
+    /// lock up front (`IMMEDIATE`), so two ingests never both read the
+    /// same newest snapshot and fork the history.
+    pub begin_write: &'static str,
+    /// Row lock suffix for a `SELECT` inside a write transaction.
+    pub for_update: &'static str,
+}
+
+impl Dialect {
+    pub const POSTGRES: Dialect = Dialect {
+        begin_write: "BEGIN",
+        for_update: " FOR UPDATE",
+    };
+    pub const SQLITE: Dialect = Dialect {
+        begin_write: "BEGIN IMMEDIATE",
+        for_update: "",
+    };
+}
+
+/// The snapshot store: a database pool and the cipher for records at rest.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) db: Db,
+    pub(crate) cipher: Cipher,
+    pub(crate) diff_deadline: Duration,
+}
+
+impl Store {
+    /// Connects to `settings.url`, applies the migrations and loads the
+    /// master key (generating the key file on a fresh store, see
+    /// [`load_master_key`]).
+    ///
+    /// # Errors
+    /// A database that cannot be reached or migrated, or a missing or
+    /// malformed master key.
+    pub async fn connect(settings: &StoreSettings) -> Result<Store> {
+        let db = open_pool(&settings.url).await?;
+        migrate(&db).await?;
+        let cipher = load_master_key(&db, settings).await?;
+        Ok(Store {
+            db,
+            cipher,
+            diff_deadline: Duration::from_secs(2),
+        })
+    }
+
+    /// Applies pending migrations (idempotent).
+    ///
+    /// # Errors
+    /// When a migration fails.
+    pub async fn migrate(&self) -> Result<()> {
+        migrate(&self.db).await
+    }
+
+    /// Checks that the database answers.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when it does not.
+    pub async fn ping(&self) -> Result<()> {
+        on_db!(&self.db, pool, _d => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// `postgres` or `sqlite`.
+    pub fn backend(&self) -> &'static str {
+        match self.db {
+            Db::Postgres(_) => "postgres",
+            Db::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Closes the pool, waiting for checked-out connections.
+    pub async fn close(&self) {
+        on_db!(&self.db, pool, _d => pool.close().await);
+    }
+}
+
+async fn open_pool(url: &str) -> Result<Db> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(Error::Unavailable)?;
+        return Ok(Db::Postgres(pool));
+    }
+    let options = SqliteConnectOptions::from_str(url)
+        .context("parsing store.url")?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    if let Some(dir) = options.get_filename().parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the database directory {}", dir.display()))?;
+        }
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(Error::Unavailable)?;
+    Ok(Db::Sqlite(pool))
+}
+
+async fn migrate(db: &Db) -> Result<()> {
+    match db {
+        Db::Postgres(pool) => PG_MIGRATOR.run(pool).await,
+        Db::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await,
+    }
+    .context("applying database migrations")?;
+    Ok(())
+}
+
+/// The master key from `encryption_key_env` or `encryption_key_file`. A key
+/// file that does not exist is generated, but only while the store holds no
+/// snapshot: a key lost from a store with data is an error, never silently
+/// replaced by a new key that could not read the old records.
+async fn load_master_key(db: &Db, settings: &StoreSettings) -> Result<Cipher> {
+    let key = match (&settings.encryption_key_env, &settings.encryption_key_file) {
+        (Some(var), _) => MasterKey::from_env(var)?,
+        (None, Some(path)) => key_from_file(db, path).await?,
+        (None, None) => return Err(CryptoError::MissingKey.into()),
+    };
+    Ok(Cipher::new(key, Vec::new()))
+}
+
+async fn key_from_file(db: &Db, path: &Path) -> Result<MasterKey> {
+    if !path.exists() {
+        let snapshots: i64 = on_db!(db, pool, _d => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM snapshot").fetch_one(pool).await?
+        });
+        if snapshots > 0 {
+            return Err(Error::Unexpected(anyhow::anyhow!(
+                "master key file {} is missing but the store holds {snapshots} encrypted snapshots; restore the key file",
+                path.display()
+            )));
+        }
+    }
+    let (key, generated) = MasterKey::load_or_generate(path)?;
+    if generated {
+        info!(path = %path.display(), "generated a new master key file; back it up, snapshots cannot be read without it");
+    }
+    Ok(key)
+}
