@@ -1,1 +1,4 @@
-fn main() {}
+//! Integration tests: one crate, one module per feature.
+
+mod openssh;
+mod sshd;
