@@ -13,7 +13,7 @@ use cfgsnap::telemetry;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Cli::parse();
-    let path = args.command.config_path().to_owned();
+    let path = args.config.clone();
     let settings = match Settings::load(&path) {
         Ok(s) => s,
         Err(e) => {
@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
         settings.log.format,
         std::io::stderr,
     ));
-    match cli::run(args.command, settings).await {
+    match cli::run(args, settings).await {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
             tracing::error!(error.message = %e, error.cause_chain = ?e, "cfgsnap failed");

@@ -10,26 +10,25 @@ use std::time::Instant;
 use chrono::Utc;
 use tracing::{info, instrument, warn};
 
-use super::known_hosts::KnownHosts;
 use super::normalize::{normalize, sha256_hex};
 use super::ssh::{self, Connection};
 use super::validate::validate;
-use super::{Command, Device, Error, Executor, Limits, Outcome, Result, Trigger};
+use super::{Command, Device, Error, Executor, HostKeys, Limits, Outcome, Result, Trigger};
 use crate::telemetry::spawn_blocking_with_tracing;
 
 /// The RouterOS command that prints the version, e.g. `7.16 (stable)`.
 pub const VERSION_PROBE: &str = ":put [/system resource get version]";
 
-/// Backs devices up over SSH with the configured limits.
+/// Backs devices up over SSH with the configured limits, pinning host keys in `K`.
 #[derive(Clone)]
-pub struct SshExecutor {
+pub struct SshExecutor<K> {
     limits: Limits,
-    known_hosts: KnownHosts,
+    known_hosts: K,
 }
 
-impl SshExecutor {
+impl<K: HostKeys> SshExecutor<K> {
     /// An executor using `limits` and pinning host keys in `known_hosts`.
-    pub fn new(limits: Limits, known_hosts: KnownHosts) -> Self {
+    pub fn new(limits: Limits, known_hosts: K) -> Self {
         Self {
             limits,
             known_hosts,
@@ -40,7 +39,11 @@ impl SshExecutor {
     #[instrument(name = "backup.collect", skip_all, fields(device_id = %device.id))]
     pub async fn collect(&self, device: &Device, trigger: Trigger) -> Result<Outcome> {
         let started = Instant::now();
-        let pinned = self.known_hosts.get(&device.id).await;
+        let pinned = self
+            .known_hosts
+            .pinned(&device.id)
+            .await
+            .map_err(|e| Error::Unexpected(e.context("reading the pinned host key")))?;
         let mut conn = ssh::connect(device, pinned.as_deref(), self.limits.connect_timeout).await?;
         let fingerprint = conn.host_key_fingerprint().to_owned();
         if pinned.is_none() {
@@ -129,7 +132,7 @@ impl SshExecutor {
     }
 }
 
-impl Executor for SshExecutor {
+impl<K: HostKeys> Executor for SshExecutor<K> {
     #[instrument(name = "backup.execute", skip_all, fields(device_id = %device.id, trigger = ?trigger))]
     async fn run(&self, device: &Device, trigger: Trigger) -> Result<Outcome> {
         let limit = self.limits.job_timelimit;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::sync::Mutex;
 
+use super::HostKeys;
 use crate::id::DeviceId;
 
 /// The pinned host keys of all devices, shared by all executors.
@@ -81,6 +82,19 @@ impl KnownHosts {
         let mut inner = self.inner.lock().await;
         if inner.pins.remove(device.as_str()).is_some() {
             persist(&inner.path, &inner.pins).await?;
+        }
+        Ok(())
+    }
+}
+
+impl HostKeys for KnownHosts {
+    async fn pinned(&self, device: &DeviceId) -> anyhow::Result<Option<String>> {
+        Ok(self.get(device).await)
+    }
+
+    async fn pin(&self, device: &DeviceId, fingerprint: &str) -> anyhow::Result<()> {
+        if self.get(device).await.is_none() {
+            KnownHosts::pin(self, device, fingerprint).await?;
         }
         Ok(())
     }

@@ -331,3 +331,15 @@ pub trait Executor: Send + Sync + 'static {
         trigger: Trigger,
     ) -> impl Future<Output = Result<Outcome>> + Send;
 }
+
+/// Where pinned host keys live: the store on a node with a database, a JSON
+/// file ([`known_hosts::KnownHosts`]) on a poller without one. A trait because
+/// `backup` must not depend on `store` (the store implements it).
+pub trait HostKeys: Send + Sync + 'static {
+    /// The fingerprint pinned for `device`, if any.
+    fn pinned(&self, device: &DeviceId) -> impl Future<Output = anyhow::Result<Option<String>>> + Send;
+
+    /// Pins `fingerprint` for `device` unless one is pinned already.
+    fn pin(&self, device: &DeviceId, fingerprint: &str)
+    -> impl Future<Output = anyhow::Result<()>> + Send;
+}

@@ -261,3 +261,13 @@ impl Store {
         Ok(())
     }
 }
+
+impl crate::backup::HostKeys for Store {
+    async fn pinned(&self, device: &crate::id::DeviceId) -> anyhow::Result<Option<String>> {
+        Ok(self.pinned_host_key(device.as_str()).await?)
+    }
+
+    async fn pin(&self, device: &crate::id::DeviceId, fingerprint: &str) -> anyhow::Result<()> {
+        Ok(self.pin_host_key(device.as_str(), fingerprint).await?)
+    }
+}

@@ -336,3 +336,22 @@ impl Store {
             .collect())
     }
 }
+
+impl Store {
+    /// The tenant and device of a snapshot, for operators' tools that are
+    /// given a bare snapshot id (the CLI). Not for tenant-scoped callers.
+    ///
+    /// # Errors
+    /// [`Error::SnapshotNotFound`].
+    pub async fn snapshot_owner(&self, snapshot_id: i64) -> Result<(String, String)> {
+        let row = on_db!(&self.db, pool, _d => {
+            sqlx::query_as::<_, (String, String)>(
+                "SELECT tenant_id, device_id FROM snapshot WHERE snapshot_id = $1",
+            )
+            .bind(snapshot_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.ok_or(Error::SnapshotNotFound)
+    }
+}

@@ -1,0 +1,92 @@
+//! `cfgsnap backup`: one device, once, stored when the store accepts it.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use super::Exit;
+use crate::backup::executor::SshExecutor;
+use crate::backup::{Executor as _, Trigger};
+use crate::config::{Fleet, Settings};
+use crate::store::Store;
+use crate::store::device::Attempt;
+use crate::store::snapshot::{Ingested, NewSnapshot};
+
+/// Backs `device_id` up, stores it and prints the JSON line of DESIGN.md §9
+/// plus `snapshot_id` and `stored` (false for a duplicate).
+pub(super) async fn run(
+    settings: &Settings,
+    fleet: &Fleet,
+    device_id: &str,
+    output: Option<&Path>,
+) -> anyhow::Result<Exit> {
+    let Some(device) = fleet.device(device_id) else {
+        eprintln!("error[not_found]: no device {device_id:?} in the configuration");
+        return Ok(Exit::Failed);
+    };
+    let store = Store::connect(&settings.store).await?;
+    store.sync_fleet(fleet).await?;
+    let executor = SshExecutor::new(fleet.limits.clone(), store.clone());
+    let started = chrono::Utc::now();
+    let outcome = match executor.run(device, Trigger::Manual).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let attempt = Attempt::Failed {
+                error_kind: e.kind().to_string(),
+                next_attempt_at: None,
+                blocked_reason: None,
+            };
+            store.record_attempt(device.id.as_str(), started, &attempt).await?;
+            eprintln!("error[{}]: {e}", e.kind());
+            store.close().await;
+            return Ok(Exit::Failed);
+        }
+    };
+    let ingested = store
+        .ingest(&NewSnapshot::from_outcome(&outcome, Some(poller_id())))
+        .await
+        .context("storing the snapshot")?;
+    store.record_attempt(device.id.as_str(), started, &Attempt::Success).await?;
+    store.close().await;
+    if let Some(path) = output {
+        write_private(path, outcome.config_text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let line = json!({
+        "device_id": outcome.device_id,
+        "tenant_id": outcome.tenant_id,
+        "sha256_hash": outcome.sha256_hash,
+        "routeros_version": outcome.routeros_version,
+        "bytes": outcome.config_text.len(),
+        "lines": outcome.lines(),
+        "duration_ms": outcome.duration.as_millis(),
+        "warnings": outcome.warnings,
+        "snapshot_id": ingested.snapshot_id(),
+        "stored": matches!(ingested, Ingested::Created { .. }),
+    });
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}").context("writing to stdout")?;
+    Ok(Exit::Ok)
+}
+
+/// This node's name in snapshot events: the host name, else `cfgsnap`.
+pub(crate) fn poller_id() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "cfgsnap".to_owned())
+}
+
+/// Writes `bytes` to `path`, readable by the owner only: exports hold secrets.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}

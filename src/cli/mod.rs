@@ -1,0 +1,137 @@
+//! The command line: clap definitions and the one-shot subcommands. `main.rs`
+//! parses, calls [`run`] and turns the returned [`Exit`] into the process's
+//! exit code.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{ConfigError, Settings};
+
+mod backup;
+mod history;
+
+/// cfgsnap: versioned snapshots of network device configurations.
+#[derive(Debug, Parser)]
+#[command(name = "cfgsnap", version, about)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = "config.toml")]
+    pub config: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Back up one device once, store it, and print a JSON line describing it.
+    Backup {
+        /// Id of the device to back up.
+        #[arg(long)]
+        device: String,
+        /// Also write the normalized export to this file (mode 0600).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// List a device's snapshots, newest first.
+    History {
+        /// Device id.
+        #[arg(long)]
+        device: String,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a snapshot's normalized export.
+    Show {
+        /// Snapshot id.
+        snapshot_id: i64,
+    },
+    /// Print the unified diff of a snapshot against its predecessor or another snapshot.
+    Diff {
+        /// Snapshot id.
+        snapshot_id: i64,
+        /// Compare against this snapshot of the same device instead.
+        #[arg(long)]
+        against: Option<i64>,
+    },
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Check the configuration and print every problem, or "ok".
+    CheckConfig,
+}
+
+/// How a subcommand ended; `main` maps it to the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Exit code 0.
+    Ok,
+    /// Exit code 1: the operation failed (the reason is on stderr).
+    Failed,
+    /// Exit code 2: the configuration is invalid.
+    ConfigInvalid,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failed => 1,
+            Exit::ConfigInvalid => 2,
+        }
+    }
+}
+
+/// Prints the configuration problems to stderr.
+pub fn report_config_error(path: &Path, e: &ConfigError) {
+    eprint!("{}: {e}", path.display());
+}
+
+/// Runs `cmd` with already loaded settings.
+///
+/// # Errors
+/// Unexpected failures (I/O on an output file, an unreachable store).
+pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
+    let fleet = match settings.validate() {
+        Ok(fleet) => fleet,
+        Err(e) => {
+            report_config_error(&cli.config, &e);
+            return Ok(Exit::ConfigInvalid);
+        }
+    };
+    for w in &fleet.warnings {
+        tracing::warn!("{w}");
+    }
+    match cli.command {
+        Cmd::CheckConfig => {
+            println!("ok");
+            Ok(Exit::Ok)
+        }
+        Cmd::Migrate => {
+            let store = crate::store::Store::connect(&settings.store).await?;
+            store.sync_fleet(&fleet).await?;
+            store.close().await;
+            println!("ok");
+            Ok(Exit::Ok)
+        }
+        Cmd::Backup { device, output } => {
+            backup::run(&settings, &fleet, &device, output.as_deref()).await
+        }
+        Cmd::History {
+            device,
+            limit,
+            json,
+        } => history::list(&settings, &fleet, &device, limit, json).await,
+        Cmd::Show { snapshot_id } => history::show(&settings, snapshot_id).await,
+        Cmd::Diff {
+            snapshot_id,
+            against,
+        } => history::diff(&settings, snapshot_id, against).await,
+    }
+}
