@@ -3,3 +3,4 @@
 pub mod backup;
 pub mod id;
 pub mod sim;
+pub mod store;

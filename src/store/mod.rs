@@ -1,0 +1,3 @@
+//! Persistence and encryption at rest (DESIGN.md §7); `crypto` seals record text.
+
+pub mod crypto;
