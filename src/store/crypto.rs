@@ -54,10 +54,13 @@ pub type Result<T, E = CryptoError> = std::result::Result<T, E>;
 /// text, key bytes or record plaintext.
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
-    /// No master key is configured where one was expected.
-    #[error("master key missing: {origin} is absent or empty")]
-    MissingKey {
-        /// Where the key was looked for, e.g. `environment variable CFGSNAP_KEY`.
+    /// Neither `store.encryption_key_env` nor `store.encryption_key_file` is configured.
+    #[error("no master key configured: set store.encryption_key_env or store.encryption_key_file")]
+    MissingKey,
+    /// The configured key source (variable or file) is absent or empty.
+    #[error("master key not found: {origin} is absent or empty")]
+    KeyNotFound {
+        /// Where the key was looked for, e.g. `environment variable CFGSNAP_MASTER_KEY`.
         origin: String,
     },
     /// The configured master key is not base64 of exactly 32 bytes.
@@ -128,19 +131,19 @@ impl MasterKey {
     ///
     /// # Errors
     ///
-    /// [`CryptoError::MissingKey`] when the variable is unset or blank,
+    /// [`CryptoError::KeyNotFound`] when the variable is unset or blank,
     /// [`CryptoError::MalformedKey`] when it is not base64 of 32 bytes.
     pub fn from_env(var: &str) -> Result<Self> {
         let origin = format!("environment variable {var}");
         let text = match std::env::var(var) {
             Ok(text) => SecretString::from(text),
-            Err(std::env::VarError::NotPresent) => return Err(CryptoError::MissingKey { origin }),
+            Err(std::env::VarError::NotPresent) => return Err(CryptoError::KeyNotFound { origin }),
             Err(std::env::VarError::NotUnicode(_)) => {
                 return Err(malformed(&origin, "not valid UTF-8".to_owned()));
             }
         };
         if text.expose_secret().trim().is_empty() {
-            return Err(CryptoError::MissingKey { origin });
+            return Err(CryptoError::KeyNotFound { origin });
         }
         Self::decode(text.expose_secret(), &origin)
     }
@@ -151,7 +154,7 @@ impl MasterKey {
     ///
     /// # Errors
     ///
-    /// [`CryptoError::MissingKey`] when the file does not exist or is blank,
+    /// [`CryptoError::KeyNotFound`] when the file does not exist or is blank,
     /// [`CryptoError::MalformedKey`] when it does not hold base64 of 32 bytes,
     /// [`CryptoError::Io`] when it cannot be read.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
@@ -165,7 +168,7 @@ impl MasterKey {
         let mut file = match File::open(path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(CryptoError::MissingKey { origin });
+                return Err(CryptoError::KeyNotFound { origin });
             }
             Err(e) => return Err(io_err(e)),
         };
@@ -175,7 +178,7 @@ impl MasterKey {
         let text = std::str::from_utf8(&raw)
             .map_err(|_| malformed(&origin, "not valid UTF-8".to_owned()))?;
         if text.trim().is_empty() {
-            return Err(CryptoError::MissingKey { origin });
+            return Err(CryptoError::KeyNotFound { origin });
         }
         Self::decode(text, &origin)
     }
@@ -814,10 +817,10 @@ mod tests {
     }
 
     #[test]
-    fn an_unset_environment_variable_is_a_missing_key() {
+    fn an_unset_environment_variable_is_reported_by_name() {
         let err =
             MasterKey::from_env("CFGSNAP_TEST_SURELY_UNSET_MASTER_KEY").expect_err("should fail");
-        assert!(matches!(err, CryptoError::MissingKey { .. }));
+        assert!(matches!(err, CryptoError::KeyNotFound { .. }));
         assert!(
             err.to_string()
                 .contains("CFGSNAP_TEST_SURELY_UNSET_MASTER_KEY")
@@ -926,7 +929,7 @@ mod tests {
         assert!(!err.to_string().contains("c2VjcmV0"));
         fs::write(&path, "").expect("write test file");
         let err = MasterKey::load_or_generate(&path).expect_err("should fail");
-        assert!(matches!(err, CryptoError::MissingKey { .. }));
+        assert!(matches!(err, CryptoError::KeyNotFound { .. }));
     }
 
     #[test]
