@@ -15,7 +15,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use tracing::info;
 
 use crate::config::StoreSettings;
 
@@ -272,9 +271,7 @@ async fn key_from_file(db: &Db, path: &Path) -> Result<MasterKey> {
             )));
         }
     }
-    let (key, generated) = MasterKey::load_or_generate(path)?;
-    if generated {
-        info!(path = %path.display(), "generated a new master key file; back it up, snapshots cannot be read without it");
-    }
+    // load_or_generate logs the generation itself (path and key id only).
+    let (key, _generated) = MasterKey::load_or_generate(path)?;
     Ok(key)
 }
