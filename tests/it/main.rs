@@ -1,1 +1,3 @@
-fn main() {}
+//! The integration-test crate: one module per feature.
+
+mod sim;
