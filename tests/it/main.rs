@@ -1,4 +1,5 @@
 //! Integration tests: one crate, one module per feature.
 
 mod openssh;
+mod sim;
 mod sshd;
