@@ -337,9 +337,15 @@ pub trait Executor: Send + Sync + 'static {
 /// `backup` must not depend on `store` (the store implements it).
 pub trait HostKeys: Send + Sync + 'static {
     /// The fingerprint pinned for `device`, if any.
-    fn pinned(&self, device: &DeviceId) -> impl Future<Output = anyhow::Result<Option<String>>> + Send;
+    fn pinned(
+        &self,
+        device: &DeviceId,
+    ) -> impl Future<Output = anyhow::Result<Option<String>>> + Send;
 
     /// Pins `fingerprint` for `device` unless one is pinned already.
-    fn pin(&self, device: &DeviceId, fingerprint: &str)
-    -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn pin(
+        &self,
+        device: &DeviceId,
+        fingerprint: &str,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
 }

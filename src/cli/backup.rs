@@ -38,7 +38,9 @@ pub(super) async fn run(
                 next_attempt_at: None,
                 blocked_reason: None,
             };
-            store.record_attempt(device.id.as_str(), started, &attempt).await?;
+            store
+                .record_attempt(device.id.as_str(), started, &attempt)
+                .await?;
             eprintln!("error[{}]: {e}", e.kind());
             store.close().await;
             return Ok(Exit::Failed);
@@ -48,7 +50,9 @@ pub(super) async fn run(
         .ingest(&NewSnapshot::from_outcome(&outcome, Some(poller_id())))
         .await
         .context("storing the snapshot")?;
-    store.record_attempt(device.id.as_str(), started, &Attempt::Success).await?;
+    store
+        .record_attempt(device.id.as_str(), started, &Attempt::Success)
+        .await?;
     store.close().await;
     if let Some(path) = output {
         write_private(path, outcome.config_text.as_bytes())

@@ -28,7 +28,11 @@ pub(super) async fn list(
     store.close().await;
     let mut out = std::io::stdout().lock();
     if !json {
-        writeln!(out, "{:>8}  {:<25}  {:<9}  {:<12}  {:>9}  {:>7}  {:>7}", "ID", "COLLECTED", "TRIGGER", "SHA256", "BYTES", "+LINES", "-LINES")?;
+        writeln!(
+            out,
+            "{:>8}  {:<25}  {:<9}  {:<12}  {:>9}  {:>7}  {:>7}",
+            "ID", "COLLECTED", "TRIGGER", "SHA256", "BYTES", "+LINES", "-LINES"
+        )?;
     }
     for s in rows {
         if json {
@@ -63,11 +67,17 @@ pub(super) async fn show(settings: &Settings, snapshot_id: i64) -> anyhow::Resul
 }
 
 /// Prints the unified diff of a snapshot.
-pub(super) async fn diff(settings: &Settings, snapshot_id: i64, against: Option<i64>) -> anyhow::Result<Exit> {
+pub(super) async fn diff(
+    settings: &Settings,
+    snapshot_id: i64,
+    against: Option<i64>,
+) -> anyhow::Result<Exit> {
     let store = Store::connect(&settings.store).await?;
     let result = async {
         let (tenant, device) = store.snapshot_owner(snapshot_id).await?;
-        store.snapshot_diff(&tenant, &device, snapshot_id, against).await
+        store
+            .snapshot_diff(&tenant, &device, snapshot_id, against)
+            .await
     }
     .await;
     store.close().await;
@@ -77,11 +87,16 @@ pub(super) async fn diff(settings: &Settings, snapshot_id: i64, against: Option<
 fn print_or_fail(result: store::Result<String>, snapshot_id: i64) -> anyhow::Result<Exit> {
     match result {
         Ok(text) => {
-            std::io::stdout().lock().write_all(text.as_bytes()).context("writing to stdout")?;
+            std::io::stdout()
+                .lock()
+                .write_all(text.as_bytes())
+                .context("writing to stdout")?;
             Ok(Exit::Ok)
         }
         Err(store::Error::SnapshotNotFound) => {
-            eprintln!("error[not_found]: no snapshot {snapshot_id} (or --against names another device's)");
+            eprintln!(
+                "error[not_found]: no snapshot {snapshot_id} (or --against names another device's)"
+            );
             Ok(Exit::Failed)
         }
         Err(e) => Err(e.into()),

@@ -127,7 +127,10 @@ impl Store {
         actor: Option<&str>,
         detail: &Value,
     ) {
-        if let Err(e) = self.audit(tenant_id, device_id, action, actor, detail).await {
+        if let Err(e) = self
+            .audit(tenant_id, device_id, action, actor, detail)
+            .await
+        {
             warn!(error.message = %e, error.cause_chain = ?e, action = action.as_str(), "recording an audit event failed");
         }
     }
@@ -136,7 +139,12 @@ impl Store {
     ///
     /// # Errors
     /// Database failures.
-    pub async fn list_audit(&self, tenant_id: &str, limit: u32, before: Option<i64>) -> Result<Vec<AuditEvent>> {
+    pub async fn list_audit(
+        &self,
+        tenant_id: &str,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<AuditEvent>> {
         let rows = on_db!(&self.db, pool, _d => {
             sqlx::query_as::<_, AuditEvent>(
                 "SELECT audit_event_id, tenant_id, device_id, action, actor, detail, created_at \

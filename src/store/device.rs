@@ -193,7 +193,12 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::DeviceNotFound`] when the device is not this tenant's.
-    pub async fn reset_host_key(&self, tenant_id: &str, device_id: &str, actor: &str) -> Result<()> {
+    pub async fn reset_host_key(
+        &self,
+        tenant_id: &str,
+        device_id: &str,
+        actor: &str,
+    ) -> Result<()> {
         on_db!(&self.db, pool, d => {
             let mut tx = pool.begin_with(d.begin_write).await?;
             let old: Option<Option<String>> = sqlx::query_scalar(
@@ -225,7 +230,12 @@ impl Store {
     ///
     /// # Errors
     /// Database failures.
-    pub async fn record_attempt(&self, device_id: &str, at: DateTime<Utc>, attempt: &Attempt) -> Result<()> {
+    pub async fn record_attempt(
+        &self,
+        device_id: &str,
+        at: DateTime<Utc>,
+        attempt: &Attempt,
+    ) -> Result<()> {
         on_db!(&self.db, pool, _d => {
             match attempt {
                 Attempt::Success => sqlx::query(

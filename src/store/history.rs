@@ -136,7 +136,12 @@ impl Store {
     /// # Errors
     /// [`Error::SnapshotNotFound`] when the snapshot is not this tenant's
     /// and device's.
-    pub async fn get_snapshot(&self, tenant_id: &str, device_id: &str, snapshot_id: i64) -> Result<SnapshotMeta> {
+    pub async fn get_snapshot(
+        &self,
+        tenant_id: &str,
+        device_id: &str,
+        snapshot_id: i64,
+    ) -> Result<SnapshotMeta> {
         let sql = format!(
             "SELECT {META_COLUMNS} FROM snapshot s LEFT JOIN snapshot_diff d ON d.snapshot_id = s.snapshot_id \
              WHERE s.tenant_id = $1 AND s.device_id = $2 AND s.snapshot_id = $3"
@@ -156,8 +161,16 @@ impl Store {
     ///
     /// # Errors
     /// Database failures.
-    pub async fn newest_snapshot(&self, tenant_id: &str, device_id: &str) -> Result<Option<SnapshotMeta>> {
-        Ok(self.list_snapshots(tenant_id, device_id, 1, None).await?.into_iter().next())
+    pub async fn newest_snapshot(
+        &self,
+        tenant_id: &str,
+        device_id: &str,
+    ) -> Result<Option<SnapshotMeta>> {
+        Ok(self
+            .list_snapshots(tenant_id, device_id, 1, None)
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// The decrypted normalized export of a snapshot.
@@ -166,12 +179,24 @@ impl Store {
     /// [`Error::SnapshotNotFound`], or [`Error::Crypto`] when the record
     /// cannot be decrypted with the configured keys.
     #[instrument(name = "store.snapshot_content", skip_all, fields(device_id = %device_id))]
-    pub async fn snapshot_content(&self, tenant_id: &str, device_id: &str, snapshot_id: i64) -> Result<String> {
-        let row = self.sealed_content(tenant_id, device_id, snapshot_id).await?;
+    pub async fn snapshot_content(
+        &self,
+        tenant_id: &str,
+        device_id: &str,
+        snapshot_id: i64,
+    ) -> Result<String> {
+        let row = self
+            .sealed_content(tenant_id, device_id, snapshot_id)
+            .await?;
         self.open_content(tenant_id, device_id, row).await
     }
 
-    async fn sealed_content(&self, tenant_id: &str, device_id: &str, snapshot_id: i64) -> Result<SealedRow> {
+    async fn sealed_content(
+        &self,
+        tenant_id: &str,
+        device_id: &str,
+        snapshot_id: i64,
+    ) -> Result<SealedRow> {
         let row = on_db!(&self.db, pool, _d => {
             sqlx::query_as::<_, SealedRow>(
                 "SELECT sha256_hash, key_id, nonce, content FROM snapshot \
@@ -186,13 +211,23 @@ impl Store {
         row.ok_or(Error::SnapshotNotFound)
     }
 
-    async fn open_content(&self, tenant_id: &str, device_id: &str, row: SealedRow) -> Result<String> {
+    async fn open_content(
+        &self,
+        tenant_id: &str,
+        device_id: &str,
+        row: SealedRow,
+    ) -> Result<String> {
         let cipher = self.cipher.clone();
         let (tenant, device) = (tenant_id.to_owned(), device_id.to_owned());
         spawn_blocking_with_tracing(move || {
-            let sealed = Sealed { key_id: row.key_id, nonce: row.nonce, ciphertext: row.content };
+            let sealed = Sealed {
+                key_id: row.key_id,
+                nonce: row.nonce,
+                ciphertext: row.content,
+            };
             let bytes = cipher.open(&tenant, &content_aad(&device, &row.sha256_hash), &sealed)?;
-            String::from_utf8(bytes).map_err(|_| Error::Unexpected(anyhow::anyhow!("stored snapshot is not UTF-8")))
+            String::from_utf8(bytes)
+                .map_err(|_| Error::Unexpected(anyhow::anyhow!("stored snapshot is not UTF-8")))
         })
         .await
         .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("decrypting a snapshot")))?
@@ -213,7 +248,9 @@ impl Store {
         snapshot_id: i64,
         against: Option<i64>,
     ) -> Result<String> {
-        let new = self.sealed_content(tenant_id, device_id, snapshot_id).await?;
+        let new = self
+            .sealed_content(tenant_id, device_id, snapshot_id)
+            .await?;
         let against = match against {
             Some(id) => Some(id),
             None => {
@@ -241,7 +278,12 @@ impl Store {
         .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("computing a diff")))
     }
 
-    async fn stored_diff(&self, tenant_id: &str, device_id: &str, snapshot_id: i64) -> Result<Option<String>> {
+    async fn stored_diff(
+        &self,
+        tenant_id: &str,
+        device_id: &str,
+        snapshot_id: i64,
+    ) -> Result<Option<String>> {
         let row = on_db!(&self.db, pool, _d => {
             sqlx::query_as::<_, (String, Vec<u8>, Vec<u8>)>(
                 "SELECT key_id, nonce, content FROM snapshot_diff \
@@ -258,7 +300,11 @@ impl Store {
         let cipher = self.cipher.clone();
         let (tenant, device) = (tenant_id.to_owned(), device_id.to_owned());
         spawn_blocking_with_tracing(move || {
-            let sealed = Sealed { key_id, nonce, ciphertext };
+            let sealed = Sealed {
+                key_id,
+                nonce,
+                ciphertext,
+            };
             let bytes = cipher.open(&tenant, &diff_aad(&device, snapshot_id), &sealed)?;
             String::from_utf8(bytes)
                 .map(Some)
@@ -268,7 +314,12 @@ impl Store {
         .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("decrypting a diff")))?
     }
 
-    async fn previous_id(&self, tenant_id: &str, device_id: &str, snapshot_id: i64) -> Result<Option<i64>> {
+    async fn previous_id(
+        &self,
+        tenant_id: &str,
+        device_id: &str,
+        snapshot_id: i64,
+    ) -> Result<Option<i64>> {
         let id = on_db!(&self.db, pool, _d => {
             sqlx::query_scalar::<_, i64>(
                 "SELECT snapshot_id FROM snapshot WHERE tenant_id = $1 AND device_id = $2 \
@@ -326,13 +377,19 @@ impl Store {
         });
         Ok(entries
             .into_iter()
-            .map(|(snapshot_id, collected_at, lines_added, lines_removed)| HistoryEntry {
-                snapshot_id,
-                collected_at,
-                lines_added,
-                lines_removed,
-                changes: changes.iter().filter(|c| c.snapshot_id == snapshot_id).cloned().collect(),
-            })
+            .map(
+                |(snapshot_id, collected_at, lines_added, lines_removed)| HistoryEntry {
+                    snapshot_id,
+                    collected_at,
+                    lines_added,
+                    lines_removed,
+                    changes: changes
+                        .iter()
+                        .filter(|c| c.snapshot_id == snapshot_id)
+                        .cloned()
+                        .collect(),
+                },
+            )
             .collect())
     }
 }

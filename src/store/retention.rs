@@ -22,7 +22,12 @@ impl Store {
     /// # Errors
     /// Database failures; batches already committed stay deleted.
     #[instrument(name = "store.retention", skip_all)]
-    pub async fn apply_retention(&self, now: DateTime<Utc>, retention_days: u32, keep_min: u32) -> Result<u64> {
+    pub async fn apply_retention(
+        &self,
+        now: DateTime<Utc>,
+        retention_days: u32,
+        keep_min: u32,
+    ) -> Result<u64> {
         let cutoff = now - chrono::Duration::days(i64::from(retention_days));
         let mut total = 0u64;
         loop {

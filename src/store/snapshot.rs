@@ -375,7 +375,10 @@ impl Store {
 
 /// `r1@3f0c1d2e4b5a`: a diff header naming the device and the short hash.
 pub(crate) fn diff_label(device_id: &str, sha256_hash: &str) -> String {
-    format!("{device_id}@{}", sha256_hash.get(..12).unwrap_or(sha256_hash))
+    format!(
+        "{device_id}@{}",
+        sha256_hash.get(..12).unwrap_or(sha256_hash)
+    )
 }
 
 /// The stored name of a trigger.
