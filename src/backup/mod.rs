@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::{DeviceId, TenantId};
 
+pub mod changes;
 pub mod executor;
 pub mod known_hosts;
 pub mod normalize;
