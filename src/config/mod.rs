@@ -80,6 +80,8 @@ pub struct RoleSettings {
     pub ingester: bool,
     /// Delete old snapshots.
     pub retention: bool,
+    /// This node's name in snapshot events (`poller_id`); the host name when unset.
+    pub node_id: Option<String>,
 }
 
 impl Default for RoleSettings {
@@ -90,6 +92,7 @@ impl Default for RoleSettings {
             responder: true,
             ingester: true,
             retention: true,
+            node_id: None,
         }
     }
 }
@@ -139,6 +142,9 @@ pub struct StoreSettings {
     pub retention_days: u32,
     /// …except the newest `keep_min` of each device.
     pub keep_min: u32,
+    /// How often the retention task runs.
+    #[serde(with = "humantime_serde")]
+    pub retention_interval: Duration,
 }
 
 impl Default for StoreSettings {
@@ -149,11 +155,13 @@ impl Default for StoreSettings {
             encryption_key_file: None,
             retention_days: 90,
             keep_min: 10,
+            retention_interval: Duration::from_secs(3600),
         }
     }
 }
 
-/// `[bus]`.
+/// `[bus]`. The subject, stream and durable names default to the contract
+/// names of DESIGN.md §3; tests override them to isolate themselves.
 #[derive(Debug, Deserialize)]
 #[serde(default)]
 pub struct BusSettings {
@@ -162,6 +170,25 @@ pub struct BusSettings {
     /// How long an HTTP trigger waits for the responder's reply.
     #[serde(with = "humantime_serde")]
     pub trigger_timeout: Duration,
+    /// Request-reply subject of manual triggers.
+    pub trigger_subject: String,
+    /// Queue group of the trigger responders.
+    pub queue_group: String,
+    /// Snapshot events go to `{snapshot_subject}.create.{tenant}.{device}`.
+    pub snapshot_subject: String,
+    /// JetStream stream holding snapshot events (`{snapshot_subject}.>`).
+    pub stream: String,
+    /// Durable pull consumer of the ingesters.
+    pub durable: String,
+    /// JetStream object store bucket for configs too large for one message.
+    pub object_bucket: String,
+    /// Deliveries of one event before it is given up (and audited).
+    pub max_deliver: i64,
+    /// How long an ingester may hold an event before it is redelivered.
+    #[serde(with = "humantime_serde")]
+    pub ack_wait: Duration,
+    /// Subject prefix of attempt reports and host-key resets between nodes.
+    pub control_subject: String,
 }
 
 impl Default for BusSettings {
@@ -169,6 +196,15 @@ impl Default for BusSettings {
         Self {
             url: "local".into(),
             trigger_timeout: Duration::from_secs(90),
+            trigger_subject: "config.backup.trigger".into(),
+            queue_group: "cfgsnap-responders".into(),
+            snapshot_subject: "config.snapshot".into(),
+            stream: "CONFIG_SNAPSHOTS".into(),
+            durable: "cfgsnap-ingest".into(),
+            object_bucket: "CONFIG_SNAPSHOT_OBJECTS".into(),
+            max_deliver: 10,
+            ack_wait: Duration::from_secs(60),
+            control_subject: "cfgsnap.control".into(),
         }
     }
 }
@@ -179,12 +215,15 @@ impl Default for BusSettings {
 pub struct LockSettings {
     /// `local` (in process) or `redis://…`.
     pub url: String,
+    /// Lock keys are `{key_prefix}{device_id}` (the contract: `backup:device:`).
+    pub key_prefix: String,
 }
 
 impl Default for LockSettings {
     fn default() -> Self {
         Self {
             url: "local".into(),
+            key_prefix: "backup:device:".into(),
         }
     }
 }
