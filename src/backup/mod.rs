@@ -350,3 +350,62 @@ pub trait HostKeys: Send + Sync + 'static {
         fingerprint: &str,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
+
+/// Where a collected snapshot goes (the bus, implemented in `bus`), and where
+/// attempt results are reported so that the node holding the store can record
+/// each device's backup state. A trait because `backup` must not depend on
+/// `bus`; `app` hands the implementation in.
+pub trait SnapshotSink: Send + Sync + 'static {
+    /// Publishes a collected snapshot. Returns once it is durably accepted
+    /// (JetStream ack, or the local queue); only then is a backup a success.
+    ///
+    /// # Errors
+    /// When the snapshot could not be handed over; the backup then fails with
+    /// `publish_failed`.
+    fn publish(&self, outcome: &Outcome) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Reports how an attempt ended. Best effort: failures are logged by the
+    /// implementation, never returned.
+    fn report(&self, report: &AttemptReport) -> impl Future<Output = ()> + Send;
+}
+
+/// How one backup attempt ended, as reported between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptReport {
+    /// The device.
+    pub device_id: DeviceId,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// When the attempt started.
+    pub at: DateTime<Utc>,
+    /// What started it.
+    pub trigger: Trigger,
+    /// `success`, `failed` or `locked`.
+    pub status: AttemptStatus,
+    /// The `error_kind` of a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
+    /// The hash of a success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256_hash: Option<String>,
+    /// When the scheduler will try again after a failure (backoff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Set when scheduled retries stop (`auth_failed`, `hostkey_mismatch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_reason: Option<ErrorKind>,
+    /// The node that ran it.
+    pub poller_id: String,
+}
+
+/// The result of an attempt, as in the trigger reply's `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptStatus {
+    /// A snapshot was collected and published.
+    Success,
+    /// The backup failed.
+    Failed,
+    /// Another backup of the device held the lock.
+    Locked,
+}
