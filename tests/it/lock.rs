@@ -1,0 +1,249 @@
+//! Device locks against the machine's real Redis and the in-process twin:
+//! mutual exclusion, token-checked release and extension, TTL expiry of a
+//! holder that died, the contract key `backup:device:{id}`, and failing closed
+//! when Redis is down.
+
+use std::time::Duration;
+
+use cfgsnap::id::DeviceId;
+use cfgsnap::lock::{self, Locker};
+use deadpool_redis::redis;
+use rand::RngCore as _;
+
+const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+fn random_hex() -> String {
+    let mut b = [0u8; 6];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn device() -> DeviceId {
+    DeviceId::parse(&format!("lock-test-{}", random_hex())).expect("valid id")
+}
+
+/// A Redis locker with a per-test prefix; fails with instructions when Redis is down.
+async fn redis_locker() -> Locker {
+    let locker = Locker::connect(REDIS_URL, &format!("test-{}:backup:device:", random_hex()))
+        .expect("valid url");
+    locker.ping().await.expect(
+        "Redis must run on 127.0.0.1:6379 (start it with `redis-server --daemonize yes --port 6379 --save ''`, or run scripts/test.sh)",
+    );
+    locker
+}
+
+fn local_locker() -> Locker {
+    Locker::connect("local", "backup:device:").expect("local locker")
+}
+
+async fn holder_excludes_others_until_released(locker: Locker) {
+    // Arrange
+    let d = device();
+    let ttl = Duration::from_secs(30);
+
+    // Act
+    let first = locker.try_acquire(&d, ttl).await.expect("backend up");
+    let second = locker.try_acquire(&d, ttl).await.expect("backend up");
+
+    // Assert
+    let first = first.expect("the first caller gets the lock");
+    assert!(second.is_none(), "a second caller must not get a held lock");
+    assert!(
+        first.extend(ttl).await.expect("backend up"),
+        "the holder can extend"
+    );
+    first.release().await.expect("release");
+    let third = locker.try_acquire(&d, ttl).await.expect("backend up");
+    third
+        .expect("free again after release")
+        .release()
+        .await
+        .expect("release");
+}
+
+async fn a_dead_holder_frees_the_device_after_the_ttl(locker: Locker) {
+    // Arrange: a holder that dies without releasing.
+    let d = device();
+    let ttl = Duration::from_millis(300);
+    let dead = locker
+        .try_acquire(&d, ttl)
+        .await
+        .expect("up")
+        .expect("acquired");
+    std::mem::forget(dead);
+
+    // Act: poll until the lock lapses (bounded).
+    let started = tokio::time::Instant::now();
+    let taken = loop {
+        if let Some(g) = locker
+            .try_acquire(&d, Duration::from_secs(30))
+            .await
+            .expect("up")
+        {
+            break g;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the lock never lapsed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // Assert
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "the lock lapsed before its TTL"
+    );
+    taken.release().await.expect("release");
+}
+
+async fn an_expired_holder_cannot_release_or_extend_its_successors_lock(locker: Locker) {
+    // Arrange: A's lock lapses, B takes it.
+    let d = device();
+    let a = locker
+        .try_acquire(&d, Duration::from_millis(100))
+        .await
+        .expect("up")
+        .expect("A");
+    let b = loop {
+        if let Some(g) = locker
+            .try_acquire(&d, Duration::from_secs(30))
+            .await
+            .expect("up")
+        {
+            break g;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    // Act
+    let extended = a.extend(Duration::from_secs(30)).await.expect("up");
+    a.release().await.expect("release is a no-op");
+
+    // Assert
+    assert!(!extended, "A must not extend B's lock");
+    assert!(
+        locker
+            .try_acquire(&d, Duration::from_secs(1))
+            .await
+            .expect("up")
+            .is_none(),
+        "B's lock must survive A's release"
+    );
+    b.release().await.expect("release");
+}
+
+async fn last_success_round_trips(locker: Locker) {
+    let d = device();
+    assert_eq!(locker.last_success(&d).await.expect("up"), None);
+    let at = chrono::Utc::now();
+    locker
+        .record_success(&d, at, Duration::from_secs(60))
+        .await
+        .expect("up");
+    let read = locker
+        .last_success(&d)
+        .await
+        .expect("up")
+        .expect("recorded");
+    assert!(
+        (read - at).num_milliseconds().abs() < 1000,
+        "read back {read} for {at}"
+    );
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        $(mod $name {
+            #[tokio::test]
+            async fn redis() { super::$name(super::redis_locker().await).await }
+            #[tokio::test]
+            async fn local() { super::$name(super::local_locker()).await }
+        })*
+    };
+}
+
+both!(
+    holder_excludes_others_until_released,
+    a_dead_holder_frees_the_device_after_the_ttl,
+    an_expired_holder_cannot_release_or_extend_its_successors_lock,
+    last_success_round_trips,
+);
+
+#[tokio::test]
+async fn the_redis_key_is_the_contract_key_with_a_random_token_and_ttl() {
+    // Arrange
+    let d = device();
+    let locker = Locker::connect(REDIS_URL, "backup:device:").expect("url");
+    let ttl = Duration::from_secs(90);
+
+    // Act
+    let guard = locker
+        .try_acquire(&d, ttl)
+        .await
+        .expect("up")
+        .expect("acquired");
+    let client = redis::Client::open(REDIS_URL).expect("url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis up");
+    let key = format!("backup:device:{d}");
+    let value: Option<String> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("GET");
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("PTTL");
+
+    // Assert
+    let value = value.expect("the lock lives at backup:device:{id}");
+    assert_eq!(value.len(), 32, "a 128-bit hex token");
+    assert!(
+        pttl > 80_000 && pttl <= 90_000,
+        "PX must be the TTL, got {pttl} ms"
+    );
+    guard.release().await.expect("release");
+    let gone: Option<String> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("GET");
+    assert_eq!(gone, None, "release deletes the key");
+}
+
+#[tokio::test]
+async fn a_redis_that_is_down_fails_closed_and_fast() {
+    // Arrange: a port nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let locker =
+        Locker::connect(&format!("redis://127.0.0.1:{port}"), "backup:device:").expect("url");
+
+    // Act
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        locker.try_acquire(&device(), Duration::from_secs(30)),
+    )
+    .await
+    .expect("must fail within the Redis timeouts, not hang");
+
+    // Assert
+    assert!(
+        matches!(result, Err(lock::Error::Unavailable(_))),
+        "got {result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_redis_url_is_rejected_without_echoing_it() {
+    let err = Locker::connect("redis://:s3cret-marker@[bad", "p:").expect_err("malformed");
+    assert!(!err.to_string().contains("s3cret-marker"));
+    assert!(!format!("{err:?}").contains("s3cret-marker"));
+}
