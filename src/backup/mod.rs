@@ -20,6 +20,7 @@ pub mod changes;
 pub mod executor;
 pub mod known_hosts;
 pub mod normalize;
+pub mod pipeline;
 pub mod ssh;
 pub mod validate;
 

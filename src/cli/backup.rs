@@ -2,14 +2,19 @@
 
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::Mutex;
 
 use anyhow::Context as _;
 use serde_json::json;
 
 use super::Exit;
 use crate::backup::executor::SshExecutor;
-use crate::backup::{Executor as _, Trigger};
+use crate::backup::pipeline::{self, Pipeline};
+use crate::backup::{
+    AttemptReport, Error as BackupError, Executor as _, Outcome, SnapshotSink, Trigger,
+};
 use crate::config::{Fleet, Settings};
+use crate::lock::Locker;
 use crate::store::Store;
 use crate::store::device::Attempt;
 use crate::store::snapshot::{Ingested, NewSnapshot};
@@ -28,7 +33,18 @@ pub(super) async fn run(
     };
     let store = Store::connect(&settings.store).await?;
     store.sync_fleet(fleet).await?;
-    let executor = SshExecutor::new(fleet.limits.clone(), store.clone());
+    let locker = Locker::connect(&settings.lock.url, &settings.lock.key_prefix)?;
+    let sink = DirectIngest {
+        store: store.clone(),
+        poller_id: node_id(settings),
+        result: Mutex::new(None),
+    };
+    let executor = Pipeline::new(
+        SshExecutor::new(fleet.limits.clone(), store.clone()),
+        locker,
+        sink,
+        pipeline::lock_ttl(fleet.limits.command_timeout),
+    );
     let started = chrono::Utc::now();
     let outcome = match executor.run(device, Trigger::Manual).await {
         Ok(outcome) => outcome,
@@ -46,10 +62,10 @@ pub(super) async fn run(
             return Ok(Exit::Failed);
         }
     };
-    let ingested = store
-        .ingest(&NewSnapshot::from_outcome(&outcome, Some(poller_id())))
-        .await
-        .context("storing the snapshot")?;
+    let ingested = executor
+        .sink()
+        .take_result()
+        .context("BUG: a successful pipeline run published its snapshot")?;
     store
         .record_attempt(device.id.as_str(), started, &Attempt::Success)
         .await?;
@@ -75,13 +91,47 @@ pub(super) async fn run(
     Ok(Exit::Ok)
 }
 
-/// This node's name in snapshot events: the host name, else `cfgsnap`.
-pub(crate) fn poller_id() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "cfgsnap".to_owned())
+/// This node's name in snapshot events: `roles.node_id`, else the host
+/// name, else `cfgsnap`.
+pub(crate) fn node_id(settings: &Settings) -> String {
+    settings.roles.node_id.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "cfgsnap".to_owned())
+    })
+}
+
+/// The one-shot command's sink: ingests straight into the store (there is
+/// no ingester running) and keeps the result for the JSON line.
+struct DirectIngest {
+    store: Store,
+    poller_id: String,
+    result: Mutex<Option<Ingested>>,
+}
+
+impl DirectIngest {
+    fn take_result(&self) -> Option<Ingested> {
+        self.result.lock().ok().and_then(|mut r| r.take())
+    }
+}
+
+impl SnapshotSink for DirectIngest {
+    async fn publish(&self, outcome: &Outcome) -> anyhow::Result<()> {
+        let snap = NewSnapshot::from_outcome(outcome, Some(self.poller_id.clone()));
+        let ingested = self
+            .store
+            .ingest(&snap)
+            .await
+            .context("storing the snapshot")?;
+        if let Ok(mut r) = self.result.lock() {
+            *r = Some(ingested);
+        }
+        Ok(())
+    }
+
+    async fn report(&self, _report: &AttemptReport) {}
 }
 
 /// Writes `bytes` to `path`, readable by the owner only: exports hold secrets.
