@@ -49,15 +49,21 @@ pub(super) async fn run(
     let outcome = match executor.run(device, Trigger::Manual).await {
         Ok(outcome) => outcome,
         Err(e) => {
-            let attempt = Attempt::Failed {
-                error_kind: e.kind().to_string(),
-                next_attempt_at: None,
-                blocked_reason: None,
+            let (attempt, kind) = match &e {
+                BackupError::LockHeld => (Attempt::Locked, "locked".to_owned()),
+                e => (
+                    Attempt::Failed {
+                        error_kind: e.kind().to_string(),
+                        next_attempt_at: None,
+                        blocked_reason: None,
+                    },
+                    e.kind().to_string(),
+                ),
             };
             store
                 .record_attempt(device.id.as_str(), started, &attempt)
                 .await?;
-            eprintln!("error[{}]: {e}", e.kind());
+            eprintln!("error[{kind}]: {e}");
             store.close().await;
             return Ok(Exit::Failed);
         }
