@@ -1,5 +1,8 @@
 //! Integration tests: one crate, one module per feature.
 
+mod cli;
+mod collect;
+mod helpers;
 mod lock;
 mod openssh;
 mod sim;
