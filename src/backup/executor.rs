@@ -118,15 +118,15 @@ impl<K: HostKeys> SshExecutor<K> {
         let out = conn
             .exec(&command, self.limits.max_config_bytes, timeout)
             .await?;
-        if out.stdout.iter().all(u8::is_ascii_whitespace) {
-            if let Some(code) = out.exit_status.filter(|c| *c != 0) {
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                let first = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-                return Err(Error::CommandFailed(format!(
-                    "exit status {code}: {}",
-                    first.chars().take(200).collect::<String>()
-                )));
-            }
+        if out.stdout.iter().all(u8::is_ascii_whitespace)
+            && let Some(code) = out.exit_status.filter(|c| *c != 0)
+        {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let first = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            return Err(Error::CommandFailed(format!(
+                "exit status {code}: {}",
+                first.chars().take(200).collect::<String>()
+            )));
         }
         Ok((out.stdout, probed, warnings))
     }

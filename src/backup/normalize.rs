@@ -91,11 +91,9 @@ pub fn normalize(raw: &str) -> Normalized {
             continue;
         }
         if line.starts_with('#') {
-            if in_preamble {
-                if let Some(version) = header_version(line) {
-                    routeros_version.get_or_insert_with(|| version.to_owned());
-                    continue;
-                }
+            if in_preamble && let Some(version) = header_version(line) {
+                routeros_version.get_or_insert_with(|| version.to_owned());
+                continue;
             }
             if TRANSIENT.is_match(line) {
                 continue;

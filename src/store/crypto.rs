@@ -361,10 +361,10 @@ fn remove_or_warn(path: &Path) {
 #[cfg(unix)]
 fn warn_if_shared(path: &Path, file: &File) {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = file.metadata() {
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), "master key file is accessible to group or others; use mode 0600");
-        }
+    if let Ok(meta) = file.metadata()
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), "master key file is accessible to group or others; use mode 0600");
     }
 }
 

@@ -269,10 +269,10 @@ fn sshd_path() -> PathBuf {
 /// sshd running as root refuses to start without its privilege separation dir.
 fn ensure_privsep_dir() {
     let dir = Path::new("/run/sshd");
-    if !dir.exists() {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            eprintln!("cannot create /run/sshd ({e}); sshd may refuse to start as root");
-        }
+    if !dir.exists()
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        eprintln!("cannot create /run/sshd ({e}); sshd may refuse to start as root");
     }
 }
 
