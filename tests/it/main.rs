@@ -3,3 +3,4 @@
 mod openssh;
 mod sim;
 mod sshd;
+mod store;
