@@ -7,3 +7,4 @@ mod lock;
 mod openssh;
 mod sim;
 mod sshd;
+mod store;
