@@ -290,7 +290,7 @@ impl Store {
         let row = on_db!(&self.db, pool, _d => {
             sqlx::query_as::<_, (String, Vec<u8>, Vec<u8>)>(
                 "SELECT key_id, nonce, content FROM snapshot_diff \
-                 WHERE tenant_id = $1 AND snapshot_id = $2 AND previous_snapshot_id IS NOT NULL",
+                 WHERE tenant_id = $1 AND snapshot_id = $2",
             )
             .bind(tenant_id)
             .bind(snapshot_id)

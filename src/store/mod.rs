@@ -170,11 +170,35 @@ impl Store {
         let db = open_pool(&settings.url).await?;
         migrate(&db).await?;
         let cipher = load_master_key(&db, settings).await?;
-        Ok(Store {
+        let store = Store {
             db,
             cipher,
             diff_deadline: Duration::from_secs(2),
-        })
+        };
+        store.check_master_key().await?;
+        Ok(store)
+    }
+
+    /// Opens the newest stored snapshot, so that a master key that does not
+    /// match the data stops start-up with a clear error instead of failing
+    /// (and dropping) every later ingest.
+    async fn check_master_key(&self) -> Result<()> {
+        let newest = on_db!(&self.db, pool, _d => {
+            sqlx::query_as::<_, (String, String, i64)>(
+                "SELECT tenant_id, device_id, snapshot_id FROM snapshot ORDER BY snapshot_id DESC LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await?
+        });
+        let Some((tenant, device, id)) = newest else {
+            return Ok(());
+        };
+        match self.snapshot_content(&tenant, &device, id).await {
+            Err(Error::Crypto(e)) => Err(Error::Unexpected(anyhow::Error::new(e).context(
+                "the configured master key cannot read the stored snapshots; configure the key they were written with",
+            ))),
+            other => other.map(|_| ()),
+        }
     }
 
     /// Applies pending migrations (idempotent).
