@@ -1,5 +1,6 @@
 //! Integration tests: one crate, one module per feature.
 
+mod api;
 mod lock;
 mod openssh;
 mod sim;
