@@ -1,5 +1,6 @@
 //! Integration tests: one crate, one module per feature.
 
+mod bus;
 mod cli;
 mod collect;
 mod helpers;
