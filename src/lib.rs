@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod backup;
+pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod id;

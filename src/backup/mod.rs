@@ -3,7 +3,8 @@
 //! the scheduler, the trigger responder and the CLI share.
 //!
 //! Submodules: `ssh` (russh client), `normalize` and `validate` (pure),
-//! `known_hosts` (pinned host keys), `executor` (the SSH implementation).
+//! `known_hosts` (pinned host keys), `executor` (the SSH implementation),
+//! `pipeline` (lock → collect → publish → unlock), `scheduler` (when to run).
 
 use std::fmt;
 use std::future::Future;
@@ -21,6 +22,7 @@ pub mod executor;
 pub mod known_hosts;
 pub mod normalize;
 pub mod pipeline;
+pub mod scheduler;
 pub mod ssh;
 pub mod validate;
 

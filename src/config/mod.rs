@@ -454,7 +454,14 @@ impl Settings {
         );
         match result {
             Ok(settings) if problems.is_empty() => Ok(settings),
-            Ok(_) => Err(ConfigError { problems }),
+            Ok(settings) => {
+                // Unknown keys must not hide the other mistakes: every problem
+                // is reported at once (DESIGN.md §8).
+                if let Err(e) = settings.validate() {
+                    problems.extend(e.problems);
+                }
+                Err(ConfigError { problems })
+            }
             Err(e) => {
                 problems.push(format!("{}: {}", render_path(e.path()), e.inner()));
                 Err(ConfigError { problems })

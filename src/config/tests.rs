@@ -162,6 +162,20 @@ credentials = "two-sources"
 }
 
 #[test]
+fn unknown_keys_and_semantic_mistakes_are_reported_together() {
+    // Arrange
+    let toml =
+        format!("{BASE}\n[backup]\nintervall = \"1h\"\n").replace("id = \"r1\"", "id = \"r 1\"");
+
+    // Act
+    let p = problems(&toml);
+
+    // Assert
+    assert!(has(&p, "backup.intervall", "unknown key"), "{p:?}");
+    assert!(has(&p, "devices[0].id", "may only contain"), "{p:?}");
+}
+
+#[test]
 fn a_wrong_type_is_reported_with_its_path() {
     let toml = BASE.replace(
         "host = \"127.0.0.1\"",

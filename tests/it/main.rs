@@ -1,6 +1,10 @@
 //! Integration tests: one crate, one module per feature.
 
 mod api;
+mod bus;
+mod cli;
+mod collect;
+mod helpers;
 mod lock;
 mod openssh;
 mod sim;
