@@ -135,7 +135,8 @@ pub async fn get_device(
 }
 
 /// Forgets a device's pinned SSH host key and lifts a host-key block; the
-/// next backup pins the key it sees. Audited as `ssh_host_key_reset`.
+/// next backup pins the key it sees. Audited as `ssh_host_key_reset`, and
+/// announced on the bus so pollers that pin keys in a file forget theirs.
 #[utoipa::path(
     post,
     path = "/api/tenants/{tid}/devices/{did}/ssh-host-key/reset",
@@ -160,5 +161,8 @@ pub async fn reset_host_key(
         .store
         .reset_host_key(path.tid.as_str(), path.did.as_str(), &caller.sub)
         .await?;
+    state
+        .announce_hostkey_reset(&path.tid, &path.did, &caller.sub)
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 
 use crate::backup::ErrorKind;
 use crate::id::IdError;
-use crate::{lock, store};
+use crate::{bus, lock, store};
 
 /// The problem+json media type.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -107,6 +107,9 @@ pub enum ApiError {
         /// The reply's `error` (never holds secrets, DESIGN.md §3.1).
         message: String,
     },
+    /// A responder's reply that is not a §3.1 reply.
+    #[error("invalid reply from the responder: {0}")]
+    InvalidReply(String),
     /// Nobody answers triggers.
     #[error("no responder is listening for triggers")]
     NoResponder,
@@ -149,6 +152,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::BackupInProgress => "backup_in_progress",
             ApiError::BackupFailed { kind, .. } => kind.as_str(),
+            ApiError::InvalidReply(_) => "invalid_reply",
             ApiError::NoResponder => "no_responder",
             ApiError::TriggerTimeout(_) => "trigger_timeout",
             ApiError::BusUnavailable(_) => "bus_unavailable",
@@ -231,6 +235,7 @@ impl ResponseError for ApiError {
                 ErrorKind::LockUnavailable => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::BAD_GATEWAY,
             },
+            ApiError::InvalidReply(_) => StatusCode::BAD_GATEWAY,
             ApiError::NoResponder
             | ApiError::BusUnavailable(_)
             | ApiError::NotReady(_)
@@ -287,6 +292,23 @@ impl From<store::Error> for ApiError {
             | store::Error::Crypto(_)
             | store::Error::Unexpected(_)) => {
                 ApiError::Unexpected(anyhow::Error::new(e).context("store operation"))
+            }
+        }
+    }
+}
+
+impl From<bus::Error> for ApiError {
+    fn from(e: bus::Error) -> Self {
+        match e {
+            bus::Error::NoResponders => ApiError::NoResponder,
+            bus::Error::TimedOut(after) => ApiError::TriggerTimeout(after),
+            bus::Error::InvalidReply(reason) => ApiError::InvalidReply(reason),
+            e @ bus::Error::Unavailable(_) => ApiError::BusUnavailable(anyhow::Error::new(e)),
+            e @ (bus::Error::InvalidSettings(_)
+            | bus::Error::InvalidRequest(_)
+            | bus::Error::InvalidEvent(_)
+            | bus::Error::Unexpected(_)) => {
+                ApiError::Unexpected(anyhow::Error::new(e).context("bus operation"))
             }
         }
     }

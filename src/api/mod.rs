@@ -19,8 +19,9 @@ use actix_web::{App, HttpServer, Resource, http::header, web};
 use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
+use crate::bus::{Bus, HostKeyReset};
 use crate::config::{Fleet, Settings};
-use crate::id::DeviceId;
+use crate::id::{DeviceId, TenantId};
 use crate::lock::Locker;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -47,6 +48,9 @@ pub struct AppState {
     pub store: Store,
     /// Device locks (probed by `/readyz`).
     pub locker: Locker,
+    /// Trigger requests and host-key-reset notices; `None` on a node
+    /// without a bus (triggers then answer `503 no_responder`).
+    pub bus: Option<Bus>,
     /// The configured fleet; updated on reload (device names, trigger checks).
     pub fleet: watch::Receiver<Arc<Fleet>>,
     /// Token verification.
@@ -67,6 +71,7 @@ impl AppState {
         settings: &Settings,
         store: Store,
         locker: Locker,
+        bus: Option<Bus>,
         fleet: watch::Receiver<Arc<Fleet>>,
         auth: AuthConfig,
         metrics: Metrics,
@@ -74,6 +79,7 @@ impl AppState {
         Self {
             store,
             locker,
+            bus,
             fleet,
             auth: Arc::new(auth),
             limiter: TriggerLimiter::new(settings.auth.trigger_rate_per_minute),
@@ -92,9 +98,40 @@ impl AppState {
             .map_or_else(|| device.to_string(), |d| d.name.clone())
     }
 
+    /// Checks that `device` is configured and belongs to `tenant`.
+    ///
+    /// # Errors
+    /// [`ApiError::DeviceNotFound`] otherwise (another tenant's device looks
+    /// the same as an unknown one).
+    pub fn configured_device(&self, tenant: &TenantId, device: &DeviceId) -> Result<(), ApiError> {
+        match self.fleet.borrow().device(device.as_str()) {
+            Some(d) if &d.tenant == tenant => Ok(()),
+            _ => Err(ApiError::DeviceNotFound),
+        }
+    }
+
+    /// Tells pollers that pin host keys in a file to forget `device`'s key
+    /// (best effort: the store's reset already happened; a failure is
+    /// logged at `warn`).
+    pub async fn announce_hostkey_reset(&self, tenant: &TenantId, device: &DeviceId, actor: &str) {
+        let Some(bus) = &self.bus else { return };
+        let notice = HostKeyReset {
+            device_id: device.clone(),
+            tenant_id: tenant.clone(),
+            actor: Some(actor.to_owned()),
+            at: chrono::Utc::now(),
+        };
+        if let Err(e) = bus.publish_hostkey_reset(&notice).await {
+            tracing::warn!(error.message = %e, error.cause_chain = ?e, device_id = %device, "announcing a host-key reset failed");
+        }
+    }
+
     /// `/readyz`'s bus probe: `absent` on a node without a bus.
-    async fn ping_bus(&self, _timeout: Duration) -> &'static str {
-        "absent"
+    async fn ping_bus(&self) -> &'static str {
+        match &self.bus {
+            Some(bus) => ops::probe(bus.ping()).await,
+            None => "absent",
+        }
     }
 }
 
@@ -148,6 +185,9 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource(&format!("{SNAPSHOT}/download")).get(history::download_snapshot))
         .service(resource(&format!("{SNAPSHOT}/diff")).get(history::snapshot_diff))
         .service(resource(&format!("{DEVICE}/config-history")).get(history::config_history))
+        .service(
+            resource(&format!("{DEVICE}/config-snapshot/trigger")).post(trigger::trigger_backup),
+        )
         .service(resource("/api/tenants/{tid}/audit-events").get(history::list_audit_events));
 }
 

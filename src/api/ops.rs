@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::{devices, history};
+use super::{devices, history, trigger};
 
 /// How long each readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -58,7 +58,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<HealthRespon
     let (store, lock, bus) = tokio::join!(
         probe(state.store.ping()),
         probe(state.locker.ping()),
-        state.ping_bus(PROBE_TIMEOUT),
+        state.ping_bus(),
     );
     let checks = BTreeMap::from([("store", store), ("lock", lock), ("bus", bus)]);
     let failed: Vec<&'static str> = checks
@@ -132,6 +132,7 @@ pub async fn openapi() -> HttpResponse {
         history::snapshot_diff,
         history::config_history,
         history::list_audit_events,
+        trigger::trigger_backup,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth),

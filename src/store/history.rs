@@ -87,9 +87,11 @@ pub struct ChangeSummary {
     pub(crate) snapshot_id: i64,
 }
 
+// The diff and change counts are INTEGER (INT4) columns; PostgreSQL
+// refuses to decode them into the i64 fields, so they are cast to BIGINT.
 const META_COLUMNS: &str = "s.snapshot_id, s.tenant_id, s.device_id, s.sha256_hash, s.collected_at, \
      s.trigger, s.routeros_version, s.size_bytes, s.line_count, s.normalization_version, \
-     d.lines_added AS lines_added, d.lines_removed AS lines_removed, \
+     CAST(d.lines_added AS BIGINT) AS lines_added, CAST(d.lines_removed AS BIGINT) AS lines_removed, \
      d.previous_snapshot_id AS previous_snapshot_id, s.warnings";
 
 #[derive(sqlx::FromRow)]
@@ -348,7 +350,7 @@ impl Store {
     ) -> Result<Vec<HistoryEntry>> {
         let (entries, changes) = on_db!(&self.db, pool, _d => {
             let entries = sqlx::query_as::<_, (i64, DateTime<Utc>, i64, i64)>(
-                "SELECT s.snapshot_id, s.collected_at, d.lines_added, d.lines_removed \
+                "SELECT s.snapshot_id, s.collected_at, CAST(d.lines_added AS BIGINT), CAST(d.lines_removed AS BIGINT) \
                  FROM snapshot s JOIN snapshot_diff d ON d.snapshot_id = s.snapshot_id \
                  WHERE s.tenant_id = $1 AND s.device_id = $2 AND s.snapshot_id < $3 \
                  ORDER BY s.snapshot_id DESC LIMIT $4",
@@ -362,7 +364,8 @@ impl Store {
             let oldest = entries.last().map_or(i64::MAX, |e| e.0);
             let newest = entries.first().map_or(i64::MIN, |e| e.0);
             let changes = sqlx::query_as::<_, ChangeSummary>(
-                "SELECT c.snapshot_id, c.component, c.summary, c.lines_added, c.lines_removed \
+                "SELECT c.snapshot_id, c.component, c.summary, CAST(c.lines_added AS BIGINT) AS lines_added, \
+                 CAST(c.lines_removed AS BIGINT) AS lines_removed \
                  FROM config_change c JOIN snapshot s ON s.snapshot_id = c.snapshot_id \
                  WHERE s.tenant_id = $1 AND s.device_id = $2 AND c.snapshot_id BETWEEN $3 AND $4 \
                  ORDER BY c.config_change_id",

@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use super::{Backend, SECRET, TENANT_A, TENANT_B, assert_problem, both_backends, spawn_api};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jwt").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/jwt")
+        .join(name)
 }
 
 fn now() -> i64 {
@@ -56,9 +58,15 @@ async fn assert_refused(api: &super::TestApi, token: &str, why: &str) {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    assert!(challenge.starts_with("Bearer"), "{why}: challenge {challenge:?}");
+    assert!(
+        challenge.starts_with("Bearer"),
+        "{why}: challenge {challenge:?}"
+    );
     let body = assert_problem(resp, 401, "invalid_token").await;
-    assert!(!body["detail"].as_str().unwrap_or_default().contains(token), "{why}: token echoed");
+    assert!(
+        !body["detail"].as_str().unwrap_or_default().contains(token),
+        "{why}: token echoed"
+    );
 }
 
 async fn a_valid_token_is_accepted(backend: Backend) {
@@ -70,7 +78,12 @@ async fn a_valid_token_is_accepted(backend: Backend) {
 async fn missing_or_non_bearer_credentials_get_401_with_a_challenge(backend: Backend) {
     let api = spawn_api(backend, |_| {}).await;
     let url = format!("{}/api/tenants/{TENANT_A}/devices", api.address);
-    for header in [None, Some("Basic YWxpY2U6cHc="), Some("Bearer"), Some("Token abc")] {
+    for header in [
+        None,
+        Some("Basic YWxpY2U6cHc="),
+        Some("Bearer"),
+        Some("Token abc"),
+    ] {
         let mut req = api.client.get(&url);
         if let Some(h) = header {
             req = req.header("authorization", h);
@@ -93,9 +106,17 @@ async fn expired_not_yet_valid_and_badly_signed_tokens_get_401(backend: Backend)
     let mut early = claims();
     early["nbf"] = json!(now() + 3600);
     assert_refused(&api, &hs256(&early), "nbf in the future").await;
-    let other = sign(&claims(), Algorithm::HS256, &EncodingKey::from_secret(b"another-secret-0123456789abcdef!!"));
+    let other = sign(
+        &claims(),
+        Algorithm::HS256,
+        &EncodingKey::from_secret(b"another-secret-0123456789abcdef!!"),
+    );
     assert_refused(&api, &other, "wrong secret").await;
-    let hs512 = sign(&claims(), Algorithm::HS512, &EncodingKey::from_secret(SECRET));
+    let hs512 = sign(
+        &claims(),
+        Algorithm::HS512,
+        &EncodingKey::from_secret(SECRET),
+    );
     assert_refused(&api, &hs512, "HS512 with the right secret").await;
     assert_refused(&api, "not.a.jwt", "garbage").await;
     let mut tampered = hs256(&claims());
@@ -109,7 +130,10 @@ async fn alg_none_is_refused(backend: Backend) {
     let mut admin = claims();
     admin["role"] = json!("super_admin");
     let payload = URL_SAFE_NO_PAD.encode(admin.to_string());
-    for token in [format!("{header}.{payload}."), format!("{header}.{payload}")] {
+    for token in [
+        format!("{header}.{payload}."),
+        format!("{header}.{payload}"),
+    ] {
         assert_refused(&api, &token, "alg none").await;
     }
 }
@@ -144,8 +168,19 @@ async fn issuer_and_audience_are_checked_when_configured(backend: Backend) {
     let mut good = claims();
     good["iss"] = json!("https://idp.test");
     good["aud"] = json!("cfgsnap");
-    assert_eq!(api.list_devices(TENANT_A, &hs256(&good)).await.status().as_u16(), 200);
-    for (field, value) in [("iss", Some("https://evil.test")), ("aud", Some("other")), ("iss", None), ("aud", None)] {
+    assert_eq!(
+        api.list_devices(TENANT_A, &hs256(&good))
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    for (field, value) in [
+        ("iss", Some("https://evil.test")),
+        ("aud", Some("other")),
+        ("iss", None),
+        ("aud", None),
+    ] {
         let mut c = good.clone();
         match value {
             Some(v) => c[field] = json!(v),
@@ -187,12 +222,37 @@ async fn roles_are_ordered_and_tenants_enforced(backend: Backend) {
     let operator = api.token("o", TENANT_A, Role::Operator);
     let admin = api.token("a", TENANT_A, Role::Admin);
     let root = api.token("r", TENANT_B, Role::SuperAdmin);
-    assert_problem(api.list_audit_events(TENANT_A, "", &viewer).await, 403, "forbidden").await;
-    assert_problem(api.list_audit_events(TENANT_A, "", &operator).await, 403, "forbidden").await;
-    assert_eq!(api.list_audit_events(TENANT_A, "", &admin).await.status().as_u16(), 200);
+    assert_problem(
+        api.list_audit_events(TENANT_A, "", &viewer).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_problem(
+        api.list_audit_events(TENANT_A, "", &operator).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(
+        api.list_audit_events(TENANT_A, "", &admin)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
     assert_problem(api.list_devices(TENANT_B, &admin).await, 403, "forbidden").await;
-    assert_eq!(api.list_audit_events(TENANT_A, "", &root).await.status().as_u16(), 200);
-    assert_eq!(api.list_devices(TENANT_A, &root).await.status().as_u16(), 200);
+    assert_eq!(
+        api.list_audit_events(TENANT_A, "", &root)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        api.list_devices(TENANT_A, &root).await.status().as_u16(),
+        200
+    );
 }
 
 both_backends!(
@@ -224,9 +284,15 @@ fn auth_settings_problems_are_reported_clearly() {
     ));
     let unset = settings(|s| s.jwt_secret_env = Some("CFGSNAP_TEST_SURELY_UNSET_VAR".into()));
     let err = unset.expect_err("unset variable");
-    assert!(err.to_string().contains("CFGSNAP_TEST_SURELY_UNSET_VAR"), "{err}");
+    assert!(
+        err.to_string().contains("CFGSNAP_TEST_SURELY_UNSET_VAR"),
+        "{err}"
+    );
     let missing = settings(|s| s.jwt_secret_file = Some("/nonexistent/jwt.secret".into()));
-    assert!(matches!(missing, Err(AuthConfigError::FileUnreadable { .. })));
+    assert!(matches!(
+        missing,
+        Err(AuthConfigError::FileUnreadable { .. })
+    ));
     let ec = AuthConfig::from_settings(&AuthSettings {
         jwt_public_key_file: Some(fixture("ec.pub.pem")),
         ..AuthSettings::default()
@@ -243,6 +309,11 @@ fn tokens_can_be_minted_only_with_an_hs256_secret() {
     .expect("RSA key loads");
     assert_eq!(rsa.algorithm(), Algorithm::RS256);
     let tenant = cfgsnap::id::TenantId::parse(TENANT_A).expect("tenant");
-    let minted = rsa.mint_token("a", &tenant, Role::Admin, std::time::Duration::from_secs(60));
+    let minted = rsa.mint_token(
+        "a",
+        &tenant,
+        Role::Admin,
+        std::time::Duration::from_secs(60),
+    );
     assert!(matches!(minted, Err(AuthConfigError::NotHs256)));
 }

@@ -31,7 +31,10 @@ async fn list_devices_returns_the_tenants_devices_with_backup_state(backend: Bac
 
     // Assert
     let items = body["items"].as_array().expect("items");
-    let ids: Vec<&str> = items.iter().filter_map(|d| d["device_id"].as_str()).collect();
+    let ids: Vec<&str> = items
+        .iter()
+        .filter_map(|d| d["device_id"].as_str())
+        .collect();
     assert_eq!(ids, [DEV_A1, DEV_A2], "only tenant A's devices, by id");
     let a1 = &items[0];
     assert_eq!(a1["name"], DEV_A1_NAME);
@@ -64,9 +67,19 @@ async fn get_device_returns_one_device_or_404(backend: Backend) {
     assert_eq!(body["device_id"], DEV_A2);
     assert_eq!(body["name"], DEV_A2, "the name defaults to the id");
 
-    assert_problem(api.get_device(TENANT_A, "nope", &token).await, 404, "device_not_found").await;
+    assert_problem(
+        api.get_device(TENANT_A, "nope", &token).await,
+        404,
+        "device_not_found",
+    )
+    .await;
     // Tenant B's device through tenant A's path looks exactly like an unknown one.
-    assert_problem(api.get_device(TENANT_A, DEV_B1, &token).await, 404, "device_not_found").await;
+    assert_problem(
+        api.get_device(TENANT_A, DEV_B1, &token).await,
+        404,
+        "device_not_found",
+    )
+    .await;
 }
 
 async fn an_admin_resets_a_pinned_host_key_and_it_is_audited(backend: Backend) {
@@ -101,16 +114,44 @@ async fn host_key_reset_needs_admin_and_a_visible_device(backend: Backend) {
     let api = spawn_api(backend, |_| {}).await;
     for role in [Role::Viewer, Role::Operator] {
         let token = api.token("bob", TENANT_A, role);
-        assert_problem(api.reset_host_key(TENANT_A, DEV_A1, &token).await, 403, "forbidden").await;
+        assert_problem(
+            api.reset_host_key(TENANT_A, DEV_A1, &token).await,
+            403,
+            "forbidden",
+        )
+        .await;
     }
     let admin = api.token("carol", TENANT_A, Role::Admin);
-    assert_problem(api.reset_host_key(TENANT_A, "nope", &admin).await, 404, "device_not_found").await;
-    assert_problem(api.reset_host_key(TENANT_A, DEV_B1, &admin).await, 404, "device_not_found").await;
-    assert_problem(api.reset_host_key(TENANT_B, DEV_B1, &admin).await, 403, "forbidden").await;
-    assert_problem(api.reset_host_key(TENANT_A, DEV_A1, "").await, 401, "missing_token").await;
+    assert_problem(
+        api.reset_host_key(TENANT_A, "nope", &admin).await,
+        404,
+        "device_not_found",
+    )
+    .await;
+    assert_problem(
+        api.reset_host_key(TENANT_A, DEV_B1, &admin).await,
+        404,
+        "device_not_found",
+    )
+    .await;
+    assert_problem(
+        api.reset_host_key(TENANT_B, DEV_B1, &admin).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_problem(
+        api.reset_host_key(TENANT_A, DEV_A1, "").await,
+        401,
+        "missing_token",
+    )
+    .await;
     // GET on a POST route is a problem document too.
     let resp = api
-        .get(&format!("/api/tenants/{TENANT_A}/devices/{DEV_A1}/ssh-host-key/reset"), &admin)
+        .get(
+            &format!("/api/tenants/{TENANT_A}/devices/{DEV_A1}/ssh-host-key/reset"),
+            &admin,
+        )
         .await;
     assert_problem(resp, 405, "method_not_allowed").await;
 }

@@ -37,7 +37,11 @@ async fn snapshots_are_listed_newest_first_with_cursor_pagination(backend: Backe
     let mut pages = Vec::new();
     let mut query = "limit=2".to_owned();
     loop {
-        let page = json_ok(api.list_snapshots(TENANT_A, DEV_A1, &query, &token).await, 200).await;
+        let page = json_ok(
+            api.list_snapshots(TENANT_A, DEV_A1, &query, &token).await,
+            200,
+        )
+        .await;
         pages.push(ids(&page, "id"));
         match page["next_before"].as_i64() {
             Some(cursor) => query = format!("limit=2&before={cursor}"),
@@ -47,23 +51,49 @@ async fn snapshots_are_listed_newest_first_with_cursor_pagination(backend: Backe
 
     // Assert
     let newest_first: Vec<i64> = seeded.iter().rev().copied().collect();
-    assert_eq!(pages, [&newest_first[0..2], &newest_first[2..4], &newest_first[4..5]]);
+    assert_eq!(
+        pages,
+        [
+            &newest_first[0..2],
+            &newest_first[2..4],
+            &newest_first[4..5]
+        ]
+    );
     let all = json_ok(api.list_snapshots(TENANT_A, DEV_A1, "", &token).await, 200).await;
     assert_eq!(ids(&all, "id"), newest_first);
     assert_eq!(all["next_before"], Value::Null);
     let first = &all["items"][0];
-    for field in ["sha256_hash", "collected_at", "trigger", "routeros_version", "size_bytes", "lines_added", "lines_removed"] {
+    for field in [
+        "sha256_hash",
+        "collected_at",
+        "trigger",
+        "routeros_version",
+        "size_bytes",
+        "lines_added",
+        "lines_removed",
+    ] {
         assert!(!first[field].is_null(), "{field} missing");
     }
     assert_eq!(first["trigger"], "scheduled");
     assert_eq!(first["lines_added"], 1);
-    assert_eq!(all["items"][4]["lines_added"], Value::Null, "the first snapshot has no diff");
+    assert_eq!(
+        all["items"][4]["lines_added"],
+        Value::Null,
+        "the first snapshot has no diff"
+    );
 }
 
 async fn bad_pagination_parameters_get_400(backend: Backend) {
     let api = spawn_api(backend, |_| {}).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
-    for query in ["limit=0", "limit=201", "limit=abc", "limit=-1", "before=abc", "before=1.5"] {
+    for query in [
+        "limit=0",
+        "limit=201",
+        "limit=abc",
+        "limit=-1",
+        "before=abc",
+        "before=1.5",
+    ] {
         let resp = api.list_snapshots(TENANT_A, DEV_A1, query, &token).await;
         assert_problem(resp, 400, "bad_query").await;
     }
@@ -74,8 +104,18 @@ async fn listings_of_unknown_or_foreign_devices_get_404(backend: Backend) {
     api.seed_versions(TENANT_B, DEV_B1, 1).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
     for did in ["nope", DEV_B1] {
-        assert_problem(api.list_snapshots(TENANT_A, did, "", &token).await, 404, "device_not_found").await;
-        assert_problem(api.config_history(TENANT_A, did, "", &token).await, 404, "device_not_found").await;
+        assert_problem(
+            api.list_snapshots(TENANT_A, did, "", &token).await,
+            404,
+            "device_not_found",
+        )
+        .await;
+        assert_problem(
+            api.config_history(TENANT_A, did, "", &token).await,
+            404,
+            "device_not_found",
+        )
+        .await;
     }
 }
 
@@ -86,18 +126,28 @@ async fn snapshot_metadata_and_content_are_served(backend: Backend) {
     let token = api.token("alice", TENANT_A, Role::Viewer);
 
     // Act
-    let meta = json_ok(api.get_snapshot(TENANT_A, DEV_A1, ids[1], &token).await, 200).await;
+    let meta = json_ok(
+        api.get_snapshot(TENANT_A, DEV_A1, ids[1], &token).await,
+        200,
+    )
+    .await;
     let resp = api.snapshot_content(TENANT_A, DEV_A1, ids[1], &token).await;
 
     // Assert
     assert_eq!(meta["id"], ids[1]);
     assert_eq!(meta["previous_snapshot_id"], ids[0]);
-    assert_eq!(meta["sha256_hash"], cfgsnap::backup::normalize::sha256_hex(&config_text(1)));
+    assert_eq!(
+        meta["sha256_hash"],
+        cfgsnap::backup::normalize::sha256_hex(&config_text(1))
+    );
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(header(&resp, "content-type"), "text/plain; charset=utf-8");
     assert_eq!(header(&resp, "cache-control"), "no-store");
     let body = resp.text().await.expect("body");
-    assert!(body == config_text(1), "content differs from what was stored");
+    assert!(
+        body == config_text(1),
+        "content differs from what was stored"
+    );
 }
 
 async fn unknown_and_malformed_snapshot_ids_are_404_and_400(backend: Backend) {
@@ -106,15 +156,57 @@ async fn unknown_and_malformed_snapshot_ids_are_404_and_400(backend: Backend) {
     let b_ids = api.seed_versions(TENANT_B, DEV_B1, 1).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
     // Another device's snapshot, or another tenant's, is just as unknown.
-    for (did, sid) in [(DEV_A1, ids[0] + 1000), (DEV_A2, ids[0]), (DEV_A1, b_ids[0])] {
-        assert_problem(api.get_snapshot(TENANT_A, did, sid, &token).await, 404, "snapshot_not_found").await;
-        assert_problem(api.snapshot_content(TENANT_A, did, sid, &token).await, 404, "snapshot_not_found").await;
-        assert_problem(api.download_snapshot(TENANT_A, did, sid, &token).await, 404, "snapshot_not_found").await;
-        assert_problem(api.snapshot_diff(TENANT_A, did, sid, "", &token).await, 404, "snapshot_not_found").await;
+    for (did, sid) in [
+        (DEV_A1, ids[0] + 1000),
+        (DEV_A2, ids[0]),
+        (DEV_A1, b_ids[0]),
+    ] {
+        assert_problem(
+            api.get_snapshot(TENANT_A, did, sid, &token).await,
+            404,
+            "snapshot_not_found",
+        )
+        .await;
+        assert_problem(
+            api.snapshot_content(TENANT_A, did, sid, &token).await,
+            404,
+            "snapshot_not_found",
+        )
+        .await;
+        assert_problem(
+            api.download_snapshot(TENANT_A, did, sid, &token).await,
+            404,
+            "snapshot_not_found",
+        )
+        .await;
+        assert_problem(
+            api.snapshot_diff(TENANT_A, did, sid, "", &token).await,
+            404,
+            "snapshot_not_found",
+        )
+        .await;
     }
-    for sid in ["abc", "0", "-1", "1.5", "1e3", "99999999999999999999", "%20"] {
-        assert_problem(api.get_snapshot(TENANT_A, DEV_A1, sid, &token).await, 400, "bad_id").await;
-        assert_problem(api.snapshot_content(TENANT_A, DEV_A1, sid, &token).await, 400, "bad_id").await;
+    for sid in [
+        "abc",
+        "0",
+        "-1",
+        "1.5",
+        "1e3",
+        "99999999999999999999",
+        "%20",
+    ] {
+        assert_problem(
+            api.get_snapshot(TENANT_A, DEV_A1, sid, &token).await,
+            400,
+            "bad_id",
+        )
+        .await;
+        assert_problem(
+            api.snapshot_content(TENANT_A, DEV_A1, sid, &token).await,
+            400,
+            "bad_id",
+        )
+        .await;
     }
 }
 
@@ -122,10 +214,16 @@ async fn download_names_the_file_after_the_device_and_time(backend: Backend) {
     let api = spawn_api(backend, |_| {}).await;
     let ids = api.seed_versions(TENANT_A, DEV_A1, 1).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
-    let meta = json_ok(api.get_snapshot(TENANT_A, DEV_A1, ids[0], &token).await, 200).await;
+    let meta = json_ok(
+        api.get_snapshot(TENANT_A, DEV_A1, ids[0], &token).await,
+        200,
+    )
+    .await;
     let stamp = time(&meta["collected_at"]).format("%Y%m%dT%H%M%SZ");
 
-    let resp = api.download_snapshot(TENANT_A, DEV_A1, ids[0], &token).await;
+    let resp = api
+        .download_snapshot(TENANT_A, DEV_A1, ids[0], &token)
+        .await;
 
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(header(&resp, "content-type"), "text/plain; charset=utf-8");
@@ -134,7 +232,10 @@ async fn download_names_the_file_after_the_device_and_time(backend: Backend) {
         format!("attachment; filename=\"router-core_1_lab_x-{stamp}.rsc\"")
     );
     let body = resp.text().await.expect("body");
-    assert!(body == config_text(0), "download differs from what was stored");
+    assert!(
+        body == config_text(0),
+        "download differs from what was stored"
+    );
 }
 
 async fn diffs_are_unified_text_against_the_previous_or_a_chosen_snapshot(backend: Backend) {
@@ -145,26 +246,56 @@ async fn diffs_are_unified_text_against_the_previous_or_a_chosen_snapshot(backen
     let token = api.token("alice", TENANT_A, Role::Viewer);
 
     // Act
-    let previous = api.snapshot_diff(TENANT_A, DEV_A1, ids[2], "", &token).await;
-    let chosen = api
-        .snapshot_diff(TENANT_A, DEV_A1, ids[2], &format!("against={}", ids[0]), &token)
+    let previous = api
+        .snapshot_diff(TENANT_A, DEV_A1, ids[2], "", &token)
         .await;
-    let first = api.snapshot_diff(TENANT_A, DEV_A1, ids[0], "", &token).await;
+    let chosen = api
+        .snapshot_diff(
+            TENANT_A,
+            DEV_A1,
+            ids[2],
+            &format!("against={}", ids[0]),
+            &token,
+        )
+        .await;
+    let first = api
+        .snapshot_diff(TENANT_A, DEV_A1, ids[0], "", &token)
+        .await;
 
     // Assert
     assert_eq!(previous.status().as_u16(), 200);
-    assert_eq!(header(&previous, "content-type"), "text/x-diff; charset=utf-8");
+    assert_eq!(
+        header(&previous, "content-type"),
+        "text/x-diff; charset=utf-8"
+    );
     assert_eq!(header(&previous, "cache-control"), "no-store");
     let text = previous.text().await.expect("body");
     let added = |n: usize| format!("\n+add action=accept chain=input comment=rule{n}");
-    assert!(text.contains(&added(2)) && !text.contains(&added(1)), "diff against the previous snapshot is wrong");
+    assert!(
+        text.contains(&added(2)) && !text.contains(&added(1)),
+        "diff against the previous snapshot is wrong"
+    );
     let text = chosen.text().await.expect("body");
-    assert!(text.contains(&added(1)) && text.contains(&added(2)), "diff against the chosen snapshot is wrong");
+    assert!(
+        text.contains(&added(1)) && text.contains(&added(2)),
+        "diff against the chosen snapshot is wrong"
+    );
     assert_eq!(first.status().as_u16(), 200);
     let against_other = format!("against={}", other[0]);
-    assert_problem(api.snapshot_diff(TENANT_A, DEV_A1, ids[2], &against_other, &token).await, 404, "snapshot_not_found").await;
+    assert_problem(
+        api.snapshot_diff(TENANT_A, DEV_A1, ids[2], &against_other, &token)
+            .await,
+        404,
+        "snapshot_not_found",
+    )
+    .await;
     for q in ["against=abc", "against=0", "against=-3"] {
-        assert_problem(api.snapshot_diff(TENANT_A, DEV_A1, ids[2], q, &token).await, 400, "bad_query").await;
+        assert_problem(
+            api.snapshot_diff(TENANT_A, DEV_A1, ids[2], q, &token).await,
+            400,
+            "bad_query",
+        )
+        .await;
     }
 }
 
@@ -173,18 +304,37 @@ async fn the_change_timeline_lists_changed_snapshots_with_summaries(backend: Bac
     let ids = api.seed_versions(TENANT_A, DEV_A1, 4).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
 
-    let page = json_ok(api.config_history(TENANT_A, DEV_A1, "limit=2", &token).await, 200).await;
-    let rest = format!("limit=2&before={}", page["next_before"].as_i64().expect("cursor"));
-    let next = json_ok(api.config_history(TENANT_A, DEV_A1, &rest, &token).await, 200).await;
+    let page = json_ok(
+        api.config_history(TENANT_A, DEV_A1, "limit=2", &token)
+            .await,
+        200,
+    )
+    .await;
+    let rest = format!(
+        "limit=2&before={}",
+        page["next_before"].as_i64().expect("cursor")
+    );
+    let next = json_ok(
+        api.config_history(TENANT_A, DEV_A1, &rest, &token).await,
+        200,
+    )
+    .await;
 
     assert_eq!(ids_of(&page), [ids[3], ids[2]]);
-    assert_eq!(ids_of(&next), [ids[1]], "the first snapshot has no predecessor");
+    assert_eq!(
+        ids_of(&next),
+        [ids[1]],
+        "the first snapshot has no predecessor"
+    );
     assert_eq!(next["next_before"], Value::Null);
     let entry = &page["items"][0];
     assert_eq!(entry["lines_added"], 1);
     assert_eq!(entry["lines_removed"], 0);
     assert_eq!(entry["changes"][0]["component"], "ip/firewall/filter");
-    assert_eq!(entry["changes"][0]["summary"], "Added 1 firewall filter rule");
+    assert_eq!(
+        entry["changes"][0]["summary"],
+        "Added 1 firewall filter rule"
+    );
     assert!(entry["collected_at"].is_string());
 }
 
@@ -204,7 +354,9 @@ async fn the_audit_log_is_paginated_and_tenant_scoped(backend: Backend) {
         let page = json_ok(api.list_audit_events(TENANT_A, &query, &admin).await, 200).await;
         for e in page["items"].as_array().expect("items") {
             assert_eq!(e["tenant_id"], TENANT_A, "another tenant's event leaked");
-            assert!(e["detail"].is_object() && e["action"].is_string() && e["created_at"].is_string());
+            assert!(
+                e["detail"].is_object() && e["action"].is_string() && e["created_at"].is_string()
+            );
             seen.push(e["id"].as_i64().expect("id"));
         }
         match page["next_before"].as_i64() {
@@ -212,8 +364,15 @@ async fn the_audit_log_is_paginated_and_tenant_scoped(backend: Backend) {
             None => break,
         }
     }
-    assert!(seen.len() >= 3, "every created snapshot is audited, got {}", seen.len());
-    assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first without repeats: {seen:?}");
+    assert!(
+        seen.len() >= 3,
+        "every created snapshot is audited, got {}",
+        seen.len()
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] > w[1]),
+        "newest first without repeats: {seen:?}"
+    );
 }
 
 both_backends!(

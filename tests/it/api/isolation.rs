@@ -5,8 +5,7 @@
 use cfgsnap::api::Role;
 
 use super::{
-    Backend, DEV_A1, DEV_B1, TENANT_A, TENANT_B, TestApi, assert_problem, both_backends,
-    spawn_api,
+    Backend, DEV_A1, DEV_B1, TENANT_A, TENANT_B, TestApi, assert_problem, both_backends, spawn_api,
 };
 
 /// Every tenant-scoped route of `tid`/`did` with snapshot `sid`: (method, path).
@@ -48,7 +47,10 @@ async fn a_caller_of_tenant_a_sees_nothing_of_tenant_b(backend: Backend) {
             for (method, path) in tenant_routes(TENANT_B, DEV_B1, sid) {
                 let resp = call(&api, method, &path, &token).await;
                 let body = assert_problem(resp, 403, "forbidden").await;
-                assert!(!body.to_string().contains(&b_hash), "{method} {path} leaked a hash");
+                assert!(
+                    !body.to_string().contains(&b_hash),
+                    "{method} {path} leaked a hash"
+                );
             }
             // Tenant B's device through tenant A's own routes is unknown.
             for (method, path) in tenant_routes(TENANT_A, DEV_B1, sid).into_iter().skip(1) {
@@ -72,14 +74,30 @@ async fn hostile_ids_get_400_bad_id(backend: Backend) {
     let api = spawn_api(backend, |_| {}).await;
     let token = api.token("root", TENANT_A, Role::SuperAdmin);
     let long = "a".repeat(10 * 1024);
-    for bad in ["a.b", "*", "%3E", "a%20b", "%C3%A9", "caf%C3%A9", "a:b", "%00", &"x".repeat(65), &long] {
+    for bad in [
+        "a.b",
+        "*",
+        "%3E",
+        "a%20b",
+        "%C3%A9",
+        "caf%C3%A9",
+        "a:b",
+        "%00",
+        &"x".repeat(65),
+        &long,
+    ] {
         assert_problem(api.list_devices(bad, &token).await, 400, "bad_id").await;
         assert_problem(api.get_device(TENANT_A, bad, &token).await, 400, "bad_id").await;
         let snapshots = api.list_snapshots(TENANT_A, bad, "", &token).await;
         assert_problem(snapshots, 400, "bad_id").await;
     }
     let digits = "9".repeat(10 * 1024);
-    assert_problem(api.get_snapshot(TENANT_A, DEV_A1, &digits, &token).await, 400, "bad_id").await;
+    assert_problem(
+        api.get_snapshot(TENANT_A, DEV_A1, &digits, &token).await,
+        400,
+        "bad_id",
+    )
+    .await;
     // Ids are checked before the token: no token needed to learn an id is malformed.
     assert_problem(api.list_devices("a.b", "").await, 400, "bad_id").await;
 }
@@ -105,7 +123,9 @@ async fn raw_hostile_paths_never_get_a_5xx(backend: Backend) {
     ];
     for path in &paths {
         for auth in [String::new(), format!("Authorization: Bearer {token}\r\n")] {
-            let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
+            let request = format!(
+                "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
+            );
             let status = api.raw_status(request.as_bytes()).await;
             let shown: String = path.chars().take(80).collect();
             assert!((400..500).contains(&status), "{shown}: got {status}");
@@ -116,7 +136,10 @@ async fn raw_hostile_paths_never_get_a_5xx(backend: Backend) {
 async fn oversized_bodies_get_413(backend: Backend) {
     let api = spawn_api(backend, |_| {}).await;
     let token = api.token("carol", TENANT_A, Role::Admin);
-    let url = format!("{}/api/tenants/{TENANT_A}/devices/{DEV_A1}/ssh-host-key/reset", api.address);
+    let url = format!(
+        "{}/api/tenants/{TENANT_A}/devices/{DEV_A1}/ssh-host-key/reset",
+        api.address
+    );
     let resp = api
         .client
         .post(url)
@@ -139,7 +162,12 @@ async fn oversized_bodies_get_413(backend: Backend) {
 async fn unknown_routes_are_problem_documents(backend: Backend) {
     let api = spawn_api(backend, |_| {}).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
-    for path in ["/", "/api", "/api/tenants", &format!("/api/tenants/{TENANT_A}/devices/")] {
+    for path in [
+        "/",
+        "/api",
+        "/api/tenants",
+        &format!("/api/tenants/{TENANT_A}/devices/"),
+    ] {
         assert_problem(api.get(path, &token).await, 404, "not_found").await;
     }
     assert_problem(api.post("/healthz", "").await, 405, "method_not_allowed").await;

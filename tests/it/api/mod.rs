@@ -8,19 +8,22 @@
 //! assertion messages.
 
 mod auth;
+mod client;
 mod devices;
 mod history;
 mod isolation;
 mod ops;
+mod trigger;
 
-use std::fmt::Display;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 use cfgsnap::api::{self, AppState, AuthConfig, Role};
 use cfgsnap::backup::Trigger;
 use cfgsnap::backup::normalize::sha256_hex;
-use cfgsnap::config::{Fleet, LogFormat, Settings};
+use cfgsnap::bus::Bus;
+use cfgsnap::bus::responder::{Responder, ResponderOptions, spawn_responder};
+use cfgsnap::config::{Fleet, Settings};
 use cfgsnap::id::{DeviceId, TenantId};
 use cfgsnap::lock::Locker;
 use cfgsnap::metrics::Metrics;
@@ -32,6 +35,10 @@ use serde_json::Value;
 use sqlx::Connection as _;
 use tempfile::TempDir;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::bus::TestExecutor;
 
 /// The HS256 secret of the default configuration.
 pub const SECRET: &[u8] = b"test-secret-0123456789abcdef-0123456789";
@@ -46,16 +53,6 @@ pub const DEV_A1_NAME: &str = "core 1/lab\"x";
 
 const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-static TRACING: LazyLock<()> = LazyLock::new(|| {
-    if std::env::var_os("TEST_LOG").is_some() {
-        cfgsnap::telemetry::init(cfgsnap::telemetry::subscriber(
-            "info",
-            LogFormat::Text,
-            std::io::stdout,
-        ));
-    }
-});
-
 /// Which store the API runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -69,16 +66,20 @@ pub struct TestApi {
     pub address: String,
     pub client: reqwest::Client,
     pub store: Store,
-    pub settings: Settings,
     pub fleet_tx: watch::Sender<Arc<Fleet>>,
+    /// The local bus the API sends triggers on.
+    pub bus: Bus,
     /// The state handed to the server (metrics, limiter, auth).
     pub state: AppState,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
     handle: ServerHandle,
     _dir: TempDir,
 }
 
 impl Drop for TestApi {
     fn drop(&mut self) {
+        self.shutdown.cancel();
         // `stop` sends the command at once; the future only awaits its end.
         drop(self.handle.stop(false));
     }
@@ -94,7 +95,9 @@ async fn fresh_postgres_url() -> String {
     let name = format!("cfgsnap_test_{}", random_hex());
     let mut conn = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL)
         .await
-        .expect("PostgreSQL must run on 127.0.0.1:5432 with trust auth (scripts/test.sh starts it)");
+        .expect(
+            "PostgreSQL must run on 127.0.0.1:5432 with trust auth (scripts/test.sh starts it)",
+        );
     sqlx::query(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
         .execute(&mut conn)
         .await
@@ -149,7 +152,7 @@ credentials = "c"
 /// Starts the API on `backend` with the test fleet; `configure` may change
 /// the settings first (auth keys, rate limit, …).
 pub async fn spawn_api(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApi {
-    LazyLock::force(&TRACING);
+    crate::helpers::init_tracing();
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("jwt.secret"), [SECRET, b"\n"].concat()).expect("secret");
     let store_url = match backend {
@@ -159,12 +162,23 @@ pub async fn spawn_api(backend: Backend, configure: impl FnOnce(&mut Settings)) 
     let mut settings = test_settings(&dir, &store_url);
     configure(&mut settings);
     let fleet = settings.validate().expect("test fleet is valid");
-    let store = Store::connect(&settings.store).await.expect("store connects");
+    let store = Store::connect(&settings.store)
+        .await
+        .expect("store connects");
     store.sync_fleet(&fleet).await.expect("fleet synced");
     let locker = Locker::connect(&settings.lock.url, &settings.lock.key_prefix).expect("locker");
     let auth = AuthConfig::from_settings(&settings.auth).expect("auth config");
+    let bus = Bus::connect(&settings.bus).await.expect("local bus");
     let (fleet_tx, fleet_rx) = watch::channel(Arc::new(fleet));
-    let state = AppState::new(&settings, store.clone(), locker, fleet_rx, auth, Metrics::new());
+    let state = AppState::new(
+        &settings,
+        store.clone(),
+        locker,
+        Some(bus.clone()),
+        fleet_rx,
+        auth,
+        Metrics::new(),
+    );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     let port = listener.local_addr().expect("local addr").port();
     let server = api::build_server(state.clone(), listener).expect("server builds");
@@ -177,15 +191,38 @@ pub async fn spawn_api(backend: Backend, configure: impl FnOnce(&mut Settings)) 
             .build()
             .expect("client"),
         store,
-        settings,
         fleet_tx,
+        bus,
         state,
+        shutdown: CancellationToken::new(),
+        tracker: TaskTracker::new(),
         handle,
         _dir: dir,
     }
 }
 
 impl TestApi {
+    /// Starts a trigger responder on the API's bus that runs `executor`
+    /// for the devices of `fleet` (the API's own fleet when `None`).
+    pub async fn respond(&self, executor: Arc<TestExecutor>, fleet: Option<Fleet>) {
+        let fleet = match fleet {
+            Some(f) => watch::channel(Arc::new(f)).1,
+            None => self.fleet_tx.subscribe(),
+        };
+        let responder = Responder {
+            executor,
+            fleet,
+            sink: Arc::new(self.bus.clone()),
+            options: ResponderOptions {
+                max_concurrent: 4,
+                poller_id: "api-test".into(),
+            },
+        };
+        spawn_responder(&self.bus, responder, self.shutdown.clone(), &self.tracker)
+            .await
+            .expect("responder subscribes");
+    }
+
     /// A valid token minted with the default HS256 secret.
     pub fn token(&self, sub: &str, tenant: &str, role: Role) -> String {
         AuthConfig::hs256(SECRET, None, None)
@@ -197,148 +234,6 @@ impl TestApi {
                 std::time::Duration::from_secs(600),
             )
             .expect("minted")
-    }
-
-    /// `GET {path}` with a bearer `token` (none when empty).
-    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
-        self.send(self.client.get(format!("{}{path}", self.address)), token)
-            .await
-    }
-
-    /// `POST {path}` with a bearer `token` (none when empty).
-    pub async fn post(&self, path: &str, token: &str) -> reqwest::Response {
-        self.send(self.client.post(format!("{}{path}", self.address)), token)
-            .await
-    }
-
-    async fn send(&self, req: reqwest::RequestBuilder, token: &str) -> reqwest::Response {
-        let req = if token.is_empty() {
-            req
-        } else {
-            req.bearer_auth(token)
-        };
-        req.send().await.expect("request sent")
-    }
-
-    pub async fn healthz(&self) -> reqwest::Response {
-        self.get("/healthz", "").await
-    }
-
-    pub async fn readyz(&self) -> reqwest::Response {
-        self.get("/readyz", "").await
-    }
-
-    pub async fn metrics(&self) -> reqwest::Response {
-        self.get("/metrics", "").await
-    }
-
-    pub async fn openapi(&self) -> reqwest::Response {
-        self.get("/api/openapi.json", "").await
-    }
-
-    pub async fn list_devices(&self, tid: &str, token: &str) -> reqwest::Response {
-        self.get(&format!("/api/tenants/{tid}/devices"), token).await
-    }
-
-    pub async fn get_device(&self, tid: &str, did: &str, token: &str) -> reqwest::Response {
-        self.get(&format!("/api/tenants/{tid}/devices/{did}"), token)
-            .await
-    }
-
-    pub async fn reset_host_key(&self, tid: &str, did: &str, token: &str) -> reqwest::Response {
-        let path = format!("/api/tenants/{tid}/devices/{did}/ssh-host-key/reset");
-        self.post(&path, token).await
-    }
-
-    /// `query` is the raw query string without `?` (may be empty).
-    pub async fn list_snapshots(
-        &self,
-        tid: &str,
-        did: &str,
-        query: &str,
-        token: &str,
-    ) -> reqwest::Response {
-        let path = format!("/api/tenants/{tid}/devices/{did}/config-snapshots?{query}");
-        self.get(&path, token).await
-    }
-
-    pub async fn get_snapshot(
-        &self,
-        tid: &str,
-        did: &str,
-        sid: impl Display,
-        token: &str,
-    ) -> reqwest::Response {
-        let path = format!("/api/tenants/{tid}/devices/{did}/config-snapshots/{sid}");
-        self.get(&path, token).await
-    }
-
-    pub async fn snapshot_content(
-        &self,
-        tid: &str,
-        did: &str,
-        sid: impl Display,
-        token: &str,
-    ) -> reqwest::Response {
-        let path = format!("/api/tenants/{tid}/devices/{did}/config-snapshots/{sid}/content");
-        self.get(&path, token).await
-    }
-
-    pub async fn download_snapshot(
-        &self,
-        tid: &str,
-        did: &str,
-        sid: impl Display,
-        token: &str,
-    ) -> reqwest::Response {
-        let path = format!("/api/tenants/{tid}/devices/{did}/config-snapshots/{sid}/download");
-        self.get(&path, token).await
-    }
-
-    /// `query` is the raw query string without `?` (e.g. `against=3`).
-    pub async fn snapshot_diff(
-        &self,
-        tid: &str,
-        did: &str,
-        sid: impl Display,
-        query: &str,
-        token: &str,
-    ) -> reqwest::Response {
-        let path = format!("/api/tenants/{tid}/devices/{did}/config-snapshots/{sid}/diff?{query}");
-        self.get(&path, token).await
-    }
-
-    pub async fn config_history(
-        &self,
-        tid: &str,
-        did: &str,
-        query: &str,
-        token: &str,
-    ) -> reqwest::Response {
-        let path = format!("/api/tenants/{tid}/devices/{did}/config-history?{query}");
-        self.get(&path, token).await
-    }
-
-    pub async fn list_audit_events(&self, tid: &str, query: &str, token: &str) -> reqwest::Response {
-        self.get(&format!("/api/tenants/{tid}/audit-events?{query}"), token)
-            .await
-    }
-
-    /// Sends `request` (a whole HTTP/1.1 request head) over a raw socket, so
-    /// paths reach the server byte for byte (no client-side normalization),
-    /// and returns the status code.
-    pub async fn raw_status(&self, request: &[u8]) -> u16 {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let addr = self.address.trim_start_matches("http://");
-        let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        socket.write_all(request).await.expect("write");
-        let mut head = vec![0u8; 64];
-        let n = socket.read(&mut head).await.expect("read");
-        let line = String::from_utf8_lossy(&head[..n]).into_owned();
-        line.split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status line in {line:?}"))
     }
 
     /// Stores a snapshot of `device` (of `tenant`) with `text`, collected
@@ -368,7 +263,10 @@ impl TestApi {
         let mut ids = Vec::new();
         for i in 0..n {
             let minutes_ago = i64::try_from(n - i).expect("small");
-            ids.push(self.seed(tenant, device, &config_text(i), minutes_ago).await);
+            ids.push(
+                self.seed(tenant, device, &config_text(i), minutes_ago)
+                    .await,
+            );
         }
         ids
     }
@@ -376,7 +274,9 @@ impl TestApi {
 
 /// Version `i` of a small RouterOS export: each version adds a firewall rule.
 pub fn config_text(i: usize) -> String {
-    let mut text = String::from("# software id = TEST-1234\n/system identity\nset name=r1\n/ip firewall filter\n");
+    let mut text = String::from(
+        "# software id = TEST-1234\n/system identity\nset name=r1\n/ip firewall filter\n",
+    );
     for r in 0..=i {
         text.push_str(&format!("add action=accept chain=input comment=rule{r}\n"));
     }
@@ -385,7 +285,12 @@ pub fn config_text(i: usize) -> String {
 
 /// Asserts a problem+json response with `status` and `code`; returns the body.
 pub async fn assert_problem(resp: reqwest::Response, status: u16, code: &str) -> Value {
-    assert_eq!(resp.status().as_u16(), status, "status of {}", resp.url().path());
+    assert_eq!(
+        resp.status().as_u16(),
+        status,
+        "status of {}",
+        resp.url().path()
+    );
     let content_type = resp
         .headers()
         .get("content-type")
@@ -401,7 +306,10 @@ pub async fn assert_problem(resp: reqwest::Response, status: u16, code: &str) ->
         format!("https://cfgsnap.dev/problems/{code}"),
         "problem: {body}"
     );
-    assert!(body["title"].is_string() && body["detail"].is_string(), "problem: {body}");
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "problem: {body}"
+    );
     body
 }
 
