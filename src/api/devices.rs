@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::{Caller, Role};
-use super::error::{ApiError, Problem};
+use super::error::{ApiError, Problem, TenantRouteErrors};
 use super::path::{DevicePath, TenantPath};
 use crate::store::device::DeviceState;
 
@@ -89,9 +89,7 @@ pub struct DeviceListResponse {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The tenant's devices", body = DeviceListResponse),
-        (status = 400, description = "Bad tenant id (`bad_id`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed in this tenant", body = Problem, content_type = "application/problem+json"),
+        TenantRouteErrors,
     )
 )]
 pub async fn list_devices(
@@ -115,9 +113,7 @@ pub async fn list_devices(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The device", body = DeviceResponse),
-        (status = 400, description = "Bad id (`bad_id`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed in this tenant", body = Problem, content_type = "application/problem+json"),
+        TenantRouteErrors,
         (status = 404, description = "Unknown device (`device_not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -145,9 +141,7 @@ pub async fn get_device(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Reset"),
-        (status = 400, description = "Bad id (`bad_id`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs admin in this tenant", body = Problem, content_type = "application/problem+json"),
+        TenantRouteErrors,
         (status = 404, description = "Unknown device (`device_not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]

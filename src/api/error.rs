@@ -13,34 +13,12 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::backup::ErrorKind;
 use crate::id::IdError;
 use crate::{bus, lock, store};
 
-/// The problem+json media type.
-pub const PROBLEM_JSON: &str = "application/problem+json";
-
-/// An RFC 9457 problem document, as every error response carries it.
-#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
-pub struct Problem {
-    /// `https://cfgsnap.dev/problems/{code}`.
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// The status's reason phrase, e.g. `Not Found`.
-    pub title: String,
-    /// The HTTP status.
-    pub status: u16,
-    /// What went wrong, for people.
-    pub detail: String,
-    /// Stable machine code, e.g. `device_not_found`.
-    pub code: String,
-    /// `/readyz` only: the dependencies that did not answer.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub failed: Vec<String>,
-}
+pub use super::problem::{PROBLEM_JSON, Problem, TenantRouteErrors};
 
 /// A failed API request.
 #[derive(thiserror::Error)]

@@ -1,6 +1,6 @@
 //! Snapshot history of a device: listings, one snapshot's metadata, its
-//! normalized export (inline or as a download), diffs, the change timeline
-//! and the tenant's audit log.
+//! normalized export (inline or as a download), diffs and the change
+//! timeline.
 //!
 //! Listings are newest first with cursor pagination: `?limit=` (1–200,
 //! default 50) and `?before=` (an id); the body is
@@ -16,9 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::{Caller, Role};
-use super::error::{ApiError, Problem};
-use super::path::{DevicePath, PageQuery, SnapshotId, SnapshotPath, TenantPath, paginate};
-use crate::store::audit::AuditEvent;
+use super::error::{ApiError, Problem, TenantRouteErrors};
+use super::path::{DevicePath, PageQuery, SnapshotId, SnapshotPath, paginate};
 use crate::store::history::{ChangeSummary, HistoryEntry, SnapshotMeta};
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
@@ -148,50 +147,6 @@ pub struct HistoryPageResponse {
     pub next_before: Option<i64>,
 }
 
-/// One audit event.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditEventResponse {
-    /// Event id (the pagination cursor).
-    pub id: i64,
-    /// Tenant.
-    pub tenant_id: Option<String>,
-    /// Device, when the event concerns one.
-    pub device_id: Option<String>,
-    /// E.g. `config_backup_manual_trigger`.
-    pub action: String,
-    /// Who did it (the caller's `sub`), when a person did.
-    pub actor: Option<String>,
-    /// Small JSON details (never config text).
-    #[schema(value_type = Object)]
-    pub detail: serde_json::Value,
-    /// When.
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<AuditEvent> for AuditEventResponse {
-    fn from(e: AuditEvent) -> Self {
-        let detail = e.detail_json();
-        Self {
-            id: e.id,
-            tenant_id: e.tenant_id,
-            device_id: e.device_id,
-            action: e.action,
-            actor: e.actor,
-            detail,
-            created_at: e.created_at,
-        }
-    }
-}
-
-/// A page of the audit log, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditPageResponse {
-    /// The events.
-    pub items: Vec<AuditEventResponse>,
-    /// `before` of the next page; `null` on the last page.
-    pub next_before: Option<i64>,
-}
-
 /// `?against=`: the snapshot to diff against.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -210,9 +165,7 @@ pub struct DiffQuery {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of snapshots", body = SnapshotPageResponse),
-        (status = 400, description = "Bad id (`bad_id`) or query (`bad_query`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed in this tenant", body = Problem, content_type = "application/problem+json"),
+        TenantRouteErrors,
         (status = 404, description = "Unknown device (`device_not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -246,9 +199,7 @@ pub async fn list_snapshots(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The snapshot's metadata", body = SnapshotResponse),
-        (status = 400, description = "Bad id (`bad_id`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed in this tenant", body = Problem, content_type = "application/problem+json"),
+        TenantRouteErrors,
         (status = 404, description = "Unknown snapshot (`snapshot_not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -274,9 +225,7 @@ pub async fn get_snapshot(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The normalized export", body = String, content_type = "text/plain; charset=utf-8"),
-        (status = 400, description = "Bad id (`bad_id`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed in this tenant", body = Problem, content_type = "application/problem+json"),
+        TenantRouteErrors,
         (status = 404, description = "Unknown snapshot (`snapshot_not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -304,9 +253,7 @@ pub async fn snapshot_content(
         (status = 200, description = "The export as an attachment `router-{device_name}-{YYYYMMDDTHHMMSSZ}.rsc`",
             body = String, content_type = "text/plain; charset=utf-8",
             headers(("Content-Disposition" = String, description = "attachment; filename=\"router-….rsc\""))),
-        (status = 400, description = "Bad id (`bad_id`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed in this tenant", body = Problem, content_type = "application/problem+json"),
+        TenantRouteErrors,
         (status = 404, description = "Unknown snapshot (`snapshot_not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -333,9 +280,7 @@ pub async fn download_snapshot(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Unified diff", body = String, content_type = "text/x-diff; charset=utf-8"),
-        (status = 400, description = "Bad id (`bad_id`) or query (`bad_query`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed in this tenant", body = Problem, content_type = "application/problem+json"),
+        TenantRouteErrors,
         (status = 404, description = "Either snapshot unknown (`snapshot_not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -363,9 +308,7 @@ pub async fn snapshot_diff(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of the timeline", body = HistoryPageResponse),
-        (status = 400, description = "Bad id (`bad_id`) or query (`bad_query`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed in this tenant", body = Problem, content_type = "application/problem+json"),
+        TenantRouteErrors,
         (status = 404, description = "Unknown device (`device_not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -385,39 +328,6 @@ pub async fn config_history(
         .await?;
     let (items, next_before) = paginate(rows, limit, |e| e.snapshot_id);
     Ok(web::Json(HistoryPageResponse {
-        items: items.into_iter().map(Into::into).collect(),
-        next_before,
-    }))
-}
-
-/// The tenant's audit log, newest first.
-#[utoipa::path(
-    get,
-    path = "/api/tenants/{tid}/audit-events",
-    tag = "audit",
-    params(TenantPath, PageQuery),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "A page of audit events", body = AuditPageResponse),
-        (status = 400, description = "Bad id (`bad_id`) or query (`bad_query`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs admin in this tenant", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn list_audit_events(
-    path: TenantPath,
-    caller: Caller,
-    query: web::Query<PageQuery>,
-    state: web::Data<AppState>,
-) -> Result<web::Json<AuditPageResponse>, ApiError> {
-    caller.require(&path.tid, Role::Admin)?;
-    let limit = query.limit()?;
-    let rows = state
-        .store
-        .list_audit(path.tid.as_str(), limit + 1, query.before)
-        .await?;
-    let (items, next_before) = paginate(rows, limit, |e| e.id);
-    Ok(web::Json(AuditPageResponse {
         items: items.into_iter().map(Into::into).collect(),
         next_before,
     }))

@@ -26,12 +26,15 @@ use crate::lock::Locker;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
+pub mod audit;
 pub mod auth;
 pub mod devices;
 pub mod error;
 pub mod history;
+pub mod jwt;
 pub mod ops;
 pub mod path;
+pub mod problem;
 pub mod trigger;
 
 pub use auth::{AuthConfig, AuthConfigError, Caller, Role};
@@ -188,7 +191,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             resource(&format!("{DEVICE}/config-snapshot/trigger")).post(trigger::trigger_backup),
         )
-        .service(resource("/api/tenants/{tid}/audit-events").get(history::list_audit_events));
+        .service(resource("/api/tenants/{tid}/audit-events").get(audit::list_audit_events));
 }
 
 /// A resource whose unsupported methods answer `405` as a problem document.

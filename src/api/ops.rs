@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::{devices, history, trigger};
+use super::{audit, devices, history, trigger};
 
 /// How long each readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -131,7 +131,7 @@ pub async fn openapi() -> HttpResponse {
         history::download_snapshot,
         history::snapshot_diff,
         history::config_history,
-        history::list_audit_events,
+        audit::list_audit_events,
         trigger::trigger_backup,
     ),
     components(schemas(Problem)),

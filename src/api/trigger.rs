@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::{Caller, Role};
-use super::error::{ApiError, Problem};
+use super::error::{ApiError, Problem, TenantRouteErrors};
 use super::path::DevicePath;
 use crate::backup::{AttemptStatus, ErrorKind};
 use crate::bus::{TriggerReply, TriggerRequest};
@@ -145,9 +145,7 @@ impl TriggerResponse {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Snapshot collected", body = TriggerResponse),
-        (status = 400, description = "Bad id (`bad_id`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs operator in this tenant", body = Problem, content_type = "application/problem+json"),
+        TenantRouteErrors,
         (status = 404, description = "Unknown device (`device_not_found`, or `not_found` from the responder)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Backup already in progress (`backup_in_progress`)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Over `auth.trigger_rate_per_minute` (`rate_limited`); see `Retry-After`", body = Problem, content_type = "application/problem+json",

@@ -68,8 +68,10 @@ async fn a_successful_backup_answers_201_with_the_snapshot(backend: Backend) {
     );
 }
 
+type Case = (fn() -> backup::Error, u16, &'static str);
+
 async fn replies_map_to_statuses_and_codes(backend: Backend) {
-    let cases: Vec<(fn() -> backup::Error, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (|| backup::Error::LockHeld, 409, "backup_in_progress"),
         (
             || backup::Error::AuthRejected {
