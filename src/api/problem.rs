@@ -41,4 +41,7 @@ pub enum TenantRouteErrors {
     /// Not allowed in this tenant, or the role is too low (`forbidden`).
     #[response(status = 403, content_type = "application/problem+json")]
     Forbidden(Problem),
+    /// An unexpected failure (`internal`); details are in the server log.
+    #[response(status = 500, content_type = "application/problem+json")]
+    Internal(Problem),
 }
