@@ -74,6 +74,8 @@ pub struct TestApi {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     handle: ServerHandle,
+    /// The PostgreSQL database of this test, dropped with it.
+    database: Option<String>,
     _dir: TempDir,
 }
 
@@ -82,6 +84,34 @@ impl Drop for TestApi {
         self.shutdown.cancel();
         // `stop` sends the command at once; the future only awaits its end.
         drop(self.handle.stop(false));
+        if let Some(name) = self.database.take() {
+            drop_database(name);
+        }
+    }
+}
+
+/// Drops a test database (best effort), on a thread of its own: `Drop`
+/// cannot await, and the test's runtime may be shutting down.
+fn drop_database(name: String) {
+    let cleanup = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL).await {
+                let sql = format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#);
+                let dropped = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await;
+                if let Err(e) = dropped {
+                    eprintln!("dropping test database {name} failed: {e}");
+                }
+            }
+        });
+    });
+    if cleanup.join().is_err() {
+        eprintln!("dropping a test database panicked");
     }
 }
 
@@ -91,7 +121,8 @@ fn random_hex() -> String {
     hex::encode(b)
 }
 
-async fn fresh_postgres_url() -> String {
+/// Creates `cfgsnap_test_<hex>`; returns its name and URL.
+async fn fresh_postgres_database() -> (String, String) {
     let name = format!("cfgsnap_test_{}", random_hex());
     let mut conn = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL)
         .await
@@ -102,7 +133,8 @@ async fn fresh_postgres_url() -> String {
         .execute(&mut conn)
         .await
         .expect("create the test database");
-    format!("postgres://postgres@127.0.0.1:5432/{name}")
+    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    (name, url)
 }
 
 fn test_settings(dir: &TempDir, store_url: &str) -> Settings {
@@ -155,9 +187,15 @@ pub async fn spawn_api(backend: Backend, configure: impl FnOnce(&mut Settings)) 
     crate::helpers::init_tracing();
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("jwt.secret"), [SECRET, b"\n"].concat()).expect("secret");
-    let store_url = match backend {
-        Backend::Sqlite => format!("sqlite://{}/cfgsnap.db", dir.path().display()),
-        Backend::Postgres => fresh_postgres_url().await,
+    let (database, store_url) = match backend {
+        Backend::Sqlite => (
+            None,
+            format!("sqlite://{}/cfgsnap.db", dir.path().display()),
+        ),
+        Backend::Postgres => {
+            let (name, url) = fresh_postgres_database().await;
+            (Some(name), url)
+        }
     };
     let mut settings = test_settings(&dir, &store_url);
     configure(&mut settings);
@@ -197,6 +235,7 @@ pub async fn spawn_api(backend: Backend, configure: impl FnOnce(&mut Settings)) 
         shutdown: CancellationToken::new(),
         tracker: TaskTracker::new(),
         handle,
+        database,
         _dir: dir,
     }
 }
