@@ -7,7 +7,7 @@
 #
 # Needs: PostgreSQL on 127.0.0.1:5432 (trust auth), Redis on 127.0.0.1:6379,
 # NATS with JetStream on 127.0.0.1:4222, and OpenSSH's sshd/ssh/ssh-keygen
-# binaries (the tests start their own sshd on loopback ports).
+# binaries (the tests start their own sshd on loopback ports), GNU patch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,6 +67,11 @@ ensure_nats() {
   wait_port 4222 NATS
 }
 
+# The store tests check stored diffs by applying them with GNU patch.
+ensure_patch() {
+  command -v patch >/dev/null || apt_install patch
+}
+
 ensure_openssh() {
   local missing=()
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
@@ -77,6 +82,7 @@ ensure_openssh() {
 }
 
 ensure_openssh
+ensure_patch
 ensure_postgres
 ensure_redis
 ensure_nats

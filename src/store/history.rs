@@ -87,8 +87,9 @@ pub struct ChangeSummary {
     pub(crate) snapshot_id: i64,
 }
 
-// The diff and change counts are INTEGER (INT4) columns; PostgreSQL
-// refuses to decode them into the i64 fields, so they are cast to BIGINT.
+// Line counts are INTEGER (int4 on PostgreSQL) in the schema and i64 here:
+// the casts make PostgreSQL return int8, which sqlx decodes as i64 (SQLite's
+// INTEGER is 64-bit already).
 const META_COLUMNS: &str = "s.snapshot_id, s.tenant_id, s.device_id, s.sha256_hash, s.collected_at, \
      s.trigger, s.routeros_version, s.size_bytes, s.line_count, s.normalization_version, \
      CAST(d.lines_added AS BIGINT) AS lines_added, CAST(d.lines_removed AS BIGINT) AS lines_removed, \
@@ -350,7 +351,8 @@ impl Store {
     ) -> Result<Vec<HistoryEntry>> {
         let (entries, changes) = on_db!(&self.db, pool, _d => {
             let entries = sqlx::query_as::<_, (i64, DateTime<Utc>, i64, i64)>(
-                "SELECT s.snapshot_id, s.collected_at, CAST(d.lines_added AS BIGINT), CAST(d.lines_removed AS BIGINT) \
+                "SELECT s.snapshot_id, s.collected_at, CAST(d.lines_added AS BIGINT), \
+                 CAST(d.lines_removed AS BIGINT) \
                  FROM snapshot s JOIN snapshot_diff d ON d.snapshot_id = s.snapshot_id \
                  WHERE s.tenant_id = $1 AND s.device_id = $2 AND s.snapshot_id < $3 \
                  ORDER BY s.snapshot_id DESC LIMIT $4",

@@ -85,15 +85,19 @@ fn is_transient(e: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLite: 5 BUSY, 6 LOCKED, 13 FULL (and their extended
+                // codes). Only for SQLite: some numeric PostgreSQL codes
+                // share the low byte (22021, 42501).
+                return matches!(code.parse::<i32>().map(|c| c & 0xff), Ok(5 | 6 | 13));
+            }
             // PostgreSQL: class 08 connection, 53 resources, 57P0x shutdown,
-            // 40001/40P01 serialization and deadlock. SQLite: 5 BUSY, 6
-            // LOCKED, 13 FULL (and their extended codes).
+            // 40001/40P01 serialization and deadlock.
             code.starts_with("08")
                 || code.starts_with("53")
                 || code.starts_with("57P0")
                 || code == "40001"
                 || code == "40P01"
-                || matches!(code.parse::<i32>().map(|c| c & 0xff), Ok(5 | 6 | 13))
         }
         _ => false,
     }

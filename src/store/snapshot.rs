@@ -94,6 +94,11 @@ impl NewSnapshot {
         if self.poller_id.as_ref().is_some_and(|v| v.len() > 128) {
             return bad("poller_id is longer than 128 characters");
         }
+        // Stored as TEXT, which cannot hold NUL on PostgreSQL.
+        let text_fields = self.routeros_version.iter().chain(&self.poller_id);
+        if text_fields.chain(&self.warnings).any(|v| v.contains('\0')) {
+            return bad("routeros_version, poller_id or a warning contains a NUL character");
+        }
         Ok(())
     }
 }

@@ -9,3 +9,4 @@ mod lock;
 mod openssh;
 mod sim;
 mod sshd;
+mod store;

@@ -1,0 +1,251 @@
+//! Devices mirrored from the configuration: fleet sync, host-key pinning and
+//! reset, backup state after each attempt, the newest snapshot in listings.
+
+use cfgsnap::store::Error;
+use cfgsnap::store::device::Attempt;
+use chrono::{Duration, SubsecRound, Utc};
+
+use super::{FLEET, TestStore, both_backends, config, days_ago, fleet, snapshot};
+
+both_backends!(
+    sync_fleet_marks_a_removed_device_inactive_and_keeps_its_history,
+    a_host_key_is_pinned_on_first_use_only_and_audited,
+    reset_host_key_forgets_the_key_lifts_its_block_and_audits_the_actor,
+    record_attempt_updates_the_backup_state_and_counts_failures,
+    list_devices_shows_each_devices_newest_snapshot,
+);
+
+fn failed(kind: &str, blocked: Option<&str>) -> Attempt {
+    Attempt::Failed {
+        error_kind: kind.to_owned(),
+        next_attempt_at: None,
+        blocked_reason: blocked.map(str::to_owned),
+    }
+}
+
+async fn sync_fleet_marks_a_removed_device_inactive_and_keeps_its_history(t: &TestStore) {
+    // Arrange
+    let id = t
+        .ingest_new(&snapshot("t1", "r2", &config("a"), days_ago(1)))
+        .await;
+    let without_r2: Vec<(&str, &str)> = FLEET.iter().copied().filter(|d| d.0 != "r2").collect();
+
+    // Act
+    t.store
+        .sync_fleet(&fleet(&without_r2))
+        .await
+        .expect("sync without r2");
+
+    // Assert
+    let devices = t.store.list_devices("t1").await.expect("list_devices");
+    let state: Vec<(&str, bool)> = devices
+        .iter()
+        .map(|d| (d.device_id.as_str(), d.active))
+        .collect();
+    assert_eq!(state, [("r1", true), ("r2", false)]);
+    assert_eq!(t.snapshot_ids("t1", "r2").await, [id], "history kept");
+    assert!(
+        t.store.snapshot_content("t1", "r2", id).await.is_ok(),
+        "content kept"
+    );
+    assert!(t.store.get_device("t2", "x1").await.expect("x1").active);
+
+    // Act: configured again.
+    t.store
+        .sync_fleet(&fleet(FLEET))
+        .await
+        .expect("sync with r2");
+
+    // Assert
+    let r2 = t.store.get_device("t1", "r2").await.expect("r2");
+    assert!(r2.active, "active again");
+    assert_eq!((r2.name.as_str(), r2.port), ("router-r2", 22));
+    assert_eq!(r2.newest_snapshot_id, Some(id));
+}
+
+async fn a_host_key_is_pinned_on_first_use_only_and_audited(t: &TestStore) {
+    // Arrange
+    let s = &t.store;
+    assert_eq!(s.pinned_host_key("r1").await.expect("pinned"), None);
+
+    // Act
+    s.pin_host_key("r1", "SHA256:first")
+        .await
+        .expect("first pin");
+    s.pin_host_key("r1", "SHA256:second")
+        .await
+        .expect("second pin");
+    let unknown = s.pin_host_key("nope", "SHA256:x").await;
+
+    // Assert
+    assert_eq!(
+        s.pinned_host_key("r1").await.expect("pinned").as_deref(),
+        Some("SHA256:first")
+    );
+    let r1 = s.get_device("t1", "r1").await.expect("r1");
+    assert_eq!(r1.host_key_fingerprint.as_deref(), Some("SHA256:first"));
+    assert!(
+        matches!(unknown, Err(Error::DeviceNotFound)),
+        "unknown device"
+    );
+    assert_eq!(t.audit_actions("t1", "r1").await, ["ssh_host_key_pinned"]);
+    let events = s.list_audit("t1", 10, None).await.expect("list_audit");
+    assert_eq!(events[0].detail_json()["fingerprint"], "SHA256:first");
+    assert_eq!(
+        s.pinned_host_key("r2").await.expect("pinned"),
+        None,
+        "r2 untouched"
+    );
+}
+
+async fn reset_host_key_forgets_the_key_lifts_its_block_and_audits_the_actor(t: &TestStore) {
+    // Arrange: r1 blocked by a changed key, r2 blocked by a rejected login.
+    let s = &t.store;
+    for (device, kind) in [("r1", "hostkey_mismatch"), ("r2", "auth_failed")] {
+        s.pin_host_key(device, "SHA256:old").await.expect("pin");
+        s.record_attempt(device, Utc::now(), &failed(kind, Some(kind)))
+            .await
+            .expect("record");
+    }
+
+    // Act
+    s.reset_host_key("t1", "r1", "alice")
+        .await
+        .expect("reset r1");
+    s.reset_host_key("t1", "r2", "bob").await.expect("reset r2");
+
+    // Assert
+    let r1 = s.get_device("t1", "r1").await.expect("r1");
+    assert_eq!((r1.host_key_fingerprint, r1.blocked_reason), (None, None));
+    let r2 = s.get_device("t1", "r2").await.expect("r2");
+    assert_eq!(r2.host_key_fingerprint, None);
+    assert_eq!(
+        r2.blocked_reason.as_deref(),
+        Some("auth_failed"),
+        "not a host-key block"
+    );
+    let events = s.list_audit("t1", 10, None).await.expect("list_audit");
+    let resets: Vec<(Option<&str>, Option<&str>)> = events
+        .iter()
+        .filter(|e| e.action == "ssh_host_key_reset")
+        .map(|e| (e.device_id.as_deref(), e.actor.as_deref()))
+        .collect();
+    assert_eq!(
+        resets,
+        [(Some("r2"), Some("bob")), (Some("r1"), Some("alice"))]
+    );
+    let r1_reset = events
+        .iter()
+        .find(|e| e.actor.as_deref() == Some("alice"))
+        .expect("r1 reset");
+    assert_eq!(r1_reset.detail_json()["previous_fingerprint"], "SHA256:old");
+
+    // Act: the next contact pins again.
+    s.pin_host_key("r1", "SHA256:new").await.expect("pin again");
+
+    // Assert
+    assert_eq!(
+        s.pinned_host_key("r1").await.expect("pinned").as_deref(),
+        Some("SHA256:new")
+    );
+}
+
+async fn record_attempt_updates_the_backup_state_and_counts_failures(t: &TestStore) {
+    // Arrange
+    let s = &t.store;
+    let t0 = Utc::now().trunc_subsecs(6);
+    let at = |minutes: i64| t0 + Duration::minutes(minutes);
+    let retry = Attempt::Failed {
+        error_kind: "timeout".to_owned(),
+        next_attempt_at: Some(at(15)),
+        blocked_reason: None,
+    };
+
+    // Act + Assert: two failures.
+    s.record_attempt("r1", at(0), &failed("unreachable", None))
+        .await
+        .expect("record");
+    s.record_attempt("r1", at(1), &retry).await.expect("record");
+    let r1 = s.get_device("t1", "r1").await.expect("r1");
+    assert_eq!(r1.last_status.as_deref(), Some("failed"));
+    assert_eq!(r1.last_error_kind.as_deref(), Some("timeout"));
+    assert_eq!(r1.consecutive_failures, 2);
+    assert_eq!(
+        (r1.last_attempt_at, r1.next_attempt_at),
+        (Some(at(1)), Some(at(15)))
+    );
+    assert_eq!(r1.last_success_at, None);
+
+    // Act + Assert: locked changes the status only.
+    s.record_attempt("r1", at(2), &Attempt::Locked)
+        .await
+        .expect("record");
+    let r1 = s.get_device("t1", "r1").await.expect("r1");
+    assert_eq!(r1.last_status.as_deref(), Some("locked"));
+    assert_eq!(
+        (r1.consecutive_failures, r1.last_attempt_at),
+        (2, Some(at(2)))
+    );
+
+    // Act + Assert: a success resets the failure state.
+    s.record_attempt("r1", at(3), &Attempt::Success)
+        .await
+        .expect("record");
+    let r1 = s.get_device("t1", "r1").await.expect("r1");
+    assert_eq!(r1.last_status.as_deref(), Some("success"));
+    assert_eq!(
+        (r1.last_attempt_at, r1.last_success_at),
+        (Some(at(3)), Some(at(3)))
+    );
+    assert_eq!(
+        (
+            r1.consecutive_failures,
+            r1.last_error_kind,
+            r1.next_attempt_at
+        ),
+        (0, None, None)
+    );
+    assert_eq!(r1.blocked_reason, None);
+    let r2 = s.get_device("t1", "r2").await.expect("r2");
+    assert_eq!(
+        (r2.last_status, r2.consecutive_failures),
+        (None, 0),
+        "r2 untouched"
+    );
+}
+
+async fn list_devices_shows_each_devices_newest_snapshot(t: &TestStore) {
+    // Arrange
+    let a = snapshot("t1", "r1", &config("a"), days_ago(2));
+    let b = snapshot("t1", "r1", &config("b"), days_ago(1));
+    t.ingest_new(&a).await;
+    let newest = t.ingest_new(&b).await;
+
+    // Act
+    let devices = t.store.list_devices("t1").await.expect("list_devices");
+
+    // Assert
+    let newest_of: Vec<(&str, Option<i64>, Option<&str>)> = devices
+        .iter()
+        .map(|d| {
+            (
+                d.device_id.as_str(),
+                d.newest_snapshot_id,
+                d.newest_sha256_hash.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        newest_of,
+        [
+            ("r1", Some(newest), Some(b.sha256_hash.as_str())),
+            ("r2", None, None)
+        ]
+    );
+    let r1 = t.store.get_device("t1", "r1").await.expect("r1");
+    assert_eq!(
+        (r1.tenant_id.as_str(), r1.name.as_str(), r1.host.as_str()),
+        ("t1", "router-r1", "192.0.2.1")
+    );
+    assert_eq!(r1.newest_snapshot_id, Some(newest));
+}

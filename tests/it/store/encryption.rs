@@ -1,0 +1,212 @@
+//! Encryption at rest, checked on the bytes the database holds: no plaintext
+//! in files or columns, a wrong key is a clear error, tenants have their own
+//! keys, and a lost key file is never silently replaced.
+
+use cfgsnap::backup::normalize::sha256_hex;
+use cfgsnap::store::crypto::MasterKey;
+use cfgsnap::store::{Error, Store};
+
+use super::{Backend, TestStore, both_backends, config, corpus, days_ago, snapshot};
+
+both_backends!(
+    stored_records_hold_no_plaintext_line_of_the_config,
+    a_different_master_key_fails_with_a_crypto_error_instead_of_garbage,
+    two_tenants_storing_the_same_text_get_different_ciphertexts,
+    a_store_holding_snapshots_refuses_to_start_without_its_key_file,
+);
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A corpus export with a marker line unique to this run.
+fn marked_export() -> (String, String) {
+    let marker = format!(
+        "/system identity set name=marker-{:016x}",
+        rand::random::<u64>()
+    );
+    let text = format!(
+        "{}{marker}\n",
+        corpus("kaihendry-mikrotik-configs__sunny.rsc")
+    );
+    (text, marker)
+}
+
+async fn stored_records_hold_no_plaintext_line_of_the_config(t: &TestStore) {
+    // Arrange: two versions, so there is a stored diff holding the marker too.
+    let (text, marker) = marked_export();
+    let changed = text.replace(
+        "/ip firewall filter\n",
+        "/ip firewall filter\nadd chain=input\n",
+    );
+    assert_ne!(text, changed, "the export has a filter section");
+    t.ingest_new(&snapshot("t1", "r1", &text, days_ago(2)))
+        .await;
+    t.ingest_new(&snapshot("t1", "r1", &changed, days_ago(1)))
+        .await;
+    // Lines long enough not to occur by chance in binary data or the schema.
+    let lines: Vec<&str> = changed.lines().filter(|l| l.len() >= 24).collect();
+    assert!(lines.len() > 20, "the export has long lines");
+
+    // Act: the bytes at rest.
+    let snapshots = t.raw_records("snapshot").await;
+    let diffs = t.raw_records("snapshot_diff").await;
+    let at_rest: Vec<u8> = match t.backend {
+        Backend::Sqlite => {
+            let db = t.sqlite_file();
+            let mut bytes = std::fs::read(&db).expect("database file");
+            let mut wal = db.into_os_string();
+            wal.push("-wal");
+            bytes.extend(std::fs::read(&wal).expect("-wal file (WAL mode)"));
+            bytes
+        }
+        Backend::Postgres => snapshots
+            .iter()
+            .chain(&diffs)
+            .flat_map(|r| r.2.clone())
+            .collect(),
+    };
+
+    // Assert: the records are there (their nonces are), their text is not.
+    assert_eq!((snapshots.len(), diffs.len()), (2, 1));
+    for (id, nonce, _) in snapshots.iter().chain(&diffs) {
+        if t.backend == Backend::Sqlite {
+            assert!(
+                contains(&at_rest, nonce),
+                "record {id} is in the scanned bytes"
+            );
+        }
+    }
+    assert!(
+        !contains(&at_rest, marker.as_bytes()),
+        "marker line stored in clear"
+    );
+    let leaked = lines
+        .iter()
+        .filter(|l| contains(&at_rest, l.as_bytes()))
+        .count();
+    assert_eq!(leaked, 0, "config lines stored in clear");
+    let diff = t
+        .store
+        .snapshot_diff("t1", "r1", snapshots[1].0, None)
+        .await
+        .expect("diff");
+    assert!(
+        diff.contains("+add chain=input"),
+        "the stored diff decrypts"
+    );
+}
+
+async fn a_different_master_key_fails_with_a_crypto_error_instead_of_garbage(t: &TestStore) {
+    // Arrange
+    let first = t
+        .ingest_new(&snapshot("t1", "r1", &config("a"), days_ago(2)))
+        .await;
+    let second = t
+        .ingest_new(&snapshot("t1", "r1", &config("b"), days_ago(1)))
+        .await;
+    let other_key = t.dir.path().join("other.key");
+    MasterKey::load_or_generate(&other_key).expect("another key file");
+
+    // Act
+    let reopened = Store::connect(&t.settings_with_key_file(&other_key))
+        .await
+        .expect("a store opens with another key");
+    let content = reopened.snapshot_content("t1", "r1", first).await;
+    let diff = reopened.snapshot_diff("t1", "r1", second, None).await;
+    let ingest = reopened
+        .ingest(&snapshot("t1", "r1", &config("c"), days_ago(0)))
+        .await;
+    let metadata = reopened.list_snapshots("t1", "r1", 10, None).await;
+    reopened.close().await;
+
+    // Assert
+    assert!(
+        matches!(content, Err(Error::Crypto(_))),
+        "content: {:?}",
+        content.map(|_| ())
+    );
+    assert!(
+        matches!(diff, Err(Error::Crypto(_))),
+        "diff: {:?}",
+        diff.map(|_| ())
+    );
+    assert!(
+        matches!(ingest, Err(Error::Crypto(_))),
+        "ingest: {ingest:?}"
+    );
+    assert_eq!(metadata.expect("metadata needs no key").len(), 2);
+    assert_eq!(
+        t.snapshot_ids("t1", "r1").await,
+        [second, first],
+        "nothing stored"
+    );
+    let content = t
+        .store
+        .snapshot_content("t1", "r1", first)
+        .await
+        .expect("right key");
+    assert_eq!(sha256_hex(&content), sha256_hex(&config("a")));
+}
+
+async fn two_tenants_storing_the_same_text_get_different_ciphertexts(t: &TestStore) {
+    // Arrange
+    let text = config("shared");
+
+    // Act
+    let mine = t
+        .ingest_new(&snapshot("t1", "r1", &text, days_ago(1)))
+        .await;
+    let theirs = t
+        .ingest_new(&snapshot("t2", "x1", &text, days_ago(1)))
+        .await;
+
+    // Assert
+    let records = t.raw_records("snapshot").await;
+    let content = |id: i64| {
+        let record = records.iter().find(|r| r.0 == id).expect("raw record");
+        record.2.clone()
+    };
+    assert_ne!(
+        content(mine),
+        content(theirs),
+        "same ciphertext for two tenants"
+    );
+    for (tenant, device, id) in [("t1", "r1", mine), ("t2", "x1", theirs)] {
+        let opened = t
+            .store
+            .snapshot_content(tenant, device, id)
+            .await
+            .expect("content");
+        assert_eq!(
+            sha256_hex(&opened),
+            sha256_hex(&text),
+            "{tenant} reads its text"
+        );
+    }
+}
+
+async fn a_store_holding_snapshots_refuses_to_start_without_its_key_file(t: &TestStore) {
+    // Arrange
+    assert!(
+        t.key_file().exists(),
+        "a fresh store generates its key file"
+    );
+    t.ingest_new(&snapshot("t1", "r1", &config("a"), days_ago(1)))
+        .await;
+    std::fs::remove_file(t.key_file()).expect("remove the key file");
+
+    // Act
+    let result = Store::connect(&t.settings).await;
+
+    // Assert
+    let error = match result {
+        Ok(_) => panic!("the store started without its key"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        error.contains("missing"),
+        "the error says the key is missing: {error}"
+    );
+    assert!(!t.key_file().exists(), "no new key replaces the lost one");
+}
