@@ -10,6 +10,7 @@ use crate::config::{ConfigError, Settings};
 
 mod backup;
 mod history;
+mod token;
 
 /// cfgsnap: versioned snapshots of network device configurations.
 #[derive(Debug, Parser)]
@@ -64,6 +65,21 @@ pub enum Cmd {
     Migrate,
     /// Check the configuration and print every problem, or "ok".
     CheckConfig,
+    /// Mint a JWT with the configured HS256 secret and print it.
+    Token {
+        /// The caller's name (`sub` claim).
+        #[arg(long, value_parser = token::parse_sub)]
+        sub: String,
+        /// The caller's tenant (`tenant_id` claim).
+        #[arg(long, value_parser = token::parse_tenant)]
+        tenant: crate::id::TenantId,
+        /// viewer, operator, admin or super_admin.
+        #[arg(long, value_parser = token::parse_role)]
+        role: crate::api::Role,
+        /// How long the token is valid, e.g. `1h`, `30m`, `7d`.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+    },
 }
 
 /// How a subcommand ended; `main` maps it to the exit code.
@@ -133,5 +149,11 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
             snapshot_id,
             against,
         } => history::diff(&settings, snapshot_id, against).await,
+        Cmd::Token {
+            sub,
+            tenant,
+            role,
+            ttl,
+        } => Ok(token::mint(&settings, &sub, &tenant, role, ttl)),
     }
 }

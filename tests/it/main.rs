@@ -1,5 +1,7 @@
 //! Integration tests: one crate, one module per feature.
 
+mod api;
+mod bus;
 mod cli;
 mod collect;
 mod helpers;

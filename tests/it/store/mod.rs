@@ -293,6 +293,7 @@ fn store_settings(url: &str, key_file: &Path) -> StoreSettings {
         encryption_key_file: Some(key_file.to_owned()),
         retention_days: 90,
         keep_min: 2,
+        ..StoreSettings::default()
     }
 }
 

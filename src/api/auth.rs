@@ -1,0 +1,171 @@
+//! Authorization: the [`Caller`] extractor authenticates the
+//! `Authorization: Bearer` token through [`AuthConfig`] (in `jwt`), and
+//! [`Caller::require`] is the one check of tenant and role (DESIGN.md §4):
+//! `viewer` < `operator` < `admin` < `super_admin`; `super_admin` acts in
+//! any tenant, everyone else only in their own.
+//!
+//! Tokens are never logged; failures say what was wrong, not what was sent.
+
+use std::fmt;
+use std::future::{Ready, ready};
+use std::str::FromStr;
+
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::id::TenantId;
+
+pub use super::jwt::{AuthConfig, AuthConfigError, MIN_SECRET_BYTES, install_crypto_provider};
+
+/// A caller's role; each includes the rights of the ones before it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads devices and history.
+    Viewer,
+    /// Also triggers backups.
+    Operator,
+    /// Also resets host keys and reads the audit log.
+    Admin,
+    /// Everything, in every tenant.
+    SuperAdmin,
+}
+
+impl Role {
+    /// The claim value, e.g. `super_admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+            Role::SuperAdmin => "super_admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "viewer" => Ok(Role::Viewer),
+            "operator" => Ok(Role::Operator),
+            "admin" => Ok(Role::Admin),
+            "super_admin" => Ok(Role::SuperAdmin),
+            _ => Err("role must be one of viewer, operator, admin, super_admin".into()),
+        }
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's `sub`: who is calling (audit actor, rate-limit key).
+    pub sub: String,
+    /// The caller's own tenant.
+    pub tenant_id: TenantId,
+    /// What the caller may do.
+    pub role: Role,
+}
+
+impl Caller {
+    /// Allows the request when the caller has at least `min` and may act in
+    /// `tenant` (its own, or any for `super_admin`).
+    ///
+    /// # Errors
+    /// [`ApiError::Forbidden`] otherwise.
+    pub fn require(&self, tenant: &TenantId, min: Role) -> Result<(), ApiError> {
+        if self.role != Role::SuperAdmin && &self.tenant_id != tenant {
+            return Err(ApiError::Forbidden("not allowed in this tenant"));
+        }
+        if self.role < min {
+            return Err(ApiError::Forbidden(match min {
+                Role::Viewer => "requires the viewer role",
+                Role::Operator => "requires the operator role",
+                Role::Admin => "requires the admin role",
+                Role::SuperAdmin => "requires the super_admin role",
+            }));
+        }
+        Ok(())
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("BUG: AppState is not registered")))?;
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::MissingToken)?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidToken("malformed Authorization header"))?;
+    let (scheme, token) = value.split_once(' ').ok_or(ApiError::MissingToken)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::MissingToken);
+    }
+    state.auth.verify(token.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(s: &str) -> TenantId {
+        TenantId::parse(s).expect("valid")
+    }
+
+    #[test]
+    fn roles_are_ordered_and_parse_their_claim_names() {
+        assert!(Role::Viewer < Role::Operator);
+        assert!(Role::Operator < Role::Admin);
+        assert!(Role::Admin < Role::SuperAdmin);
+        for r in [Role::Viewer, Role::Operator, Role::Admin, Role::SuperAdmin] {
+            assert_eq!(r.as_str().parse::<Role>(), Ok(r));
+        }
+        assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn require_checks_tenant_then_role() {
+        let c = |role| Caller {
+            sub: "u".into(),
+            tenant_id: tenant("a"),
+            role,
+        };
+        assert!(c(Role::Viewer).require(&tenant("a"), Role::Viewer).is_ok());
+        assert!(
+            c(Role::Viewer)
+                .require(&tenant("a"), Role::Operator)
+                .is_err()
+        );
+        assert!(c(Role::Admin).require(&tenant("b"), Role::Viewer).is_err());
+        assert!(
+            c(Role::SuperAdmin)
+                .require(&tenant("b"), Role::Admin)
+                .is_ok()
+        );
+    }
+}

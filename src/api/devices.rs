@@ -1,0 +1,162 @@
+//! Devices and their backup state (`GET …/devices`, `GET …/devices/{did}`)
+//! and the admin's host-key reset. Handlers stay thin: check the caller,
+//! call the store, map to a DTO.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::{Caller, Role};
+use super::error::{ApiError, Problem, TenantRouteErrors};
+use super::path::{DevicePath, TenantPath};
+use crate::store::device::DeviceState;
+
+/// A device with its backup state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceResponse {
+    /// Device id.
+    pub device_id: String,
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// Display name.
+    pub name: String,
+    /// Host name or address.
+    pub host: String,
+    /// SSH port.
+    pub port: i32,
+    /// False once removed from the configuration (its history stays).
+    pub active: bool,
+    /// Pinned `SHA256:` host key fingerprint.
+    pub host_key_fingerprint: Option<String>,
+    /// Last backup attempt.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// Last successful backup.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// `success`, `failed` or `locked`.
+    pub last_status: Option<String>,
+    /// `error_kind` of the last failure.
+    pub last_error_kind: Option<String>,
+    /// Failures since the last success.
+    pub consecutive_failures: i32,
+    /// Earliest next scheduled attempt after a failure.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Why scheduled retries stopped (`auth_failed`, `hostkey_mismatch`).
+    pub blocked_reason: Option<String>,
+    /// Newest snapshot id.
+    pub newest_snapshot_id: Option<i64>,
+    /// Newest snapshot hash.
+    pub newest_sha256_hash: Option<String>,
+}
+
+impl From<DeviceState> for DeviceResponse {
+    fn from(d: DeviceState) -> Self {
+        Self {
+            device_id: d.device_id,
+            tenant_id: d.tenant_id,
+            name: d.name,
+            host: d.host,
+            port: d.port,
+            active: d.active,
+            host_key_fingerprint: d.host_key_fingerprint,
+            last_attempt_at: d.last_attempt_at,
+            last_success_at: d.last_success_at,
+            last_status: d.last_status,
+            last_error_kind: d.last_error_kind,
+            consecutive_failures: d.consecutive_failures,
+            next_attempt_at: d.next_attempt_at,
+            blocked_reason: d.blocked_reason,
+            newest_snapshot_id: d.newest_snapshot_id,
+            newest_sha256_hash: d.newest_sha256_hash,
+        }
+    }
+}
+
+/// A tenant's devices, by id.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceListResponse {
+    /// The devices.
+    pub items: Vec<DeviceResponse>,
+}
+
+/// Lists a tenant's devices with their backup state.
+#[utoipa::path(
+    get,
+    path = "/api/tenants/{tid}/devices",
+    tag = "devices",
+    params(TenantPath),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The tenant's devices", body = DeviceListResponse),
+        TenantRouteErrors,
+    )
+)]
+pub async fn list_devices(
+    path: TenantPath,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<web::Json<DeviceListResponse>, ApiError> {
+    caller.require(&path.tid, Role::Viewer)?;
+    let devices = state.store.list_devices(path.tid.as_str()).await?;
+    Ok(web::Json(DeviceListResponse {
+        items: devices.into_iter().map(DeviceResponse::from).collect(),
+    }))
+}
+
+/// One device with its backup state.
+#[utoipa::path(
+    get,
+    path = "/api/tenants/{tid}/devices/{did}",
+    tag = "devices",
+    params(DevicePath),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The device", body = DeviceResponse),
+        TenantRouteErrors,
+        (status = 404, description = "Unknown device (`device_not_found`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_device(
+    path: DevicePath,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<web::Json<DeviceResponse>, ApiError> {
+    caller.require(&path.tid, Role::Viewer)?;
+    let device = state
+        .store
+        .get_device(path.tid.as_str(), path.did.as_str())
+        .await?;
+    Ok(web::Json(device.into()))
+}
+
+/// Forgets a device's pinned SSH host key and lifts a host-key block; the
+/// next backup pins the key it sees. Audited as `ssh_host_key_reset`, and
+/// announced on the bus so pollers that pin keys in a file forget theirs.
+#[utoipa::path(
+    post,
+    path = "/api/tenants/{tid}/devices/{did}/ssh-host-key/reset",
+    tag = "devices",
+    params(DevicePath),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Reset"),
+        TenantRouteErrors,
+        (status = 404, description = "Unknown device (`device_not_found`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn reset_host_key(
+    path: DevicePath,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&path.tid, Role::Admin)?;
+    state
+        .store
+        .reset_host_key(path.tid.as_str(), path.did.as_str(), &caller.sub)
+        .await?;
+    state
+        .announce_hostkey_reset(&path.tid, &path.did, &caller.sub)
+        .await;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,117 @@
+//! Control messages between nodes on core subjects: attempt reports
+//! (`{control}.attempt.{tenant}.{device}`) and host-key-reset notices
+//! (`{control}.hostkey_reset.{device}`), best effort; and the bus as the
+//! executors' [`SnapshotSink`].
+
+use std::marker::PhantomData;
+
+use anyhow::Context as _;
+use tracing::warn;
+
+use super::subscription::ControlInner;
+use super::{Bus, HostKeyReset, Result, SnapshotEvent, Subscription};
+use crate::backup::{AttemptReport, Outcome, SnapshotSink};
+
+impl Bus {
+    /// Publishes an attempt report on `{control_subject}.attempt.{tenant}.{device}`
+    /// (core NATS, no ack).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](super::Error::Unavailable) when it could not be handed to the connection.
+    pub async fn publish_attempt(&self, report: &AttemptReport) -> Result<()> {
+        let subject = self
+            .subjects()
+            .attempt(&report.tenant_id, &report.device_id);
+        let payload = serde_json::to_vec(report).context("serializing an attempt report")?;
+        match self {
+            Bus::Nats(n) => n.publish_core(subject, payload).await,
+            Bus::Local(l) => {
+                l.publish_attempt(subject, payload);
+                Ok(())
+            }
+        }
+    }
+
+    /// Subscribes to all attempt reports. On NATS the subscribers share
+    /// them in the queue group `{durable}`, so each is recorded once.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](super::Error::Unavailable) when NATS refuses the subscription.
+    pub async fn subscribe_attempts(&self) -> Result<Subscription<AttemptReport>> {
+        let inner = match self {
+            Bus::Nats(n) => ControlInner::Nats(
+                n.subscribe(n.subjects.attempt_all(), Some(n.subjects.durable.clone()))
+                    .await?,
+            ),
+            Bus::Local(l) => ControlInner::Local(l.subscribe_attempts()),
+        };
+        Ok(Subscription {
+            inner,
+            kind: "attempt",
+            _type: PhantomData,
+        })
+    }
+
+    /// Tells every poller that `notice.device_id`'s host key was reset, on
+    /// `{control_subject}.hostkey_reset.{device}`, and flushes.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](super::Error::Unavailable) when it could not be sent.
+    pub async fn publish_hostkey_reset(&self, notice: &HostKeyReset) -> Result<()> {
+        let subject = self.subjects().hostkey_reset(&notice.device_id);
+        let payload = serde_json::to_vec(notice).context("serializing a host-key reset")?;
+        match self {
+            Bus::Nats(n) => {
+                n.publish_core(subject, payload).await?;
+                n.flush().await
+            }
+            Bus::Local(l) => {
+                l.publish_hostkey_reset(subject, payload);
+                Ok(())
+            }
+        }
+    }
+
+    /// Subscribes to host-key-reset notices (every subscriber gets each).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](super::Error::Unavailable) when NATS refuses the subscription.
+    pub async fn subscribe_hostkey_resets(&self) -> Result<Subscription<HostKeyReset>> {
+        let inner = match self {
+            Bus::Nats(n) => {
+                ControlInner::Nats(n.subscribe(n.subjects.hostkey_reset_all(), None).await?)
+            }
+            Bus::Local(l) => ControlInner::Local(l.subscribe_hostkey_resets()),
+        };
+        Ok(Subscription {
+            inner,
+            kind: "hostkey_reset",
+            _type: PhantomData,
+        })
+    }
+}
+
+/// The bus as the executors' sink: events carry the bus's `poller_id`
+/// ([`Bus::with_poller_id`]); reports go out best effort.
+impl SnapshotSink for Bus {
+    async fn publish(&self, outcome: &Outcome) -> anyhow::Result<()> {
+        let event = SnapshotEvent::from_outcome(outcome, Some(self.poller_id().to_owned()));
+        self.publish_snapshot(&event).await?;
+        Ok(())
+    }
+
+    async fn report(&self, report: &AttemptReport) {
+        if let Err(e) = self.publish_attempt(report).await {
+            warn!(error.message = %e, error.cause_chain = ?e, device_id = %report.device_id, "publishing an attempt report failed");
+        }
+    }
+}
+
+/// This node's name when `roles.node_id` is unset: the host name, else `cfgsnap`.
+pub fn default_poller_id() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "cfgsnap".to_owned())
+}

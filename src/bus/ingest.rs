@@ -1,0 +1,295 @@
+//! The ingester (DESIGN.md §3.2, §7): consumes snapshot events and stores
+//! them, and records attempt reports in the devices' backup state.
+//!
+//! Per event: parse → subject matches the payload → resolve the text
+//! (plain, gzip, object store) → [`Store::ingest`] → ack only after the
+//! commit. Malformed or poison events are terminated and audited
+//! `snapshot_event_rejected` (reason and subject, never the text). Other
+//! failures are retried with backoff; on NATS the delivery that reaches
+//! `max_deliver` is audited and terminated, locally transient store errors
+//! are retried until the store returns (the event exists nowhere else).
+//!
+//! Entry point: [`spawn_ingester`]; the loops live in `bus/ingest_loop.rs`.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument as _, info_span, warn};
+
+use super::wire::{self, ContentEncoding, SnapshotEvent};
+use super::{Bus, ConfigRef, Result};
+use super::{codec, ingest_loop};
+use crate::backup::{AttemptReport, AttemptStatus, ErrorKind};
+use crate::id::TenantId;
+use crate::store::audit::Action;
+use crate::store::device::Attempt;
+use crate::store::snapshot::Ingested;
+use crate::store::{self, Store};
+use crate::telemetry::spawn_blocking_with_tracing;
+
+/// Audit tenant of a rejected event whose tenant is unknown.
+pub const UNKNOWN_TENANT: &str = "_unknown";
+
+/// Tuning of an ingester.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Delay before redelivery after the n-th failed delivery (the last
+    /// entry repeats).
+    pub backoff: Vec<Duration>,
+    /// Events a NATS ingester fetches ahead; small, so that fetched events
+    /// do not wait past `ack_wait` behind a slow one.
+    pub batch: usize,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        let s = Duration::from_secs;
+        Self {
+            backoff: vec![s(1), s(5), s(30), s(60), s(120), s(300)],
+            batch: 8,
+        }
+    }
+}
+
+impl IngestOptions {
+    /// The delay after the `delivered`-th delivery failed.
+    pub fn delay(&self, delivered: i64) -> Duration {
+        let i = usize::try_from(delivered.max(1) - 1).unwrap_or(usize::MAX);
+        self.backoff
+            .get(i)
+            .or(self.backoff.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
+    }
+}
+
+/// Starts the ingester on `bus`: the event loop (a NATS durable pull
+/// consumer `{durable}`, or the local queue) and the attempt-report loop.
+/// Several ingesters on one durable share the events. Both loops stop
+/// taking work on `shutdown` and finish the event in hand.
+///
+/// # Errors
+/// When the consumer or the attempt subscription cannot be created.
+pub async fn spawn_ingester(
+    bus: &Bus,
+    store: Store,
+    options: IngestOptions,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<()> {
+    let ingester = Ingester {
+        bus: bus.clone(),
+        store: store.clone(),
+        options,
+    };
+    let attempts = bus.subscribe_attempts().await?;
+    match bus {
+        Bus::Nats(nats) => {
+            let consumer = nats.ingest_consumer().await?;
+            let span = info_span!("bus.ingest", backend = "nats");
+            tracker.spawn(
+                ingest_loop::run_nats(ingester, nats.clone(), consumer, shutdown.clone())
+                    .instrument(span),
+            );
+        }
+        Bus::Local(local) => {
+            let span = info_span!("bus.ingest", backend = "local");
+            tracker.spawn(
+                ingest_loop::run_local(ingester, local.clone(), shutdown.clone()).instrument(span),
+            );
+        }
+    }
+    let span = info_span!("bus.attempts");
+    tracker
+        .spawn(ingest_loop::run_attempts(store, bus.clone(), attempts, shutdown).instrument(span));
+    Ok(())
+}
+
+/// An event as received.
+pub(crate) enum Payload<'a> {
+    Json(&'a [u8]),
+    Event(Box<SnapshotEvent>),
+}
+
+/// What to do with an event.
+pub(crate) enum Verdict {
+    /// Stored (or a duplicate/stale of what is stored): ack.
+    Done {
+        ingested: Ingested,
+        reference: Option<ConfigRef>,
+    },
+    /// Can never be stored: terminate and audit.
+    Reject(String),
+    /// Failed now; `transient` when the store said so.
+    Retry { reason: String, transient: bool },
+}
+
+/// The event's identity, for logs and audit rows.
+#[derive(Default)]
+pub(crate) struct Meta {
+    tenant_id: Option<TenantId>,
+    device_id: Option<String>,
+    sha256_hash: Option<String>,
+    collected_at: Option<String>,
+}
+
+/// Shared state of one ingester's loops.
+#[derive(Clone)]
+pub(crate) struct Ingester {
+    pub(crate) bus: Bus,
+    pub(crate) store: Store,
+    pub(crate) options: IngestOptions,
+}
+
+impl Ingester {
+    /// Decides about one delivery; never acks itself.
+    pub(crate) async fn process(&self, subject: &str, payload: Payload<'_>) -> (Verdict, Meta) {
+        let event = match payload {
+            Payload::Event(event) => *event,
+            Payload::Json(bytes) => match wire::from_json::<SnapshotEvent>(bytes) {
+                Ok(event) => event,
+                Err(reason) => {
+                    return (
+                        Verdict::Reject(format!("malformed event: {reason}")),
+                        Meta::default(),
+                    );
+                }
+            },
+        };
+        let meta = Meta {
+            tenant_id: Some(event.tenant_id.clone()),
+            device_id: Some(event.device_id.to_string()),
+            sha256_hash: Some(event.sha256_hash.clone()),
+            collected_at: Some(wire::rfc3339(&event.collected_at)),
+        };
+        let expected = self
+            .bus
+            .subjects()
+            .snapshot_create(&event.tenant_id, &event.device_id);
+        if subject != expected {
+            let reason = "subject does not match the event's tenant_id and device_id".to_owned();
+            return (Verdict::Reject(reason), meta);
+        }
+        (self.store_event(event).await, meta)
+    }
+
+    async fn store_event(&self, mut event: SnapshotEvent) -> Verdict {
+        let reference = event.config_ref.clone();
+        let text = match event.encoding() {
+            None => {
+                let reason = "exactly one of config_text, config_text_gzip, config_ref must be set";
+                return Verdict::Reject(reason.to_owned());
+            }
+            Some(ContentEncoding::Plain) => Ok(event.config_text.take().unwrap_or_default()),
+            Some(ContentEncoding::Gzip) => {
+                let b64 = event.config_text_gzip.take().unwrap_or_default();
+                match spawn_blocking_with_tracing(move || codec::decode_gzip_base64(&b64)).await {
+                    Ok(decoded) => decoded,
+                    Err(e) => return retry(format!("decompressing: {e}"), false),
+                }
+            }
+            Some(ContentEncoding::ObjectStore) => match (&self.bus, &reference) {
+                (Bus::Nats(nats), Some(r)) => match nats.fetch_config(r).await {
+                    Ok(resolved) => resolved,
+                    Err(e) => return retry(error_chain(&e), false),
+                },
+                _ => Err("config_ref is not supported on the local bus".to_owned()),
+            },
+        };
+        let text = match text {
+            Ok(text) => text,
+            Err(reason) => return Verdict::Reject(reason),
+        };
+        match self.store.ingest(&event.to_new_snapshot(text)).await {
+            Ok(ingested) => Verdict::Done {
+                ingested,
+                reference,
+            },
+            Err(store::Error::InvalidSnapshot(reason)) => Verdict::Reject(reason),
+            Err(e) => Verdict::Retry {
+                reason: error_chain(&e),
+                transient: e.is_transient(),
+            },
+        }
+    }
+
+    /// Audits a rejected (or given-up) event: tenant from the payload, else
+    /// from the subject, else [`UNKNOWN_TENANT`].
+    pub(crate) async fn audit_rejected(
+        &self,
+        subject: &str,
+        meta: &Meta,
+        reason: &str,
+        delivered: i64,
+    ) {
+        let from_subject = self.bus.subjects().parse_snapshot_create(subject);
+        let tenant = meta
+            .tenant_id
+            .as_ref()
+            .map(ToString::to_string)
+            .or_else(|| {
+                from_subject
+                    .and_then(|(t, _)| TenantId::parse(t).ok())
+                    .map(|t| t.to_string())
+            })
+            .unwrap_or_else(|| UNKNOWN_TENANT.to_owned());
+        let device = meta.device_id.clone().or_else(|| {
+            from_subject
+                .and_then(|(_, d)| crate::id::DeviceId::parse(d).ok())
+                .map(|d| d.to_string())
+        });
+        let subject: String = subject.chars().take(256).collect();
+        warn!(subject = %subject, tenant_id = %tenant, reason = %reason, delivered, "snapshot event rejected");
+        let detail = json!({
+            "reason": reason,
+            "subject": subject,
+            "delivered": delivered,
+            "sha256_hash": meta.sha256_hash,
+            "collected_at": meta.collected_at,
+        });
+        self.store
+            .audit_best_effort(
+                &tenant,
+                device.as_deref(),
+                Action::EventRejected,
+                None,
+                &detail,
+            )
+            .await;
+    }
+}
+
+/// `error: cause: cause`, for logs and audit reasons.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn retry(reason: String, transient: bool) -> Verdict {
+    Verdict::Retry { reason, transient }
+}
+
+/// The store's view of an attempt report.
+pub fn to_attempt(report: &AttemptReport) -> Attempt {
+    match report.status {
+        AttemptStatus::Success => Attempt::Success,
+        AttemptStatus::Locked => Attempt::Locked,
+        AttemptStatus::Failed => Attempt::Failed {
+            error_kind: report
+                .error_kind
+                .unwrap_or(ErrorKind::Internal)
+                .as_str()
+                .to_owned(),
+            next_attempt_at: report.next_attempt_at,
+            blocked_reason: report.blocked_reason.map(|k| k.as_str().to_owned()),
+        },
+    }
+}

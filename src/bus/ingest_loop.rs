@@ -1,0 +1,247 @@
+//! The ingester's loops: over the JetStream pull consumer (ack, nak with
+//! backoff, term), over the local queue (hold and retry), and over attempt
+//! reports. What to do with an event is decided in `ingest`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::jetstream::AckKind;
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::consumer::pull::MessagesErrorKind;
+use futures_util::StreamExt as _;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, warn};
+
+use super::ingest::{Ingester, Payload, Verdict, to_attempt};
+use super::local::{LocalBus, LocalEvent, LocalPayload};
+use super::nats::NatsBus;
+use super::{Bus, Subscription};
+use crate::backup::AttemptReport;
+use crate::store::Store;
+
+/// Pause before re-subscribing after the consumer's stream failed.
+const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
+
+/// Pulls events until `shutdown`; the event in hand is finished first.
+pub(crate) async fn run_nats(
+    ingester: Ingester,
+    nats: NatsBus,
+    mut consumer: PullConsumer,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let stream = consumer
+            .stream()
+            .max_messages_per_batch(ingester.options.batch.max(1))
+            .heartbeat(Duration::from_secs(5))
+            .messages()
+            .await;
+        match stream {
+            Ok(mut messages) => loop {
+                let next = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    next = messages.next() => next,
+                };
+                match next {
+                    Some(Ok(message)) => handle_nats(&ingester, &nats, message).await,
+                    Some(Err(e)) if matches!(e.kind(), MessagesErrorKind::MissingHeartbeat) => {
+                        warn!(error.message = %e, "event consumer missed a heartbeat");
+                    }
+                    Some(Err(e)) => {
+                        warn!(error.message = %e, "event consumer failed; re-subscribing");
+                        break;
+                    }
+                    None => break,
+                }
+            },
+            Err(e) => warn!(error.message = %e, "pulling events failed; retrying"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(RESUBSCRIBE_DELAY) => {}
+        }
+        match nats.ingest_consumer().await {
+            Ok(fresh) => consumer = fresh,
+            Err(e) => {
+                warn!(error.message = %e, error.cause_chain = ?e, "re-creating the consumer failed")
+            }
+        }
+    }
+}
+
+async fn handle_nats(ingester: &Ingester, nats: &NatsBus, message: async_nats::jetstream::Message) {
+    let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+    let subject = message.subject.to_string();
+    let every = (nats.ack_wait / 3).max(Duration::from_secs(1));
+    let work = ingester.process(&subject, Payload::Json(&message.payload));
+    let (verdict, meta) = with_progress(&message, every, work).await;
+    let last = nats.max_deliver > 0 && delivered >= nats.max_deliver;
+    match verdict {
+        Verdict::Done {
+            ingested,
+            reference,
+        } => {
+            debug!(subject = %subject, result = ?ingested, "event ingested");
+            match message.double_ack().await {
+                Ok(()) => {
+                    if let Some(r) = reference {
+                        nats.delete_config(&r).await;
+                    }
+                }
+                // Redelivery is harmless: the store skips the duplicate.
+                Err(e) => {
+                    warn!(error.message = %e, subject = %subject, "acking an ingested event failed")
+                }
+            }
+        }
+        Verdict::Reject(reason) => {
+            ingester
+                .audit_rejected(&subject, &meta, &reason, delivered)
+                .await;
+            ack(&message, AckKind::Term).await;
+        }
+        Verdict::Retry { reason, .. } if last => {
+            let reason = format!("gave up after {delivered} deliveries: {reason}");
+            error!(subject = %subject, reason = %reason, "snapshot event not stored");
+            ingester
+                .audit_rejected(&subject, &meta, &reason, delivered)
+                .await;
+            ack(&message, AckKind::Term).await;
+        }
+        Verdict::Retry { reason, transient } => {
+            let delay = ingester.options.delay(delivered);
+            warn!(subject = %subject, reason = %reason, transient, delivered, retry_in = ?delay, "ingest failed; event will be redelivered");
+            ack(&message, AckKind::Nak(Some(delay))).await;
+        }
+    }
+}
+
+/// Runs `work`, telling the server every `every` that the event is still
+/// being worked on, so a long ingest is not redelivered meanwhile.
+async fn with_progress<F: Future>(
+    message: &async_nats::jetstream::Message,
+    every: Duration,
+    work: F,
+) -> F::Output {
+    tokio::pin!(work);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = ticks.tick() => ack(message, AckKind::Progress).await,
+        }
+    }
+}
+
+async fn ack(message: &async_nats::jetstream::Message, kind: AckKind) {
+    if let Err(e) = message.ack_with(kind).await {
+        warn!(error.message = %e, subject = %message.subject, "acknowledging an event failed");
+    }
+}
+
+/// Takes events from the local queue until `shutdown`, then gives the
+/// events still queued one attempt each.
+pub(crate) async fn run_local(ingester: Ingester, local: LocalBus, shutdown: CancellationToken) {
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => break,
+            next = local.next_event() => next,
+        };
+        match next {
+            Some(event) => {
+                handle_local(&ingester, &event, Some(&shutdown), local.max_deliver()).await
+            }
+            None => return,
+        }
+    }
+    while let Some(event) = local.try_next_event().await {
+        handle_local(&ingester, &event, None, 1).await;
+    }
+}
+
+/// Holds the event and retries it in place: the queue behind it waits,
+/// so order is kept and memory stays bounded while the store is down.
+/// Transient store errors are retried until the store returns; other
+/// failures up to `max_deliver` deliveries. `shutdown` ends the retries.
+async fn handle_local(
+    ingester: &Ingester,
+    event: &LocalEvent,
+    shutdown: Option<&CancellationToken>,
+    max_deliver: i64,
+) {
+    let mut delivered: i64 = 1;
+    loop {
+        let payload = match &event.payload {
+            LocalPayload::Event(e) => Payload::Event(e.clone()),
+            LocalPayload::Raw(bytes) => Payload::Json(bytes),
+        };
+        let (verdict, meta) = ingester.process(&event.subject, payload).await;
+        let reason = match verdict {
+            Verdict::Done { ingested, .. } => {
+                debug!(subject = %event.subject, result = ?ingested, "event ingested");
+                return;
+            }
+            Verdict::Reject(reason) => {
+                ingester
+                    .audit_rejected(&event.subject, &meta, &reason, delivered)
+                    .await;
+                return;
+            }
+            Verdict::Retry { reason, transient } => {
+                let give_up = shutdown.is_none()
+                    || (!transient && max_deliver > 0 && delivered >= max_deliver);
+                if give_up {
+                    let reason = format!("gave up after {delivered} deliveries: {reason}");
+                    error!(subject = %event.subject, reason = %reason, "snapshot event not stored");
+                    ingester
+                        .audit_rejected(&event.subject, &meta, &reason, delivered)
+                        .await;
+                    return;
+                }
+                reason
+            }
+        };
+        let delay = ingester.options.delay(delivered);
+        warn!(subject = %event.subject, reason = %reason, delivered, retry_in = ?delay, "ingest failed; retrying");
+        if let Some(token) = shutdown {
+            tokio::select! {
+                () = token.cancelled() => {
+                    error!(subject = %event.subject, "shutting down: a queued snapshot event was not stored");
+                    return;
+                }
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+        delivered += 1;
+    }
+}
+
+/// Records attempt reports until `shutdown`.
+pub(crate) async fn run_attempts(
+    store: Store,
+    bus: Bus,
+    mut reports: Subscription<AttemptReport>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => return,
+            next = reports.next() => next,
+        };
+        let Some((subject, report)) = next else {
+            return;
+        };
+        let ids = (report.tenant_id.as_str(), report.device_id.as_str());
+        if bus.subjects().parse_attempt(&subject) != Some(ids) {
+            warn!(subject = %subject, "attempt report does not match its subject; skipped");
+            continue;
+        }
+        let attempt = to_attempt(&report);
+        if let Err(e) = store
+            .record_attempt(report.device_id.as_str(), report.at, &attempt)
+            .await
+        {
+            warn!(error.message = %e, error.cause_chain = ?e, device_id = %report.device_id, "recording an attempt failed");
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The NATS backend: core request-reply for triggers, JetStream for snapshot
+//! events (stream, dedup by `Nats-Msg-Id`, a durable pull consumer), the
+//! object store for configs beyond `max_payload` (in `object.rs`), core
+//! subjects for control messages. The client reconnects by itself, with no
+//! reconnect limit, and re-subscribes.
+//!
+//! It must not decide what happens to an event (ingest does) nor build
+//! subjects itself ([`Subjects`] does).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::object_store::ObjectStore;
+use async_nats::jetstream::stream::{RetentionPolicy, StorageType};
+use async_nats::jetstream::{self, stream};
+use async_nats::{Client, ConnectOptions, Event, Request, RequestErrorKind};
+use tracing::{debug, info, warn};
+
+use super::object::open_bucket;
+use super::wire::SnapshotEvent;
+use super::{Error, Published, Result, Subjects};
+use crate::config::BusSettings;
+
+/// How long the stream keeps events, acknowledged or not; also the age at
+/// which large-config objects expire if no ingester deleted them.
+pub const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Window in which a republished `Nats-Msg-Id` is dropped by the stream.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Bytes reserved for the `Nats-Msg-Id` header besides the id itself.
+const HEADER_OVERHEAD: usize = 64;
+
+/// A connection to NATS with JetStream.
+#[derive(Clone)]
+pub struct NatsBus {
+    pub(crate) client: Client,
+    pub(crate) js: Arc<jetstream::Context>,
+    pub(crate) objects: Arc<ObjectStore>,
+    pub(crate) subjects: Arc<Subjects>,
+    pub(crate) max_deliver: i64,
+    pub(crate) ack_wait: Duration,
+    pub(crate) poller_id: Arc<str>,
+}
+
+impl NatsBus {
+    /// Connects, then creates or reconciles the stream and the object store
+    /// bucket.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the server cannot be reached or has no
+    /// JetStream; [`Error::Unexpected`] when the stream cannot be reconciled.
+    pub async fn connect(settings: &BusSettings, subjects: Subjects) -> Result<NatsBus> {
+        let url = redact(&settings.url);
+        let client = ConnectOptions::new()
+            .name("cfgsnap")
+            .connection_timeout(Duration::from_secs(5))
+            .event_callback(|event| async move { log_event(event) })
+            .connect(settings.url.as_str())
+            .await
+            .map_err(|e| Error::Unavailable(anyhow!(e).context(format!("connecting to {url}"))))?;
+        let js = jetstream::new(client.clone());
+        js.create_or_update_stream(stream::Config {
+            name: subjects.stream.clone(),
+            description: Some("cfgsnap snapshot events (DESIGN.md 3.2)".into()),
+            subjects: vec![subjects.snapshot_all()],
+            retention: RetentionPolicy::Limits,
+            storage: StorageType::File,
+            max_age: STREAM_MAX_AGE,
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| {
+            Error::Unavailable(anyhow!(e).context(format!("creating stream {}", subjects.stream)))
+        })?;
+        let objects = open_bucket(&js, &subjects.object_bucket).await?;
+        info!(url = %url, stream = %subjects.stream, "bus connected to NATS");
+        Ok(NatsBus {
+            client,
+            js: Arc::new(js),
+            objects: Arc::new(objects),
+            subjects: Arc::new(subjects),
+            max_deliver: settings.max_deliver,
+            ack_wait: settings.ack_wait,
+            poller_id: super::default_poller_id().into(),
+        })
+    }
+
+    /// Core request-reply on the trigger subject.
+    pub(crate) async fn request(&self, payload: Vec<u8>, timeout: Duration) -> Result<Vec<u8>> {
+        // While reconnecting the client would queue the request and report
+        // a timeout (504); say what it is (503).
+        self.require_connected()?;
+        let request = Request::new()
+            .payload(payload.into())
+            .timeout(Some(timeout));
+        match self
+            .client
+            .send_request(self.subjects.trigger.clone(), request)
+            .await
+        {
+            Ok(message) => Ok(message.payload.to_vec()),
+            Err(e) => Err(match e.kind() {
+                RequestErrorKind::NoResponders => Error::NoResponders,
+                RequestErrorKind::TimedOut => Error::TimedOut(timeout),
+                RequestErrorKind::MaxPayloadExceeded => {
+                    Error::InvalidRequest("request larger than the server's max_payload".into())
+                }
+                _ => Error::Unavailable(anyhow!(e).context("sending a trigger request")),
+            }),
+        }
+    }
+
+    /// Publishes `event` (text inline, gzip or in the object store, whatever
+    /// fits) and waits for the stream's ack.
+    pub(crate) async fn publish_snapshot(&self, event: &SnapshotEvent) -> Result<Published> {
+        let subject = self
+            .subjects
+            .snapshot_create(&event.tenant_id, &event.device_id);
+        let msg_id = event.msg_id();
+        let budget = self
+            .client
+            .max_payload()
+            .saturating_sub(HEADER_OVERHEAD + msg_id.len());
+        let (payload, encoding) = self.encode(event, &msg_id, budget).await?;
+        let ack = self
+            .js
+            .send_publish(
+                subject,
+                PublishMessage::build()
+                    .payload(payload.into())
+                    .message_id(&msg_id),
+            )
+            .await
+            .map_err(|e| Error::Unavailable(anyhow!(e).context("publishing a snapshot event")))?
+            .await
+            .map_err(|e| Error::Unavailable(anyhow!(e).context("awaiting the stream's ack")))?;
+        if ack.duplicate {
+            debug!(msg_id = %msg_id, "stream dropped a duplicate snapshot event");
+        }
+        Ok(Published {
+            duplicate: ack.duplicate,
+            encoding,
+        })
+    }
+
+    /// The durable pull consumer of the ingesters, created or reconciled.
+    pub(crate) async fn ingest_consumer(&self) -> Result<PullConsumer> {
+        let stream = self
+            .js
+            .get_stream(&self.subjects.stream)
+            .await
+            .map_err(|e| Error::Unavailable(anyhow!(e).context("looking up the event stream")))?;
+        let created = stream
+            .create_consumer(pull::Config {
+                durable_name: Some(self.subjects.durable.clone()),
+                description: Some("cfgsnap ingesters".into()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: self.ack_wait,
+                max_deliver: self.max_deliver,
+                filter_subject: self.subjects.snapshot_create_all(),
+                max_ack_pending: 1000,
+                ..Default::default()
+            })
+            .await;
+        match created {
+            Ok(consumer) => Ok(consumer),
+            // It exists with settings the server will not change in place:
+            // use it as it is rather than not ingest at all.
+            Err(create) => match stream.get_consumer(&self.subjects.durable).await {
+                Ok(consumer) => {
+                    warn!(error.message = %create, durable = %self.subjects.durable, "durable consumer kept with its existing settings");
+                    Ok(consumer)
+                }
+                Err(_) => Err(Error::Unavailable(
+                    anyhow!(create).context("creating the durable consumer"),
+                )),
+            },
+        }
+    }
+
+    /// Core publish (best effort, no ack).
+    pub(crate) async fn publish_core(&self, subject: String, payload: Vec<u8>) -> Result<()> {
+        self.client
+            .publish(subject, payload.into())
+            .await
+            .map_err(|e| Error::Unavailable(anyhow!(e).context("publishing a control message")))
+    }
+
+    /// Core subscription, in `queue` when given.
+    pub(crate) async fn subscribe(
+        &self,
+        subject: String,
+        queue: Option<String>,
+    ) -> Result<async_nats::Subscriber> {
+        let result = match queue {
+            Some(group) => self.client.queue_subscribe(subject, group).await,
+            None => self.client.subscribe(subject).await,
+        };
+        result.map_err(|e| Error::Unavailable(anyhow!(e).context("subscribing")))
+    }
+
+    /// Connected, and the server answers a round trip within two seconds.
+    pub(crate) async fn ping(&self) -> Result<()> {
+        self.require_connected()?;
+        self.flush().await
+    }
+
+    fn require_connected(&self) -> Result<()> {
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            _ => Err(Error::Unavailable(anyhow!("not connected to NATS"))),
+        }
+    }
+
+    /// Waits until everything published so far reached the server.
+    pub(crate) async fn flush(&self) -> Result<()> {
+        tokio::time::timeout(Duration::from_secs(2), self.client.flush())
+            .await
+            .map_err(|_| Error::Unavailable(anyhow!("NATS flush timed out")))?
+            .map_err(|e| Error::Unavailable(anyhow!(e).context("flushing")))
+    }
+
+    /// Flushes, then drains subscriptions and closes the connection.
+    pub(crate) async fn close(&self) -> Result<()> {
+        let flushed = self.flush().await;
+        self.client
+            .drain()
+            .await
+            .map_err(|e| Error::Unavailable(anyhow!(e).context("draining the connection")))?;
+        flushed
+    }
+}
+
+fn log_event(event: Event) {
+    match event {
+        Event::Connected => info!("NATS connection (re)established"),
+        Event::Disconnected => warn!("NATS connection lost; reconnecting"),
+        Event::SlowConsumer(sid) => warn!(sid, "NATS slow consumer: messages dropped"),
+        Event::Closed | Event::Draining => info!(event = %event, "NATS connection closing"),
+        other => warn!(event = %other, "NATS connection event"),
+    }
+}
+
+/// The URL without user info, for logs.
+fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_credentials() {
+        assert_eq!(super::redact("nats://u:p@h:4222"), "nats://***@h:4222");
+        assert_eq!(super::redact("nats://h:4222"), "nats://h:4222");
+    }
+}

@@ -1,0 +1,87 @@
+//! Ingest while the store is unavailable: another connection holds
+//! SQLite's write lock longer than the store's busy timeout (10 s), so
+//! ingests fail with `SQLITE_BUSY` (transient) and are retried; once the
+//! lock is released every event lands, none twice.
+
+use std::time::{Duration, Instant};
+
+use sqlx::Connection as _;
+use sqlx::sqlite::SqliteConnectOptions;
+
+use super::events::{event, ingest};
+use super::{Backend, TestBus, TestStore, config_text, eventually};
+
+/// Longer than the store's 10 s busy timeout, so at least one ingest fails.
+const OUTAGE: Duration = Duration::from_secs(12);
+
+on_both_backends!(ingest_survives_the_store_being_unavailable);
+
+async fn ingest_survives_the_store_being_unavailable(backend: Backend) {
+    // Arrange: the store's write lock taken by someone else.
+    let tb = TestBus::start(backend).await;
+    let ts = TestStore::start(&[("t1", "d1"), ("t1", "d2"), ("t1", "d3")]).await;
+    ingest(&tb, &tb.bus, &ts).await;
+    let options = SqliteConnectOptions::new().filename(ts.dir.path().join("db"));
+    let mut blocker = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .expect("second connection");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .expect("write lock");
+    let started = Instant::now();
+
+    // Act: events published during the outage.
+    let events: Vec<_> = ["d1", "d2", "d3"]
+        .iter()
+        .map(|d| event(&ts, d, &config_text(d)))
+        .collect();
+    for e in &events {
+        tb.bus
+            .publish_snapshot(e)
+            .await
+            .expect("accepted while the store is down");
+    }
+    tokio::time::sleep(OUTAGE.saturating_sub(started.elapsed())).await;
+    for d in ["d1", "d2", "d3"] {
+        assert!(
+            ts.snapshots("t1", d).await.is_empty(),
+            "nothing can land during the outage"
+        );
+    }
+    sqlx::query("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .expect("unlock");
+    blocker.close().await.expect("closes");
+
+    // Assert
+    eventually(
+        Duration::from_secs(40),
+        "all events after the outage",
+        || async {
+            let mut stored = 0;
+            for d in ["d1", "d2", "d3"] {
+                stored += ts.snapshots("t1", d).await.len();
+            }
+            stored == 3
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for e in &events {
+        let stored = ts.snapshots("t1", e.device_id.as_str()).await;
+        assert_eq!(stored, vec![e.sha256_hash.clone()], "{}", e.device_id);
+    }
+    let audit = ts.audit("t1").await;
+    let created = audit
+        .iter()
+        .filter(|(a, _)| a == "config_snapshot_created")
+        .count();
+    let rejected = audit
+        .iter()
+        .filter(|(a, _)| a == "snapshot_event_rejected")
+        .count();
+    assert_eq!((created, rejected), (3, 0));
+    tb.stop().await;
+}
