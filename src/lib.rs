@@ -1,6 +1,7 @@
 //! cfgsnap: versioned snapshots of network device configurations.
 
 pub mod api;
+pub mod app;
 pub mod backup;
 pub mod bus;
 pub mod cli;

@@ -2,11 +2,15 @@
 //! logging, run the subcommand, exit with its code. Everything else lives in
 //! the library.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info};
 
-use cfgsnap::cli::{self, Cli, Exit};
+use cfgsnap::app::{App, Reloader};
+use cfgsnap::cli::{self, Cli, Cmd, Exit};
 use cfgsnap::config::Settings;
 use cfgsnap::telemetry;
 
@@ -26,12 +30,77 @@ async fn main() -> ExitCode {
         settings.log.format,
         std::io::stderr,
     ));
+    if matches!(args.command, Cmd::Serve) {
+        return serve(path, settings).await;
+    }
     match cli::run(args, settings).await {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
             tracing::error!(error.message = %e, error.cause_chain = ?e, "cfgsnap failed");
             eprintln!("error[internal]: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `cfgsnap serve`: builds the node, reloads on SIGHUP, stops on SIGINT or
+/// SIGTERM.
+async fn serve(path: PathBuf, settings: Settings) -> ExitCode {
+    let app = match App::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            error!(error.message = %e, error.cause_chain = ?e, "cfgsnap could not start");
+            eprintln!("error: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    tokio::spawn(reload_on_sighup(path, app.reloader()));
+    match app.run_until_stopped(stop_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error.message = %e, error.cause_chain = ?e, "cfgsnap stopped on an error");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn stop_signal() {
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => info!("SIGTERM received"),
+                _ = int.recv() => info!("SIGINT received"),
+            }
+        }
+        _ => {
+            error!("cannot install signal handlers; stopping");
+        }
+    }
+}
+
+/// Reloads the configuration file on every SIGHUP; a bad file is reported
+/// and changes nothing.
+async fn reload_on_sighup(path: PathBuf, reloader: Reloader) {
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        error!("cannot install the SIGHUP handler; reload needs a restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let settings = match Settings::load(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                error!(problems = ?e.problems, "configuration reload refused");
+                continue;
+            }
+        };
+        match reloader.reload(&settings).await {
+            Ok(summary) => info!(?summary, "configuration reloaded"),
+            Err(e) => {
+                error!(error.message = %e, error.cause_chain = ?e, "configuration reload failed")
+            }
         }
     }
 }

@@ -27,6 +27,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
+    /// Run the node: API, scheduler, responder, ingester and retention, as
+    /// `[roles]` says, until SIGINT/SIGTERM; SIGHUP reloads the device list.
+    Serve,
     /// Back up one device once, store it, and print a JSON line describing it.
     Backup {
         /// Id of the device to back up.
@@ -125,6 +128,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
         tracing::warn!("{w}");
     }
     match cli.command {
+        Cmd::Serve => anyhow::bail!("BUG: `serve` is run by main, which owns the signals"),
         Cmd::CheckConfig => {
             println!("ok");
             Ok(Exit::Ok)

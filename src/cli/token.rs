@@ -16,6 +16,10 @@ pub(super) fn mint(
     role: Role,
     ttl: Duration,
 ) -> Exit {
+    if let Err(e) = crate::app::ensure_jwt_secret_file(&settings.auth) {
+        eprintln!("error: {e:#}");
+        return Exit::Failed;
+    }
     let minted = AuthConfig::from_settings(&settings.auth)
         .and_then(|auth| auth.mint_token(sub, tenant, role, ttl));
     match minted {

@@ -1,6 +1,7 @@
 //! Integration tests: one crate, one module per feature.
 
 mod api;
+mod app;
 mod bus;
 mod cli;
 mod collect;

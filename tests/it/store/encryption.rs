@@ -4,7 +4,7 @@
 
 use cfgsnap::backup::normalize::sha256_hex;
 use cfgsnap::store::crypto::MasterKey;
-use cfgsnap::store::{Error, Store};
+use cfgsnap::store::Store;
 
 use super::{Backend, TestStore, both_backends, config, corpus, days_ago, snapshot};
 
@@ -114,7 +114,8 @@ async fn a_different_master_key_stops_start_up_with_a_clear_error(t: &TestStore)
     // Assert: refused at start-up, not garbage later, and nothing changed.
     let err = reopened.expect_err("a store must not open with a key that cannot read its data");
     assert!(
-        format!("{err:#}").contains("master key") || format!("{:?}", anyhow::Error::new(err)).contains("master key"),
+        format!("{err:#}").contains("master key")
+            || format!("{:?}", anyhow::Error::new(err)).contains("master key"),
         "the error must name the master key"
     );
     assert_eq!(
