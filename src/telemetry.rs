@@ -28,7 +28,9 @@ where
             registry.with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(writer)
-                    .with_target(false),
+                    .with_target(false)
+                    // Colours only on a terminal: log files and journals get plain text.
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
             ),
         ),
         LogFormat::Json => Box::new(

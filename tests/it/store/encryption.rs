@@ -3,8 +3,8 @@
 //! keys, and a lost key file is never silently replaced.
 
 use cfgsnap::backup::normalize::sha256_hex;
-use cfgsnap::store::crypto::MasterKey;
 use cfgsnap::store::Store;
+use cfgsnap::store::crypto::MasterKey;
 
 use super::{Backend, TestStore, both_backends, config, corpus, days_ago, snapshot};
 
