@@ -7,7 +7,8 @@
 #
 # Needs: PostgreSQL on 127.0.0.1:5432 (trust auth), Redis on 127.0.0.1:6379,
 # NATS with JetStream on 127.0.0.1:4222, and OpenSSH's sshd/ssh/ssh-keygen
-# binaries (the tests start their own sshd on loopback ports), GNU patch.
+# binaries (the tests start their own sshd on loopback ports), GNU patch, curl.
+# The README quickstart test needs ports 8080 and 2201-2203 free.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,9 +68,11 @@ ensure_nats() {
   wait_port 4222 NATS
 }
 
-# The store tests check stored diffs by applying them with GNU patch.
-ensure_patch() {
+# The store tests check stored diffs by applying them with GNU patch; the
+# README quickstart test runs its shell block with bash and curl.
+ensure_tools() {
   command -v patch >/dev/null || apt_install patch
+  command -v curl >/dev/null || apt_install curl
 }
 
 ensure_openssh() {
@@ -82,7 +85,7 @@ ensure_openssh() {
 }
 
 ensure_openssh
-ensure_patch
+ensure_tools
 ensure_postgres
 ensure_redis
 ensure_nats

@@ -253,3 +253,14 @@ fn an_inline_password_does_not_appear_in_debug_output() {
     assert!(!format!("{settings:?}").contains("inline-marker"));
     assert!(!format!("{fleet:?}").contains("inline-marker"));
 }
+
+#[test]
+fn the_production_example_has_no_unknown_keys_or_type_errors() {
+    // Its secrets come from the environment, so only loading is checked here.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.production.toml");
+    let text = std::fs::read_to_string(path).expect("config.production.toml");
+    let settings = Settings::from_toml(&text).expect("loads without unknown keys");
+    assert!(settings.store.url.starts_with("postgres://"));
+    assert!(settings.bus.url.starts_with("nats://"));
+    assert!(settings.lock.url.starts_with("redis://"));
+}

@@ -8,6 +8,7 @@
 
 mod node;
 mod process;
+mod quickstart;
 mod trigger;
 
 use std::time::Duration;
