@@ -2,9 +2,9 @@
 //! requests in queue group `{queue_group}` by running the [`Executor`] for
 //! the device and replying `success`, `failed` or `locked`. Every request
 //! with a reply subject gets a reply, garbage included (`bad_request`).
-//! Also the host-key-reset listener of pollers that pin keys in a file.
 //!
-//! Entry points: [`spawn_responder`], [`spawn_hostkey_reset_listener`].
+//! Entry point: [`spawn_responder`]. (Host-key resets are applied by
+//! `app`, which owns both the pins and the scheduler.)
 
 use std::sync::Arc;
 
@@ -228,38 +228,4 @@ impl<E: Executor, S: SnapshotSink> Responder<E, S> {
         self.sink.report(&report).await;
         reply
     }
-}
-
-/// On a poller that pins host keys in a file: forgets a device's pinned
-/// key when an admin resets it centrally (`{control}.hostkey_reset.*`),
-/// until `shutdown`.
-///
-/// # Errors
-/// When the subscription fails.
-pub async fn spawn_hostkey_reset_listener(
-    bus: &Bus,
-    known_hosts: KnownHosts,
-    shutdown: CancellationToken,
-    tracker: &TaskTracker,
-) -> Result<()> {
-    let mut notices = bus.subscribe_hostkey_resets().await?;
-    let task = async move {
-        loop {
-            let next = tokio::select! {
-                () = shutdown.cancelled() => return,
-                next = notices.next() => next,
-            };
-            let Some((_, notice)) = next else { return };
-            match known_hosts.forget(&notice.device_id).await {
-                Ok(()) => {
-                    info!(device_id = %notice.device_id, "pinned host key forgotten after a reset")
-                }
-                Err(e) => {
-                    warn!(error.message = %e, error.cause_chain = ?e, device_id = %notice.device_id, "forgetting a pinned host key failed")
-                }
-            }
-        }
-    };
-    tracker.spawn(task.instrument(info_span!("bus.hostkey_resets")));
-    Ok(())
 }
