@@ -16,7 +16,6 @@ use tracing::{Instrument as _, Span, debug, field, info, info_span, warn};
 
 use super::wire::{self, TriggerReply, TriggerRequest};
 use super::{Bus, IncomingRequest, Result, TriggerSubscription};
-use crate::backup::known_hosts::KnownHosts;
 use crate::backup::{
     self, AttemptReport, AttemptStatus, ErrorKind, Executor, SnapshotSink, Trigger,
 };
