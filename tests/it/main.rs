@@ -8,6 +8,7 @@ mod collect;
 mod helpers;
 mod lock;
 mod openssh;
+mod pg;
 mod sim;
 mod sshd;
 mod store;

@@ -30,9 +30,7 @@ use cfgsnap::metrics::Metrics;
 use cfgsnap::store::Store;
 use cfgsnap::store::snapshot::{Ingested, NewSnapshot};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use rand::RngCore as _;
 use serde_json::Value;
-use sqlx::Connection as _;
 use tempfile::TempDir;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -51,7 +49,6 @@ pub const DEV_B1: &str = "dev-b1";
 /// `dev-a1`'s display name: unsafe characters on purpose (download names).
 pub const DEV_A1_NAME: &str = "core 1/lab\"x";
 
-const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// Which store the API runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,56 +82,9 @@ impl Drop for TestApi {
         // `stop` sends the command at once; the future only awaits its end.
         drop(self.handle.stop(false));
         if let Some(name) = self.database.take() {
-            drop_database(name);
+            crate::pg::drop_test_database(name);
         }
     }
-}
-
-/// Drops a test database (best effort), on a thread of its own: `Drop`
-/// cannot await, and the test's runtime may be shutting down.
-fn drop_database(name: String) {
-    let cleanup = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            if let Ok(mut conn) = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL).await {
-                let sql = format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#);
-                let dropped = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await;
-                if let Err(e) = dropped {
-                    eprintln!("dropping test database {name} failed: {e}");
-                }
-            }
-        });
-    });
-    if cleanup.join().is_err() {
-        eprintln!("dropping a test database panicked");
-    }
-}
-
-fn random_hex() -> String {
-    let mut b = [0u8; 8];
-    rand::thread_rng().fill_bytes(&mut b);
-    hex::encode(b)
-}
-
-/// Creates `cfgsnap_test_<hex>`; returns its name and URL.
-async fn fresh_postgres_database() -> (String, String) {
-    let name = format!("cfgsnap_test_{}", random_hex());
-    let mut conn = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL)
-        .await
-        .expect(
-            "PostgreSQL must run on 127.0.0.1:5432 with trust auth (scripts/test.sh starts it)",
-        );
-    sqlx::query(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
-        .execute(&mut conn)
-        .await
-        .expect("create the test database");
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-    (name, url)
 }
 
 fn test_settings(dir: &TempDir, store_url: &str) -> Settings {
@@ -193,7 +143,7 @@ pub async fn spawn_api(backend: Backend, configure: impl FnOnce(&mut Settings)) 
             format!("sqlite://{}/cfgsnap.db", dir.path().display()),
         ),
         Backend::Postgres => {
-            let (name, url) = fresh_postgres_database().await;
+            let (name, url) = crate::pg::create_test_database().await;
             (Some(name), url)
         }
     };

@@ -20,14 +20,12 @@ use cfgsnap::id::TenantId;
 use cfgsnap::sim::Simulator;
 use rand::RngCore as _;
 use serde_json::Value;
-use sqlx::Connection as _;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// HS256 secret of every test node.
 pub const SECRET: &str = "app-test-secret-0123456789abcdef-0123456789";
-const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// Which infrastructure the node runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,18 +77,8 @@ impl Infra {
                 None,
             ),
             Stack::Served => {
-                let name = format!("cfgsnap_test_{tag}");
-                let mut admin = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL).await.unwrap_or_else(|e| {
-                    panic!("PostgreSQL must run on 127.0.0.1:5432 with trust auth ({e}); run scripts/test.sh")
-                });
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-                    .execute(&mut admin)
-                    .await
-                    .expect("CREATE DATABASE");
-                (
-                    format!("postgres://postgres@127.0.0.1:5432/{name}"),
-                    Some(name),
-                )
+                let (name, url) = crate::pg::create_test_database().await;
+                (url, Some(name))
             }
         };
         Infra {
@@ -175,16 +163,8 @@ id = "t2"
 
     /// Drops the PostgreSQL database (best effort; after the nodes stopped).
     pub async fn finish(self) {
-        if let Some(name) = &self.database
-            && let Ok(mut admin) = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL).await
-        {
-            let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut admin)
-                .await
-            {
-                eprintln!("dropping {name}: {e}");
-            }
+        if let Some(name) = self.database {
+            crate::pg::drop_test_database(name);
         }
     }
 }
