@@ -33,16 +33,21 @@ impl Bus {
     }
 
     /// Subscribes to all attempt reports. On NATS the subscribers share
-    /// them in the queue group `{durable}`, so each is recorded once.
+    /// them in the queue group `{durable}`, so each is recorded once; in
+    /// effect for every publisher once it returns.
     ///
     /// # Errors
     /// [`Error::Unavailable`](super::Error::Unavailable) when NATS refuses the subscription.
     pub async fn subscribe_attempts(&self) -> Result<Subscription<AttemptReport>> {
         let inner = match self {
-            Bus::Nats(n) => ControlInner::Nats(
-                n.subscribe(n.subjects.attempt_all(), Some(n.subjects.durable.clone()))
-                    .await?,
-            ),
+            Bus::Nats(n) => {
+                let subject = n.subjects.attempt_all();
+                let subscriber = n
+                    .subscribe(subject, Some(n.subjects.durable.clone()))
+                    .await?;
+                n.round_trip().await?;
+                ControlInner::Nats(subscriber)
+            }
             Bus::Local(l) => ControlInner::Local(l.subscribe_attempts()),
         };
         Ok(Subscription {
@@ -72,14 +77,17 @@ impl Bus {
         }
     }
 
-    /// Subscribes to host-key-reset notices (every subscriber gets each).
+    /// Subscribes to host-key-reset notices (every subscriber gets each);
+    /// in effect for every publisher once it returns.
     ///
     /// # Errors
     /// [`Error::Unavailable`](super::Error::Unavailable) when NATS refuses the subscription.
     pub async fn subscribe_hostkey_resets(&self) -> Result<Subscription<HostKeyReset>> {
         let inner = match self {
             Bus::Nats(n) => {
-                ControlInner::Nats(n.subscribe(n.subjects.hostkey_reset_all(), None).await?)
+                let subscriber = n.subscribe(n.subjects.hostkey_reset_all(), None).await?;
+                n.round_trip().await?;
+                ControlInner::Nats(subscriber)
             }
             Bus::Local(l) => ControlInner::Local(l.subscribe_hostkey_resets()),
         };

@@ -62,6 +62,11 @@ pub(crate) fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Str
     })
 }
 
+/// A list of strings; `null` reads as empty.
+pub(crate) fn lenient_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+}
+
 /// A known `error_kind`, `internal` for one this version does not know.
 pub(crate) fn lenient_kind<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ErrorKind>, D::Error> {
     let s = Option::<String>::deserialize(d)?;
@@ -138,6 +143,10 @@ mod tests {
             serde_json::from_str(r#"{"status":"failed","error_kind":"cosmic_rays"}"#)
                 .expect("parses");
         assert_eq!(reply.error_kind, Some(ErrorKind::Internal));
+        let reply: TriggerReply =
+            serde_json::from_str(r#"{"status":"success","warnings":null,"collected_at":null}"#)
+                .expect("parses");
+        assert!(reply.warnings.is_empty() && reply.collected_at.is_none());
     }
 
     #[test]

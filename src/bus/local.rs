@@ -232,17 +232,21 @@ pub(crate) struct LocalTriggerReceiver {
 }
 
 impl LocalTriggerReceiver {
-    /// The next request for this group; `None` once left.
+    /// The next request for this group. Once left, only requests already
+    /// queued (sent while this member counted), then `None`.
     ///
     /// # Cancel safety
     /// Cancel safe.
     pub(crate) async fn next(&mut self) -> Option<LocalRequest> {
-        self.responders.as_ref()?;
-        self.rx.lock().await.recv().await
+        let mut rx = self.rx.lock().await;
+        match self.responders {
+            Some(_) => rx.recv().await,
+            None => rx.try_recv().ok(),
+        }
     }
 
-    /// Leaves the group: requests go to the other members, or fail with
-    /// no-responders when none is left.
+    /// Leaves the group: new requests go to the other members, or fail with
+    /// no-responders when none is left; queued ones are still returned.
     pub(crate) fn leave(&mut self) {
         if let Some(count) = self.responders.take() {
             count.fetch_sub(1, Ordering::SeqCst);

@@ -191,21 +191,26 @@ impl Bus {
         }
     }
 
-    /// Joins the responders' queue group on the trigger subject.
+    /// Joins the responders' queue group on the trigger subject; once it
+    /// returns, requests from any connection reach this member.
     ///
     /// # Errors
     /// [`Error::Unavailable`] when NATS refuses the subscription.
     pub async fn subscribe_triggers(&self) -> Result<TriggerSubscription> {
         let inner = match self {
-            Bus::Nats(n) => TriggerInner::Nats {
-                subscriber: n
+            Bus::Nats(n) => {
+                let subscriber = n
                     .subscribe(
                         n.subjects.trigger.clone(),
                         Some(n.subjects.queue_group.clone()),
                     )
-                    .await?,
-                client: n.client.clone(),
-            },
+                    .await?;
+                n.round_trip().await?;
+                TriggerInner::Nats {
+                    subscriber,
+                    client: n.client.clone(),
+                }
+            }
             Bus::Local(l) => TriggerInner::Local(l.subscribe_triggers()),
         };
         Ok(TriggerSubscription { inner })
@@ -253,11 +258,13 @@ impl Bus {
         }
         match self {
             Bus::Nats(n) => {
+                let unavailable =
+                    |e: anyhow::Error| Error::Unavailable(e.context("publishing a raw event"));
                 n.js.publish(subject.to_owned(), payload.into())
                     .await
-                    .map_err(|e| Error::Unavailable(anyhow!(e)))?
+                    .map_err(|e| unavailable(anyhow!(e)))?
                     .await
-                    .map_err(|e| Error::Unavailable(anyhow!(e)))?;
+                    .map_err(|e| unavailable(anyhow!(e)))?;
                 Ok(())
             }
             Bus::Local(l) => {

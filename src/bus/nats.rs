@@ -17,6 +17,7 @@ use async_nats::jetstream::object_store::ObjectStore;
 use async_nats::jetstream::stream::{RetentionPolicy, StorageType};
 use async_nats::jetstream::{self, stream};
 use async_nats::{Client, ConnectOptions, Event, Request, RequestErrorKind};
+use futures_util::StreamExt as _;
 use tracing::{debug, info, warn};
 
 use super::object::open_bucket;
@@ -205,7 +206,22 @@ impl NatsBus {
     /// Connected, and the server answers a round trip within two seconds.
     pub(crate) async fn ping(&self) -> Result<()> {
         self.require_connected()?;
-        self.flush().await
+        self.round_trip().await
+    }
+
+    /// Sends a message to itself through the server and waits for it. The
+    /// server handles a connection's commands in order, so everything sent
+    /// before (a subscription in particular) is in effect for every other
+    /// connection afterwards. `flush` only writes the socket.
+    pub(crate) async fn round_trip(&self) -> Result<()> {
+        let inbox = self.client.new_inbox();
+        let mut echo = self.subscribe(inbox.clone(), None).await?;
+        self.publish_core(inbox, Vec::new()).await?;
+        match tokio::time::timeout(Duration::from_secs(2), echo.next()).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(Error::Unavailable(anyhow!("NATS connection closed"))),
+            Err(_) => Err(Error::Unavailable(anyhow!("no NATS round trip within 2 s"))),
+        }
     }
 
     fn require_connected(&self) -> Result<()> {

@@ -58,9 +58,8 @@ impl TriggerSubscription {
         }
     }
 
-    /// Stops taking new requests. On NATS the server stops sending and
-    /// requests already received are still returned by `next`, then `None`;
-    /// locally the group is left at once.
+    /// Stops taking new requests: requests already received (NATS) or
+    /// queued (local) are still returned by `next`, then `None`.
     pub async fn drain(&mut self) {
         match &mut self.inner {
             TriggerInner::Nats { subscriber, .. } => {

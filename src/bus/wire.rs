@@ -92,7 +92,11 @@ pub struct TriggerReply {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routeros_version: Option<String>,
     /// Non-fatal problems of the collection.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "super::json::lenient_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub warnings: Vec<String>,
 }
 
@@ -183,7 +187,7 @@ pub struct SnapshotEvent {
     #[serde(default)]
     pub poller_id: Option<String>,
     /// Non-fatal problems of the collection.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::json::lenient_list")]
     pub warnings: Vec<String>,
     /// Extension: base64 of the gzip of the text, instead of `config_text`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

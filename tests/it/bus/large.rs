@@ -92,28 +92,40 @@ async fn objects_in(bucket: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_20_mib_config_round_trips_through_nats_via_the_object_store() {
-    let text = big_config(20 * 1024 * 1024, false);
-    let encoding = round_trip(Backend::Nats, text, Duration::from_secs(120)).await;
-    assert_eq!(encoding, ContentEncoding::ObjectStore);
+    crate::helpers::within(super::TEST_LIMIT, async {
+        let text = big_config(20 * 1024 * 1024, false);
+        let encoding = round_trip(Backend::Nats, text, Duration::from_secs(120)).await;
+        assert_eq!(encoding, ContentEncoding::ObjectStore);
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_64_mib_config_round_trips_through_nats() {
-    let text = big_config(64 * 1024 * 1024, false);
-    let encoding = round_trip(Backend::Nats, text, Duration::from_secs(240)).await;
-    assert_eq!(encoding, ContentEncoding::ObjectStore);
+    crate::helpers::within(super::TEST_LIMIT, async {
+        let text = big_config(64 * 1024 * 1024, false);
+        let encoding = round_trip(Backend::Nats, text, Duration::from_secs(240)).await;
+        assert_eq!(encoding, ContentEncoding::ObjectStore);
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compressible_config_over_max_payload_travels_gzip_inline() {
-    let text = big_config(4 * 1024 * 1024, true);
-    let encoding = round_trip(Backend::Nats, text, Duration::from_secs(60)).await;
-    assert_eq!(encoding, ContentEncoding::Gzip);
+    crate::helpers::within(super::TEST_LIMIT, async {
+        let text = big_config(4 * 1024 * 1024, true);
+        let encoding = round_trip(Backend::Nats, text, Duration::from_secs(60)).await;
+        assert_eq!(encoding, ContentEncoding::Gzip);
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_20_mib_config_round_trips_through_the_local_bus() {
-    let text = big_config(20 * 1024 * 1024, false);
-    let encoding = round_trip(Backend::Local, text, Duration::from_secs(120)).await;
-    assert_eq!(encoding, ContentEncoding::Plain);
+    crate::helpers::within(super::TEST_LIMIT, async {
+        let text = big_config(20 * 1024 * 1024, false);
+        let encoding = round_trip(Backend::Local, text, Duration::from_secs(120)).await;
+        assert_eq!(encoding, ContentEncoding::Plain);
+    })
+    .await;
 }

@@ -11,12 +11,14 @@ macro_rules! on_both_backends {
         mod $body {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn nats() {
-                super::$body(crate::bus::Backend::Nats).await;
+                let body = super::$body(crate::bus::Backend::Nats);
+                crate::helpers::within(crate::bus::TEST_LIMIT, body).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn local() {
-                super::$body(crate::bus::Backend::Local).await;
+                let body = super::$body(crate::bus::Backend::Local);
+                crate::helpers::within(crate::bus::TEST_LIMIT, body).await;
             }
         }
     )*};
@@ -30,7 +32,7 @@ mod trigger;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cfgsnap::backup::normalize::sha256_hex;
@@ -45,23 +47,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Deadline of every bus test, so that a hang fails instead of stalling.
+pub const TEST_LIMIT: Duration = Duration::from_secs(180);
+
 pub const NATS_URL: &str = "nats://127.0.0.1:4222";
 const START_NATS: &str = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server";
-
-/// Logs to stderr when `TEST_LOG` is set (e.g. `TEST_LOG=debug`), once.
-pub fn init_tracing() {
-    static INIT: LazyLock<()> = LazyLock::new(|| {
-        if let Ok(level) = std::env::var("TEST_LOG") {
-            let subscriber = cfgsnap::telemetry::subscriber(
-                &level,
-                cfgsnap::config::LogFormat::Text,
-                std::io::stderr,
-            );
-            cfgsnap::telemetry::init(subscriber);
-        }
-    });
-    LazyLock::force(&INIT);
-}
 
 /// Which bus a test body runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +69,21 @@ pub async fn require_nats() {
             "NATS is not reachable at {NATS_URL} (JetStream needed); start it with: {START_NATS}"
         ),
     }
+}
+
+/// Waits until the server has handled everything `client` sent before
+/// (a subscription in particular): a message to itself through the server.
+/// `Client::flush` only writes the socket.
+pub async fn sync(client: &async_nats::Client) {
+    use futures_util::StreamExt as _;
+    let inbox = client.new_inbox();
+    let mut echo = client.subscribe(inbox.clone()).await.expect("subscribes");
+    client
+        .publish(inbox, Vec::new().into())
+        .await
+        .expect("publishes");
+    let echoed = tokio::time::timeout(Duration::from_secs(5), echo.next()).await;
+    assert!(matches!(echoed, Ok(Some(_))), "no round trip through NATS");
 }
 
 /// A random suffix for per-test names.
@@ -119,7 +124,7 @@ pub struct TestBus {
 
 impl TestBus {
     pub async fn start(backend: Backend) -> TestBus {
-        init_tracing();
+        crate::helpers::init_tracing();
         if backend == Backend::Nats {
             require_nats().await;
         }
