@@ -49,7 +49,6 @@ pub const DEV_B1: &str = "dev-b1";
 /// `dev-a1`'s display name: unsafe characters on purpose (download names).
 pub const DEV_A1_NAME: &str = "core 1/lab\"x";
 
-
 /// Which store the API runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
