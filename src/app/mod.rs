@@ -151,7 +151,10 @@ impl App {
             spawn_ingester(
                 &bus,
                 store,
-                IngestOptions::default(),
+                IngestOptions {
+                    metrics: Some(metrics.clone()),
+                    ..IngestOptions::default()
+                },
                 consumers.token.clone(),
                 &consumers.tracker,
             )

@@ -23,6 +23,7 @@ use super::{Bus, ConfigRef, Result};
 use super::{codec, ingest_loop};
 use crate::backup::{AttemptReport, AttemptStatus, ErrorKind};
 use crate::id::TenantId;
+use crate::metrics::{IngestResult, Metrics};
 use crate::store::audit::Action;
 use crate::store::device::Attempt;
 use crate::store::snapshot::Ingested;
@@ -41,6 +42,8 @@ pub struct IngestOptions {
     /// Events a NATS ingester fetches ahead; small, so that fetched events
     /// do not wait past `ack_wait` behind a slow one.
     pub batch: usize,
+    /// Where ingest results are counted (`cfgsnap_ingest_total`).
+    pub metrics: Option<Metrics>,
 }
 
 impl Default for IngestOptions {
@@ -49,6 +52,7 @@ impl Default for IngestOptions {
         Self {
             backoff: vec![s(1), s(5), s(30), s(60), s(120), s(300)],
             batch: 8,
+            metrics: None,
         }
     }
 }
@@ -144,8 +148,32 @@ pub(crate) struct Ingester {
 }
 
 impl Ingester {
-    /// Decides about one delivery; never acks itself.
+    /// Decides about one delivery (and counts the verdict in the metrics);
+    /// never acks itself.
     pub(crate) async fn process(&self, subject: &str, payload: Payload<'_>) -> (Verdict, Meta) {
+        let (verdict, meta) = self.decide(subject, payload).await;
+        if let Some(metrics) = &self.options.metrics {
+            metrics.ingest(match &verdict {
+                Verdict::Done {
+                    ingested: Ingested::Created { .. },
+                    ..
+                } => IngestResult::Created,
+                Verdict::Done {
+                    ingested: Ingested::Duplicate { .. },
+                    ..
+                } => IngestResult::Duplicate,
+                Verdict::Done {
+                    ingested: Ingested::Stale { .. },
+                    ..
+                } => IngestResult::Stale,
+                Verdict::Reject(_) => IngestResult::Rejected,
+                Verdict::Retry { .. } => IngestResult::Retry,
+            });
+        }
+        (verdict, meta)
+    }
+
+    async fn decide(&self, subject: &str, payload: Payload<'_>) -> (Verdict, Meta) {
         let event = match payload {
             Payload::Event(event) => *event,
             Payload::Json(bytes) => match wire::from_json::<SnapshotEvent>(bytes) {

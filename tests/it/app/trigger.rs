@@ -41,6 +41,28 @@ async fn a_trigger_returns_201_with_the_hash_of_the_stored_snapshot(stack: Stack
         "the stored snapshot is the one reported"
     );
     assert_eq!(stored[0]["trigger"], "manual");
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let counted = |prefix: &str| {
+        metrics
+            .lines()
+            .any(|l| l.starts_with(prefix) && !l.ends_with(" 0"))
+    };
+    assert!(
+        counted("cfgsnap_ingest_total{result=\"created\"}"),
+        "ingest results are counted"
+    );
+    assert!(
+        counted("cfgsnap_backups_total{result=\"success\"}"),
+        "backup results are counted"
+    );
     app.stop().await;
     sim.shutdown().await;
     infra.finish().await;

@@ -30,6 +30,7 @@ pub fn options() -> IngestOptions {
     IngestOptions {
         backoff: vec![ms(100), ms(300), ms(1000)],
         batch: 8,
+        metrics: None,
     }
 }
 
