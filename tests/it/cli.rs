@@ -490,3 +490,41 @@ async fn stdout_and_stderr_never_contain_the_password_even_when_logging_debug() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn backup_history_and_diff_work_the_same_on_postgresql() {
+    within(TEST_TIMEOUT, async {
+        // Arrange: the same configuration, its store moved to a fresh
+        // PostgreSQL database by an environment override.
+        let (name, url) = crate::pg::create_test_database().await;
+        let sim = start_simulator(vec![DeviceSpec::default().with_change_every(2)]).await;
+        let config = CliConfig::write(&sim, &CliOptions::default());
+        let env = [("CFGSNAP__STORE__URL", url.as_str())];
+
+        // Act
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            let out = cfgsnap_with_env(&config, &["backup", "--device", "dev-0"], &env).await;
+            runs.push(backup_line(&out));
+        }
+        let history =
+            cfgsnap_with_env(&config, &["history", "--device", "dev-0", "--json"], &env).await;
+        let newest = snapshot_id(&runs[1]).to_string();
+        let diff = cfgsnap_with_env(&config, &["diff", &newest], &env).await;
+
+        // Assert
+        let stored: Vec<&Value> = runs.iter().map(|r| &r["stored"]).collect();
+        assert_eq!(stored, [true, true, false]);
+        assert_eq!(stdout(&history).lines().count(), 2, "{}", stderr(&history));
+        let diff = stdout(&diff);
+        assert!(diff.lines().any(|l| l.starts_with("@@ ")), "a hunk");
+        assert_eq!(
+            diff.lines()
+                .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+                .count(),
+            1
+        );
+        crate::pg::drop_test_database(name);
+    })
+    .await;
+}
