@@ -54,6 +54,153 @@ pub struct App {
     shutdown_timeout: std::time::Duration,
 }
 
+/// What the role tasks are built from, during [`App::build`].
+struct Parts<'a> {
+    settings: &'a Settings,
+    node_id: String,
+    locker: Locker,
+    metrics: Metrics,
+    store: Option<Store>,
+    bus: Bus,
+    fleet: watch::Receiver<Arc<Fleet>>,
+    producers: Stage,
+    consumers: Stage,
+}
+
+impl Parts<'_> {
+    /// The ingester and retention roles.
+    async fn spawn_consumers(&self) -> anyhow::Result<()> {
+        let roles = &self.settings.roles;
+        if roles.ingester {
+            let store = self
+                .store
+                .clone()
+                .context("BUG: the ingester role opens the store")?;
+            let options = IngestOptions {
+                metrics: Some(self.metrics.clone()),
+                ..IngestOptions::default()
+            };
+            spawn_ingester(
+                &self.bus,
+                store,
+                options,
+                self.consumers.token.clone(),
+                &self.consumers.tracker,
+            )
+            .await
+            .context("starting the ingester")?;
+        }
+        if roles.retention {
+            let store = self
+                .store
+                .clone()
+                .context("BUG: the retention role opens the store")?;
+            tasks::spawn_retention(
+                store,
+                &self.settings.store,
+                self.consumers.token.clone(),
+                &self.consumers.tracker,
+            );
+        }
+        Ok(())
+    }
+
+    /// The responder and scheduler roles around one executor, and the
+    /// host-key resets they must hear about.
+    async fn spawn_producers(&self) -> anyhow::Result<Option<SchedulerHandle>> {
+        let (roles, backup) = (&self.settings.roles, &self.settings.backup);
+        if !(roles.scheduler || roles.responder) {
+            return Ok(None);
+        }
+        let limits = self.fleet.borrow().limits.clone();
+        let host_keys = match &self.store {
+            Some(store) => HostKeyStore::Store(store.clone()),
+            None => HostKeyStore::File(KnownHosts::open(&backup.known_hosts_file).await?),
+        };
+        let lock_ttl = pipeline::lock_ttl(limits.command_timeout);
+        let executor: Arc<NodeExecutor> = Arc::new(Metered::new(
+            Pipeline::new(
+                SshExecutor::new(limits, host_keys.clone()),
+                self.locker.clone(),
+                self.bus.clone(),
+                lock_ttl,
+            ),
+            self.metrics.clone(),
+        ));
+        let sink = Arc::new(self.bus.clone());
+        let (token, tracker) = (&self.producers.token, &self.producers.tracker);
+        if roles.responder {
+            let responder = Responder {
+                executor: executor.clone(),
+                fleet: self.fleet.clone(),
+                sink: sink.clone(),
+                options: ResponderOptions {
+                    max_concurrent: backup.max_concurrent,
+                    poller_id: self.node_id.clone(),
+                },
+            };
+            spawn_responder(&self.bus, responder, token.clone(), tracker)
+                .await
+                .context("starting the trigger responder")?;
+        }
+        let scheduler = roles.scheduler.then(|| {
+            let settings = SchedulerSettings {
+                interval: backup.interval,
+                jitter: backup.jitter,
+                max_concurrent: backup.max_concurrent,
+                poller_id: self.node_id.clone(),
+                clock: WallClock::system(),
+            };
+            let devices = self.fleet.borrow().devices.clone();
+            Scheduler::spawn(
+                executor,
+                sink,
+                self.locker.clone(),
+                devices,
+                settings,
+                token.clone(),
+                tracker,
+            )
+        });
+        tasks::spawn_hostkey_resets(
+            &self.bus,
+            host_keys,
+            scheduler.clone(),
+            token.clone(),
+            tracker,
+        )
+        .await?;
+        Ok(scheduler)
+    }
+
+    /// The HTTP API on `listener`.
+    fn build_api(
+        &self,
+        listener: std::net::TcpListener,
+        auth: AuthConfig,
+    ) -> anyhow::Result<actix_web::dev::Server> {
+        let store = self
+            .store
+            .clone()
+            .context("BUG: the api role opens the store")?;
+        let state = AppState::new(
+            self.settings,
+            store,
+            self.locker.clone(),
+            Some(self.bus.clone()),
+            self.fleet.clone(),
+            auth,
+            self.metrics.clone(),
+        );
+        tasks::spawn_limiter_pruning(
+            state.limiter.clone(),
+            self.producers.token.clone(),
+            &self.producers.tracker,
+        );
+        Ok(api::build_server(state, listener)?)
+    }
+}
+
 /// A group of tasks stopped together.
 struct Stage {
     token: CancellationToken,
@@ -117,11 +264,7 @@ impl App {
             warn!("{w}");
         }
         let roles = &settings.roles;
-        let node_id = settings
-            .roles
-            .node_id
-            .clone()
-            .unwrap_or_else(bus::default_poller_id);
+        let node_id = roles.node_id.clone().unwrap_or_else(bus::default_poller_id);
         let store = if roles.api || roles.ingester || roles.retention {
             let store = Store::connect(&settings.store)
                 .await
@@ -138,136 +281,52 @@ impl App {
             .await
             .context("connecting to the bus")?
             .with_poller_id(node_id.clone());
-        let locker = Locker::connect(&settings.lock.url, &settings.lock.key_prefix)?;
-        let metrics = Metrics::new();
-        let producers = Stage::new();
-        let consumers = Stage::new();
-        let (fleet_tx, fleet_rx) = watch::channel(Arc::new(fleet.clone()));
-
-        if roles.ingester {
-            let store = store
-                .clone()
-                .context("BUG: the ingester role opens the store")?;
-            spawn_ingester(
-                &bus,
-                store,
-                IngestOptions {
-                    metrics: Some(metrics.clone()),
-                    ..IngestOptions::default()
-                },
-                consumers.token.clone(),
-                &consumers.tracker,
-            )
-            .await
-            .context("starting the ingester")?;
-        }
-        let mut scheduler = None;
-        if roles.scheduler || roles.responder {
-            let host_keys = match &store {
-                Some(store) => HostKeyStore::Store(store.clone()),
-                None => {
-                    HostKeyStore::File(KnownHosts::open(&settings.backup.known_hosts_file).await?)
-                }
-            };
-            let executor: Arc<NodeExecutor> = Arc::new(Metered::new(
-                Pipeline::new(
-                    SshExecutor::new(fleet.limits.clone(), host_keys.clone()),
-                    locker.clone(),
-                    bus.clone(),
-                    pipeline::lock_ttl(fleet.limits.command_timeout),
-                ),
-                metrics.clone(),
-            ));
-            let sink = Arc::new(bus.clone());
-            if roles.responder {
-                let responder = Responder {
-                    executor: executor.clone(),
-                    fleet: fleet_rx.clone(),
-                    sink: sink.clone(),
-                    options: ResponderOptions {
-                        max_concurrent: settings.backup.max_concurrent,
-                        poller_id: node_id.clone(),
-                    },
-                };
-                spawn_responder(&bus, responder, producers.token.clone(), &producers.tracker)
-                    .await
-                    .context("starting the trigger responder")?;
+        // Everything that can fail on bad input is checked before any task
+        // starts, so a failed build leaves nothing running.
+        let listener = match roles.api {
+            true => {
+                ensure_jwt_secret_file(&settings.auth)?;
+                let auth =
+                    AuthConfig::from_settings(&settings.auth).context("loading the JWT key")?;
+                let listener = std::net::TcpListener::bind(settings.server.listen)
+                    .with_context(|| format!("binding {}", settings.server.listen))?;
+                Some((listener, auth))
             }
-            if roles.scheduler {
-                let handle = Scheduler::spawn(
-                    executor,
-                    sink,
-                    locker.clone(),
-                    fleet.devices.clone(),
-                    SchedulerSettings {
-                        interval: settings.backup.interval,
-                        jitter: settings.backup.jitter,
-                        max_concurrent: settings.backup.max_concurrent,
-                        poller_id: node_id.clone(),
-                        clock: WallClock::system(),
-                    },
-                    producers.token.clone(),
-                    &producers.tracker,
-                );
-                scheduler = Some(handle);
+            false => None,
+        };
+        let (fleet_tx, fleet_rx) = watch::channel(Arc::new(fleet));
+        let parts = Parts {
+            settings: &settings,
+            node_id,
+            locker: Locker::connect(&settings.lock.url, &settings.lock.key_prefix)?,
+            metrics: Metrics::new(),
+            store,
+            bus,
+            fleet: fleet_rx,
+            producers: Stage::new(),
+            consumers: Stage::new(),
+        };
+        parts.spawn_consumers().await?;
+        let scheduler = parts.spawn_producers().await?;
+        let (server, port) = match listener {
+            Some((listener, auth)) => {
+                let port = listener.local_addr()?.port();
+                let server = parts.build_api(listener, auth)?;
+                info!(port, "HTTP API listening");
+                (Some(server), Some(port))
             }
-            tasks::spawn_hostkey_resets(
-                &bus,
-                host_keys,
-                scheduler.clone(),
-                producers.token.clone(),
-                &producers.tracker,
-            )
-            .await?;
-        }
-        if roles.retention {
-            let store = store
-                .clone()
-                .context("BUG: the retention role opens the store")?;
-            tasks::spawn_retention(
-                store,
-                &settings.store,
-                consumers.token.clone(),
-                &consumers.tracker,
-            );
-        }
-        let (server, port) = if roles.api {
-            let store = store.clone().context("BUG: the api role opens the store")?;
-            let listener = std::net::TcpListener::bind(settings.server.listen)
-                .with_context(|| format!("binding {}", settings.server.listen))?;
-            let port = listener.local_addr()?.port();
-            ensure_jwt_secret_file(&settings.auth)?;
-            let auth = AuthConfig::from_settings(&settings.auth).context("loading the JWT key")?;
-            let state = AppState::new(
-                &settings,
-                store,
-                locker,
-                Some(bus.clone()),
-                fleet_rx,
-                auth,
-                metrics,
-            );
-            tasks::spawn_limiter_pruning(
-                state.limiter.clone(),
-                producers.token.clone(),
-                &producers.tracker,
-            );
-            let server = api::build_server(state, listener)?;
-            info!(port, "HTTP API listening");
-            (Some(server), Some(port))
-        } else {
-            (None, None)
+            None => (None, None),
         };
         Ok(App {
             port,
             server,
-            producers,
-            consumers,
-            store: store.clone(),
-            bus,
+            store: parts.store.clone(),
+            bus: parts.bus,
+            producers: parts.producers,
+            consumers: parts.consumers,
             reloader: Reloader {
                 fleet: fleet_tx,
-                store,
+                store: parts.store,
                 scheduler,
             },
             shutdown_timeout: settings.server.shutdown_timeout,
