@@ -355,3 +355,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "wire_props.rs"]
+mod props;
