@@ -5,6 +5,7 @@
 //! Every test is bounded by [`within`]; nothing here may hang the suite.
 
 mod http;
+mod nats;
 
 use std::time::Duration;
 
