@@ -6,6 +6,7 @@
 
 mod http;
 mod nats;
+mod secrets;
 
 use std::time::Duration;
 
