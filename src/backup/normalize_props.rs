@@ -153,7 +153,7 @@ proptest! {
         let cuts = boundaries(&raw);
         let mut at: Vec<(usize, String)> =
             inserts.into_iter().map(|(i, seq)| (*i.get(&cuts), seq)).collect();
-        at.sort_by(|a, b| b.0.cmp(&a.0));
+        at.sort_by_key(|entry| std::cmp::Reverse(entry.0));
         let mut coloured = raw.clone();
         for (offset, seq) in at {
             coloured.insert_str(offset, &seq);
