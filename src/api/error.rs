@@ -46,6 +46,12 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// Request headers over the limit, together.
+    #[error("request headers larger than {limit} bytes")]
+    HeadersTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// No bearer token.
     #[error("missing bearer token")]
     MissingToken,
@@ -120,6 +126,7 @@ impl ApiError {
             ApiError::BadId { .. } => "bad_id",
             ApiError::BadRequest { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::HeadersTooLarge { .. } => "headers_too_large",
             ApiError::MissingToken => "missing_token",
             ApiError::InvalidToken(_) => "invalid_token",
             ApiError::Forbidden(_) => "forbidden",
@@ -200,6 +207,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadId { .. } | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::MissingToken | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::DeviceNotFound | ApiError::SnapshotNotFound | ApiError::RouteNotFound => {

@@ -3,7 +3,7 @@
 //!
 //! Middleware, outermost first: request spans ([`TracingLogger`], which
 //! records no headers, so tokens never reach the log), HTTP metrics keyed by
-//! route pattern, the request body limit. Every error, extractor failures
+//! route pattern, the header and request body limits. Every error, extractor failures
 //! and unknown routes included, is an `application/problem+json` document
 //! built by [`error::ApiError`]. Handlers live in `devices`, `history`,
 //! `trigger` and `ops`; authentication in `auth`; id extractors in `path`.
@@ -43,6 +43,11 @@ pub use trigger::TriggerLimiter;
 
 /// Largest request body accepted, in bytes. No route takes a large body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Largest total size of a request's header names and values, in bytes.
+/// The HTTP layer itself accepts heads up to 128 KiB; no client of this API
+/// needs more than a token (a few KiB), so larger heads are refused early.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// What every handler shares; cheap to clone (handles and `Arc`s).
 #[derive(Clone)]
@@ -159,6 +164,7 @@ pub fn build_server(state: AppState, listener: TcpListener) -> std::io::Result<S
             .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::from(e).into()))
             .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::from(e).into()))
             .wrap(from_fn(limit_body))
+            .wrap(from_fn(limit_headers))
             .wrap(from_fn(record_metrics))
             .wrap(TracingLogger::default())
             .configure(routes)
@@ -222,6 +228,26 @@ async fn limit_body(
     if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         let error = ApiError::PayloadTooLarge {
             limit: MAX_BODY_BYTES,
+        };
+        return Ok(req.error_response(error).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Refuses requests whose headers together exceed [`MAX_HEADER_BYTES`]
+/// (`431`) before authentication or any handler runs.
+async fn limit_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let total: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if total > MAX_HEADER_BYTES {
+        let error = ApiError::HeadersTooLarge {
+            limit: MAX_HEADER_BYTES,
         };
         return Ok(req.error_response(error).map_into_right_body());
     }

@@ -389,3 +389,7 @@ mod tests;
 #[cfg(test)]
 #[path = "changes_export_tests.rs"]
 mod export_tests;
+
+#[cfg(test)]
+#[path = "changes_props.rs"]
+mod props;

@@ -726,3 +726,7 @@ mod tests {
         assert!(!debug.contains("hunter2"), "Debug leaks the text");
     }
 }
+
+#[cfg(test)]
+#[path = "normalize_props.rs"]
+mod props;

@@ -373,3 +373,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "validate_props.rs"]
+mod props;

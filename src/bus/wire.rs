@@ -359,3 +359,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "wire_props.rs"]
+mod props;

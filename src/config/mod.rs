@@ -504,3 +504,6 @@ fn join_key(parent: String, key: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod props;

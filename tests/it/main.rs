@@ -6,6 +6,7 @@ mod bus;
 mod cli;
 mod collect;
 mod helpers;
+mod hostile;
 mod lock;
 mod openssh;
 mod pg;
