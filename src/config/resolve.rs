@@ -379,8 +379,26 @@ fn secret_from_env(var: &str, key: &str, p: &mut Problems) -> Option<SecretStrin
     }
 }
 
+/// Largest secret file read: a secret is short, and a path such as
+/// `/dev/zero` must not exhaust memory.
+const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads at most [`MAX_SECRET_FILE_BYTES`] (+1, to tell a larger file).
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_string(&mut text)?;
+    Ok(text)
+}
+
 fn secret_from_file(path: &Path, key: &str, p: &mut Problems) -> Option<SecretString> {
-    match std::fs::read_to_string(path) {
+    match read_bounded(path) {
+        Ok(v) if v.len() as u64 > MAX_SECRET_FILE_BYTES => {
+            p.push(key, format!("{} is larger than 64 KiB", path.display()));
+            None
+        }
         Ok(v) => {
             let v = v.trim_end_matches(['\r', '\n']);
             if v.is_empty() {

@@ -264,3 +264,13 @@ fn the_production_example_has_no_unknown_keys_or_type_errors() {
     assert!(settings.bus.url.starts_with("nats://"));
     assert!(settings.lock.url.starts_with("redis://"));
 }
+
+#[test]
+fn an_endless_secret_file_is_refused_without_reading_it_all() {
+    let toml = BASE.replace("password_env = \"PATH\"", "password_file = \"/dev/zero\"");
+    let p = problems(&toml);
+    assert!(
+        has(&p, "credentials[0].password_file", "larger than 64 KiB"),
+        "{p:?}"
+    );
+}

@@ -892,6 +892,9 @@ mod tests {
             .finish();
         // Act
         let (key, _) = tracing::subscriber::with_default(subscriber, || {
+            // Other tests' threads may have cached "no subscriber is
+            // interested" for this callsite; recompute it for this one.
+            tracing::callsite::rebuild_interest_cache();
             MasterKey::load_or_generate(&path).expect("generate key file")
         });
         // Assert
