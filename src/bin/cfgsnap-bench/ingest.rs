@@ -104,7 +104,14 @@ async fn measure(args: &IngestArgs, url: &str, scratch: &Scratch) -> anyhow::Res
     for n in 0..args.events {
         let d = n % args.devices;
         if rng.gen_bool(args.changed) {
-            texts[d] = corpus::mutate(&texts[d], 0.003, n as u64);
+            // A few lines of ~1,000; retry the rare mutation that changed none.
+            for attempt in 0..10u64 {
+                let changed = corpus::mutate(&texts[d], 0.003, (n as u64) << 4 | attempt);
+                if changed != texts[d] {
+                    texts[d] = changed;
+                    break;
+                }
+            }
         }
         let snap = event(&tenant, &ids[d], &texts[d]);
         let t = Instant::now();
