@@ -40,7 +40,7 @@ pub struct CollectArgs {
     #[arg(long, default_value_t = 2)]
     rsa_every: usize,
     /// Port of device 0 (devices use consecutive ports).
-    #[arg(long, default_value_t = 21_000)]
+    #[arg(long, default_value_t = 26_000)]
     base_port: u16,
     /// Also run OpenSSH's `ssh` under `xargs -P` at each concurrency.
     #[arg(long)]
@@ -97,7 +97,12 @@ pub fn devices(n: usize, base_port: u16, key: &Path) -> anyhow::Result<Vec<Devic
     (0..n)
         .map(|i| {
             let port = u16::try_from(usize::from(base_port) + i)?;
-            Ok(device(DeviceId::parse(&format!("bench-{i}"))?, tenant.clone(), port, Some(key)))
+            Ok(device(
+                DeviceId::parse(&format!("bench-{i}"))?,
+                tenant.clone(),
+                port,
+                Some(key),
+            ))
         })
         .collect()
 }
@@ -130,7 +135,14 @@ pub async fn run(args: &CollectArgs) -> anyhow::Result<()> {
         let second = pass(&executor, &devices, c, sim.pid()).await;
         second.print("cfgsnap pinned", c);
         if args.baseline_ssh {
-            let base = baseline(&key, args.base_port, args.devices, c, sim.pid(), scratch.dir())?;
+            let base = baseline(
+                &key,
+                args.base_port,
+                args.devices,
+                c,
+                sim.pid(),
+                scratch.dir(),
+            )?;
             base.print("openssh ssh|xargs -P", c);
             println!(
                 "collect: concurrency={c}: throughput ratio cfgsnap(pinned)/openssh = {:.2}x",
@@ -138,7 +150,10 @@ pub async fn run(args: &CollectArgs) -> anyhow::Result<()> {
             );
         }
     }
-    println!("collect: bench process peak RSS {:.1} MiB", peak_rss_mib("self"));
+    println!(
+        "collect: bench process peak RSS {:.1} MiB",
+        peak_rss_mib("self")
+    );
     sim.stop().await;
     Ok(())
 }
@@ -161,8 +176,12 @@ impl Pass {
         let n = self.ok.max(1) as f64;
         println!(
             "collect: {label}: concurrency={c} ok={} failed={:?} wall={:.2}s {:.1} backups/s, client CPU {:.3} ms/backup, simulator CPU {:.3} ms/backup",
-            self.ok, self.failed, self.wall.as_secs_f64(), self.per_second(),
-            self.client_cpu.as_secs_f64() * 1000.0 / n, self.sim_cpu.as_secs_f64() * 1000.0 / n
+            self.ok,
+            self.failed,
+            self.wall.as_secs_f64(),
+            self.per_second(),
+            self.client_cpu.as_secs_f64() * 1000.0 / n,
+            self.sim_cpu.as_secs_f64() * 1000.0 / n
         );
     }
 }
@@ -179,7 +198,10 @@ async fn pass(
     for d in devices {
         let (executor, permits, d) = (executor.clone(), permits.clone(), d.clone());
         set.spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("BUG: semaphore never closed");
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("BUG: semaphore never closed");
             executor.run(&d, Trigger::Manual).await.map(|o| o.raw_bytes)
         });
     }
@@ -226,7 +248,11 @@ fn baseline(
         .context("running the ssh baseline")?;
     let wall = started.elapsed();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let rc = stdout.lines().find_map(|l| l.strip_prefix("rc=")).unwrap_or("?").to_owned();
+    let rc = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("rc="))
+        .unwrap_or("?")
+        .to_owned();
     let stat = stdout.lines().last().unwrap_or_default();
     let mut failed = BTreeMap::new();
     if rc != "0" {

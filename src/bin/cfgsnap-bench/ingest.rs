@@ -57,7 +57,10 @@ pub struct IngestArgs {
 pub async fn run(args: &IngestArgs) -> anyhow::Result<()> {
     let scratch = Scratch::new()?;
     let (url, db_name) = match args.store {
-        Backend::Sqlite => (format!("sqlite://{}", scratch.path("bench.db").display()), None),
+        Backend::Sqlite => (
+            format!("sqlite://{}", scratch.path("bench.db").display()),
+            None,
+        ),
         Backend::Postgres => {
             let name = format!("cfgsnap_bench_{:016x}", rand::random::<u64>());
             let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", args.pg_url))
@@ -72,9 +75,11 @@ pub async fn run(args: &IngestArgs) -> anyhow::Result<()> {
     let result = measure(args, &url, &scratch).await;
     if let Some(name) = db_name {
         let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", args.pg_url)).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-            .execute(&mut admin)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await?;
     }
     result
 }
@@ -127,13 +132,19 @@ async fn measure(args: &IngestArgs, url: &str, scratch: &Scratch) -> anyhow::Res
     samples.sort_unstable();
     println!(
         "ingest: store={} events={} devices={} lines={} changed={:.0}%: {:.0} events/s (time inside ingest only), stored={stored} duplicate={duplicate} other={other}",
-        store.backend(), args.events, args.devices, args.lines, args.changed * 100.0,
+        store.backend(),
+        args.events,
+        args.devices,
+        args.lines,
+        args.changed * 100.0,
         args.events as f64 / total.as_secs_f64()
     );
     println!(
         "ingest: latency p50={} ms p99={} ms max={} ms; bench process CPU {:.3} ms/event (includes event generation)",
-        ms(percentile(&samples, 50.0)), ms(percentile(&samples, 99.0)),
-        ms(percentile(&samples, 100.0)), cpu.as_secs_f64() * 1000.0 / args.events as f64
+        ms(percentile(&samples, 50.0)),
+        ms(percentile(&samples, 99.0)),
+        ms(percentile(&samples, 100.0)),
+        cpu.as_secs_f64() * 1000.0 / args.events as f64
     );
     store.close().await;
     Ok(())
@@ -161,7 +172,10 @@ pub fn fleet(tenant: &TenantId, ids: &[DeviceId]) -> Fleet {
         .map(|id| crate::collect::device(id.clone(), tenant.clone(), 0, None))
         .collect();
     Fleet {
-        tenants: vec![Tenant { id: tenant.clone(), name: "bench".to_owned() }],
+        tenants: vec![Tenant {
+            id: tenant.clone(),
+            name: "bench".to_owned(),
+        }],
         devices,
         limits: Limits {
             connect_timeout: Duration::from_secs(30),

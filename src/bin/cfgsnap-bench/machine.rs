@@ -23,10 +23,18 @@ pub fn print_facts() {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_else(|| "unknown".to_owned());
-    println!("machine: cpu=\"{model}\" cores={cores} mem={:.1}GiB kernel={} rustc=\"{rustc}\"",
-        mem_kib as f64 / 1024.0 / 1024.0, kernel.trim());
-    println!("machine: loadavg(1m 5m 15m)={} (other work on the machine adds noise)",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+    println!(
+        "machine: cpu=\"{model}\" cores={cores} mem={:.1}GiB kernel={} rustc=\"{rustc}\"",
+        mem_kib as f64 / 1024.0 / 1024.0,
+        kernel.trim()
+    );
+    println!(
+        "machine: loadavg(1m 5m 15m)={} (other work on the machine adds noise)",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
 }
 
 fn meminfo_kib(key: &str) -> Option<u64> {

@@ -71,10 +71,16 @@ fn main() -> anyhow::Result<()> {
         return result;
     }
     machine::print_facts();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Bench::Normalize { corpus, seconds } => micro::run_normalize(&corpus, seconds),
-        Bench::Diff { lines, deadline, repeats } => micro::run_diff(lines, deadline, repeats),
+        Bench::Diff {
+            lines,
+            deadline,
+            repeats,
+        } => micro::run_diff(lines, deadline, repeats),
         Bench::Ingest(args) => runtime.block_on(ingest::run(&args)),
         Bench::Collect(args) => runtime.block_on(collect::run(&args)),
         Bench::Makespan(args) => runtime.block_on(makespan::run(&args)),

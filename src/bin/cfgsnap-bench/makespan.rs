@@ -38,7 +38,7 @@ pub struct MakespanArgs {
     #[arg(long, default_value_t = 1_000)]
     lines: usize,
     /// Port of device 0 (devices use consecutive ports).
-    #[arg(long, default_value_t = 21_000)]
+    #[arg(long, default_value_t = 7_000)]
     base_port: u16,
 }
 
@@ -90,12 +90,23 @@ pub async fn run(args: &MakespanArgs) -> anyhow::Result<()> {
         poller_id: "bench".to_owned(),
         clock: WallClock::system(),
     };
-    let ideal = args.latency.mul_f64(args.devices as f64 / args.concurrency as f64);
+    let ideal = args
+        .latency
+        .mul_f64(args.devices as f64 / args.concurrency as f64);
     let bound = ideal * 10 + Duration::from_secs(60);
-    let (rss0, cpu0, started) = (rss_mib("self"), crate::machine::cpu_time("self"), Instant::now());
+    let (rss0, cpu0, started) = (
+        rss_mib("self"),
+        crate::machine::cpu_time("self"),
+        Instant::now(),
+    );
     let _handle = Scheduler::spawn(
-        executor, sink.clone(), Locker::connect("local", "bench")?, fleet, settings,
-        token.clone(), &tracker,
+        executor,
+        sink.clone(),
+        Locker::connect("local", "bench")?,
+        fleet,
+        settings,
+        token.clone(),
+        &tracker,
     );
     let mut peak_fds = 0;
     while sink.reports.load(Ordering::SeqCst) < args.devices && started.elapsed() < bound {
@@ -113,13 +124,23 @@ pub async fn run(args: &MakespanArgs) -> anyhow::Result<()> {
     let ok = sink.successes.load(Ordering::SeqCst);
     println!(
         "makespan: devices={} latency={:?} max_concurrent={} lines={}: wall {:.2}s, ideal {:.2}s, ratio {:.3} (target <= 1.15), ok={ok} reports={}",
-        args.devices, args.latency, args.concurrency, args.lines, wall.as_secs_f64(),
-        ideal.as_secs_f64(), wall.as_secs_f64() / ideal.as_secs_f64(), sink.reports.load(Ordering::SeqCst)
+        args.devices,
+        args.latency,
+        args.concurrency,
+        args.lines,
+        wall.as_secs_f64(),
+        ideal.as_secs_f64(),
+        wall.as_secs_f64() / ideal.as_secs_f64(),
+        sink.reports.load(Ordering::SeqCst)
     );
     println!(
         "makespan: bench process peak RSS {:.1} MiB (RSS before the pass {rss0:.1} MiB, target < 256), peak open fds {peak_fds} (soft limit {}), CPU {:.2}s ({:.3} ms/backup); simulator process peak RSS {:.1} MiB, open fds {}",
-        peak_rss_mib("self"), fd_limit(), cpu.as_secs_f64(), cpu.as_secs_f64() * 1000.0 / ok.max(1) as f64,
-        peak_rss_mib(sim.pid()), open_fds(sim.pid())
+        peak_rss_mib("self"),
+        fd_limit(),
+        cpu.as_secs_f64(),
+        cpu.as_secs_f64() * 1000.0 / ok.max(1) as f64,
+        peak_rss_mib(sim.pid()),
+        open_fds(sim.pid())
     );
     sim.stop().await;
     Ok(())

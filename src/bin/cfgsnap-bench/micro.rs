@@ -23,11 +23,19 @@ pub fn run_normalize(corpus_dir: &Path, seconds: f64) -> anyhow::Result<()> {
             }
         }
     }
-    let (_, path) = largest.ok_or_else(|| anyhow::anyhow!("no .rsc file in {}", corpus_dir.display()))?;
+    let (_, path) =
+        largest.ok_or_else(|| anyhow::anyhow!("no .rsc file in {}", corpus_dir.display()))?;
     let text = String::from_utf8_lossy(&std::fs::read(&path)?).into_owned();
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     throughput(&format!("corpus {name}"), &text, seconds);
-    throughput("synthetic 100000 lines", &corpus::export(100_000, 1), seconds);
+    throughput(
+        "synthetic 100000 lines",
+        &corpus::export(100_000, 1),
+        seconds,
+    );
     Ok(())
 }
 
@@ -36,7 +44,9 @@ fn throughput(label: &str, text: &str, seconds: f64) {
     let mut runs = 0u64;
     let mut out_bytes = 0usize;
     while started.elapsed().as_secs_f64() < seconds {
-        out_bytes = std::hint::black_box(normalize(std::hint::black_box(text))).text.len();
+        out_bytes = std::hint::black_box(normalize(std::hint::black_box(text)))
+            .text
+            .len();
         runs += 1;
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -63,7 +73,11 @@ pub fn run_diff(lines: usize, deadline: Duration, repeats: u32) -> anyhow::Resul
         let t_sum = t.elapsed();
         println!(
             "diff: {lines} lines, 1% changed: diff {} ms (+{} -{}), summarize {} ms ({} components)",
-            ms(t_diff), d.lines_added, d.lines_removed, ms(t_sum), changes.len()
+            ms(t_diff),
+            d.lines_added,
+            d.lines_removed,
+            ms(t_sum),
+            changes.len()
         );
     }
     let (a, b) = corpus::duplicate_heavy_pair(lines);
@@ -76,7 +90,12 @@ pub fn run_diff(lines: usize, deadline: Duration, repeats: u32) -> anyhow::Resul
     let limit = deadline + deadline / 4;
     println!(
         "diff: pathological {lines} duplicate lines, deadline {} ms: diff {} ms (+{} -{}), summarize {} ms ({} components): {}",
-        deadline.as_millis(), ms(t_diff), d.lines_added, d.lines_removed, ms(t_sum), changes.len(),
+        deadline.as_millis(),
+        ms(t_diff),
+        d.lines_added,
+        d.lines_removed,
+        ms(t_sum),
+        changes.len(),
         verdict(t_diff.max(t_sum), deadline, limit)
     );
     Ok(())

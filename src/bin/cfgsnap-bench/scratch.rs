@@ -10,7 +10,8 @@ pub struct Scratch {
 impl Scratch {
     /// Creates `$TMPDIR/cfgsnap-bench-<random hex>` (`/tmp` when unset).
     pub fn new() -> std::io::Result<Scratch> {
-        let dir = std::env::temp_dir().join(format!("cfgsnap-bench-{:016x}", rand::random::<u64>()));
+        let dir =
+            std::env::temp_dir().join(format!("cfgsnap-bench-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir)?;
         Ok(Scratch { dir })
     }

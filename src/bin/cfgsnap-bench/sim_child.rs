@@ -88,12 +88,18 @@ impl SimProcess {
         let exe = std::env::current_exe()?;
         let mut child = Command::new(exe)
             .arg("sim-child")
-            .arg("--listen").arg(args.listen.to_string())
-            .arg("--devices").arg(args.devices.to_string())
-            .arg("--lines").arg(args.lines.to_string())
-            .arg("--rsa-every").arg(args.rsa_every.to_string())
-            .arg("--latency-ms").arg(args.latency_ms.to_string())
-            .arg("--authorized-key").arg(&args.authorized_key)
+            .arg("--listen")
+            .arg(args.listen.to_string())
+            .arg("--devices")
+            .arg(args.devices.to_string())
+            .arg("--lines")
+            .arg(args.lines.to_string())
+            .arg("--rsa-every")
+            .arg(args.rsa_every.to_string())
+            .arg("--latency-ms")
+            .arg(args.latency_ms.to_string())
+            .arg("--authorized-key")
+            .arg(&args.authorized_key)
             .env("RUST_LOG", "error")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -103,9 +109,17 @@ impl SimProcess {
         let pid = child.id().map(|p| p.to_string()).unwrap_or_default();
         let stdout = child.stdout.take().context("simulator stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let line = lines.next_line().await?.context("simulator exited before ready")?;
-        let secs = line.strip_prefix("ready ").context("unexpected simulator output")?;
-        eprintln!("simulator: {} devices ready after {secs} s (pid {pid})", args.devices);
+        let line = lines
+            .next_line()
+            .await?
+            .context("simulator exited before ready")?;
+        let secs = line
+            .strip_prefix("ready ")
+            .context("unexpected simulator output")?;
+        eprintln!(
+            "simulator: {} devices ready after {secs} s (pid {pid})",
+            args.devices
+        );
         Ok(SimProcess { child, pid })
     }
 
@@ -117,7 +131,10 @@ impl SimProcess {
     /// Closes its stdin and waits for it to exit.
     pub async fn stop(mut self) {
         drop(self.child.stdin.take());
-        if tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .is_err()
+        {
             eprintln!("warning: simulator did not exit; killing it");
             if let Err(e) = self.child.kill().await {
                 eprintln!("warning: killing the simulator: {e}");
