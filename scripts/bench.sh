@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs cfgsnap's benchmarks (issue #6) on a release build and prints their figures.
+#
+# Usage: scripts/bench.sh [all|normalize|diff|ingest|collect|makespan] [extra args for that one]
+# Needs: PostgreSQL on 127.0.0.1:5432 with trust auth (ingest), OpenSSH's ssh and
+# ssh-keygen (collect), and an open-file limit of ~12,000 for makespan at 10,000 devices.
+# Builds into $CARGO_TARGET_DIR (default /var/tmp/cfgsnap-target-bench). Record the output
+# in BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/cfgsnap-target-bench}"
+# Each device is a listening socket in the simulator process, and each backup in flight a
+# connection on both sides: raise the soft limit as far as the hard limit allows.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+echo "open-file limit: $(ulimit -n)"
+
+cargo build --release --bin cfgsnap-bench
+bench="$CARGO_TARGET_DIR/release/cfgsnap-bench"
+which="${1:-all}"
+shift || true
+
+run() { echo "== cfgsnap-bench $*"; "$bench" "$@"; }
+
+case "$which" in
+  normalize) run normalize "$@" ;;
+  diff) run diff "$@" ;;
+  ingest) run ingest "$@" ;;
+  collect) run collect --baseline-ssh "$@" ;;
+  makespan) run makespan "$@" ;;
+  all)
+    run normalize
+    run diff
+    run ingest --store sqlite --events 20000
+    run ingest --store postgres --events 20000
+    run collect --devices 2000 --concurrency 64,256 --baseline-ssh
+    run makespan --devices 10000 --latency 2s --concurrency 1000
+    ;;
+  *) echo "unknown benchmark: $which" >&2; exit 2 ;;
+esac

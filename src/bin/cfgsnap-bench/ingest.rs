@@ -1,0 +1,189 @@
+//! Ingest rate (issue #6, item 4): snapshot events straight into
+//! `Store::ingest`, one at a time as the ingest loop takes them, on SQLite or
+//! PostgreSQL; 1,000-line configs, a set share of them changed.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::Utc;
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+use sqlx::Connection as _;
+
+use cfgsnap::backup::normalize::{NORMALIZATION_VERSION, sha256_hex};
+use cfgsnap::backup::{Command, Limits, Trigger};
+use cfgsnap::config::{Fleet, StoreSettings, Tenant};
+use cfgsnap::id::{DeviceId, TenantId};
+use cfgsnap::store::Store;
+use cfgsnap::store::snapshot::{Ingested, NewSnapshot};
+
+use crate::corpus;
+use crate::machine::{ms, percentile};
+use crate::scratch::Scratch;
+
+/// Where the store lives.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Backend {
+    /// A fresh SQLite file in a scratch directory.
+    Sqlite,
+    /// A fresh database on `--pg-url`'s server, dropped afterwards.
+    Postgres,
+}
+
+/// Options of `ingest`.
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Store backend.
+    #[arg(long, value_enum, default_value = "sqlite")]
+    store: Backend,
+    /// Events measured (after one warm-up snapshot per device).
+    #[arg(long, default_value_t = 20_000)]
+    events: usize,
+    /// Devices the events are spread over (round robin).
+    #[arg(long, default_value_t = 100)]
+    devices: usize,
+    /// Lines per config.
+    #[arg(long, default_value_t = 1_000)]
+    lines: usize,
+    /// Share of events that carry a changed config (the rest are duplicates).
+    #[arg(long, default_value_t = 0.2)]
+    changed: f64,
+    /// Server of the scratch PostgreSQL database (trust auth).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    pg_url: String,
+}
+
+/// Runs the ingest benchmark.
+pub async fn run(args: &IngestArgs) -> anyhow::Result<()> {
+    let scratch = Scratch::new()?;
+    let (url, db_name) = match args.store {
+        Backend::Sqlite => (
+            format!("sqlite://{}", scratch.path("bench.db").display()),
+            None,
+        ),
+        Backend::Postgres => {
+            let name = format!("cfgsnap_bench_{:016x}", rand::random::<u64>());
+            let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", args.pg_url))
+                .await
+                .context("connecting to postgres")?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut admin)
+                .await?;
+            (format!("{}/{name}", args.pg_url), Some(name))
+        }
+    };
+    let result = measure(args, &url, &scratch).await;
+    if let Some(name) = db_name {
+        let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", args.pg_url)).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await?;
+    }
+    result
+}
+
+async fn measure(args: &IngestArgs, url: &str, scratch: &Scratch) -> anyhow::Result<()> {
+    let settings = StoreSettings {
+        url: url.to_owned(),
+        encryption_key_file: Some(scratch.path("master.key")),
+        ..StoreSettings::default()
+    };
+    let store = Store::connect(&settings).await?;
+    let tenant = TenantId::parse("bench")?;
+    let ids: Vec<DeviceId> = (0..args.devices)
+        .map(|i| DeviceId::parse(&format!("bench-{i}")))
+        .collect::<Result<_, _>>()?;
+    store.sync_fleet(&fleet(&tenant, &ids)).await?;
+    let mut texts: Vec<String> = (0..args.devices)
+        .map(|i| corpus::export(args.lines, i as u64))
+        .collect();
+    for (id, text) in ids.iter().zip(&texts) {
+        store.ingest(&event(&tenant, id, text)).await?;
+    }
+    let mut rng = StdRng::seed_from_u64(42);
+    let mut samples = Vec::with_capacity(args.events);
+    let (mut stored, mut duplicate, mut other) = (0u64, 0u64, 0u64);
+    let cpu_before = crate::machine::cpu_time("self");
+    for n in 0..args.events {
+        let d = n % args.devices;
+        if rng.gen_bool(args.changed) {
+            // A few lines of ~1,000; retry the rare mutation that changed none.
+            for attempt in 0..10u64 {
+                let changed = corpus::mutate(&texts[d], 0.003, (n as u64) << 4 | attempt);
+                if changed != texts[d] {
+                    texts[d] = changed;
+                    break;
+                }
+            }
+        }
+        let snap = event(&tenant, &ids[d], &texts[d]);
+        let t = Instant::now();
+        match store.ingest(&snap).await? {
+            Ingested::Created { .. } => stored += 1,
+            Ingested::Duplicate { .. } => duplicate += 1,
+            Ingested::Stale { .. } => other += 1,
+        }
+        samples.push(t.elapsed());
+    }
+    let cpu = crate::machine::cpu_time("self") - cpu_before;
+    let total: Duration = samples.iter().sum();
+    samples.sort_unstable();
+    println!(
+        "ingest: store={} events={} devices={} lines={} changed={:.0}%: {:.0} events/s (time inside ingest only), stored={stored} duplicate={duplicate} other={other}",
+        store.backend(),
+        args.events,
+        args.devices,
+        args.lines,
+        args.changed * 100.0,
+        args.events as f64 / total.as_secs_f64()
+    );
+    println!(
+        "ingest: latency p50={} ms p99={} ms max={} ms; bench process CPU {:.3} ms/event (includes event generation)",
+        ms(percentile(&samples, 50.0)),
+        ms(percentile(&samples, 99.0)),
+        ms(percentile(&samples, 100.0)),
+        cpu.as_secs_f64() * 1000.0 / args.events as f64
+    );
+    store.close().await;
+    Ok(())
+}
+
+fn event(tenant: &TenantId, device: &DeviceId, text: &str) -> NewSnapshot {
+    NewSnapshot {
+        tenant_id: tenant.clone(),
+        device_id: device.clone(),
+        sha256_hash: sha256_hex(text),
+        collected_at: Utc::now(),
+        trigger: Trigger::Scheduled,
+        routeros_version: Some("7.16".to_owned()),
+        config_text: text.to_owned(),
+        normalization_version: NORMALIZATION_VERSION,
+        poller_id: Some("bench".to_owned()),
+        warnings: Vec::new(),
+    }
+}
+
+/// A fleet of `ids` in one tenant (only ids and tenant matter to the store).
+pub fn fleet(tenant: &TenantId, ids: &[DeviceId]) -> Fleet {
+    let devices = ids
+        .iter()
+        .map(|id| crate::collect::device(id.clone(), tenant.clone(), 0, None))
+        .collect();
+    Fleet {
+        tenants: vec![Tenant {
+            id: tenant.clone(),
+            name: "bench".to_owned(),
+        }],
+        devices,
+        limits: Limits {
+            connect_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(30),
+            job_timelimit: Duration::from_secs(60),
+            max_config_bytes: 16 << 20,
+            command: Command::Fixed("/export show-sensitive".to_owned()),
+        },
+        warnings: Vec::new(),
+    }
+}

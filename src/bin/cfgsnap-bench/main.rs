@@ -1,0 +1,89 @@
+//! `cfgsnap-bench`: the benchmarks of issue #6 as release-build subcommands.
+//!
+//! Each subcommand prints the machine it ran on and its figures, one
+//! `name: …` line per figure; `scripts/bench.sh` runs them all and
+//! BENCHMARKS.md records the results. Never run by `cargo test`. Loopback
+//! only; every loop is bounded; configuration text is never printed.
+
+mod collect;
+mod corpus;
+mod ingest;
+mod machine;
+mod makespan;
+mod micro;
+mod scratch;
+mod sim_child;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// cfgsnap benchmarks (issue #6).
+#[derive(Debug, Parser)]
+#[command(name = "cfgsnap-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Normalization throughput on the largest corpus export (MB/s).
+    Normalize {
+        /// Directory of `.rsc` exports.
+        #[arg(long, default_value = "../shared/corpus/routeros")]
+        corpus: PathBuf,
+        /// Seconds per input.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
+    /// Diff and change summary: 1 % changed, and a pathological pair.
+    Diff {
+        /// Lines of the generated configs.
+        #[arg(long, default_value_t = 100_000)]
+        lines: usize,
+        /// The diff deadline (the store uses 2 s).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+        deadline: Duration,
+        /// Repeats of the 1 % case.
+        #[arg(long, default_value_t = 3)]
+        repeats: u32,
+    },
+    /// Ingest rate into SQLite or PostgreSQL.
+    Ingest(ingest::IngestArgs),
+    /// Collection throughput and CPU per backup, with the OpenSSH baseline.
+    Collect(collect::CollectArgs),
+    /// One scheduled pass over a large, slow fleet.
+    Makespan(makespan::MakespanArgs),
+    /// The simulator process the other benchmarks spawn (internal).
+    #[command(hide = true)]
+    SimChild(sim_child::SimArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Bench::SimChild(args) = cli.command {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let result = runtime.block_on(sim_child::run(args));
+        // The thread blocked on stdin may still be there (lifetime expired).
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        return result;
+    }
+    machine::print_facts();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Bench::Normalize { corpus, seconds } => micro::run_normalize(&corpus, seconds),
+        Bench::Diff {
+            lines,
+            deadline,
+            repeats,
+        } => micro::run_diff(lines, deadline, repeats),
+        Bench::Ingest(args) => runtime.block_on(ingest::run(&args)),
+        Bench::Collect(args) => runtime.block_on(collect::run(&args)),
+        Bench::Makespan(args) => runtime.block_on(makespan::run(&args)),
+        Bench::SimChild(_) => unreachable!("handled above"),
+    }
+}
