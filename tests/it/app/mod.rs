@@ -7,7 +7,7 @@
 //! HTTP calls the tests need and returns raw responses.
 
 mod node;
-mod process;
+pub(crate) mod process;
 mod quickstart;
 mod trigger;
 

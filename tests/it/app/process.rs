@@ -24,7 +24,9 @@ fn signal(child: &Child, name: &str) {
 }
 
 /// The port the node printed in its log (`HTTP API listening port=…`).
-async fn wait_for_port(log: &std::path::Path) -> u16 {
+/// `show_log` puts the log in the failure message (not for tests whose log
+/// may hold what they check for).
+pub(crate) async fn wait_for_port(log: &std::path::Path, show_log: bool) -> u16 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -37,9 +39,14 @@ async fn wait_for_port(log: &std::path::Path) -> u16 {
         {
             return port;
         }
+        let shown = if show_log {
+            text.as_str()
+        } else {
+            "(withheld)"
+        };
         assert!(
             tokio::time::Instant::now() < deadline,
-            "cfgsnap serve did not start; log:\n{text}"
+            "cfgsnap serve did not start; log:\n{shown}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -68,7 +75,7 @@ async fn serve_starts_serves_a_trigger_reloads_on_sighup_and_exits_cleanly_on_si
         .kill_on_drop(true)
         .spawn()
         .expect("cfgsnap serve starts");
-    let port = wait_for_port(&log).await;
+    let port = wait_for_port(&log, true).await;
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
 

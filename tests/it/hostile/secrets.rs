@@ -84,28 +84,6 @@ impl Markers {
     }
 }
 
-/// The port the node printed (`HTTP API listening … port=…`).
-async fn wait_for_port(log: &std::path::Path) -> u16 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(port) = text
-            .lines()
-            .find(|l| l.contains("HTTP API listening"))
-            .and_then(|l| l.split("port=").nth(1))
-            .and_then(|p| p.split_whitespace().next())
-            .and_then(|p| p.parse().ok())
-        {
-            return port;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "cfgsnap serve did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn stop(mut child: Child) {
     let pid = child.id().expect("running").to_string();
     let status = std::process::Command::new("kill")
@@ -207,7 +185,7 @@ async fn no_marker_secret_reaches_a_log_line_an_error_body_or_a_metric() {
             .kill_on_drop(true)
             .spawn()
             .expect("cfgsnap serve starts");
-        let port = wait_for_port(&log).await;
+        let port = crate::app::process::wait_for_port(&log, false).await;
         let mut calls = Calls {
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
