@@ -140,14 +140,13 @@ impl Ingested {
     }
 }
 
+/// The newest snapshot's identity: enough to decide duplicate or stale
+/// without reading its (large) content.
 #[derive(sqlx::FromRow)]
 struct NewestRow {
     snapshot_id: i64,
     sha256_hash: String,
     collected_at: DateTime<Utc>,
-    key_id: String,
-    nonce: Vec<u8>,
-    content: Vec<u8>,
 }
 
 /// Additional data binding a sealed export to its device and hash.
@@ -206,7 +205,7 @@ impl Store {
                 Some(_) => {}
             }
             let newest: Option<NewestRow> = sqlx::query_as(
-                "SELECT snapshot_id, sha256_hash, collected_at, key_id, nonce, content \
+                "SELECT snapshot_id, sha256_hash, collected_at \
                  FROM snapshot WHERE device_id = $1 ORDER BY snapshot_id DESC LIMIT 1",
             )
             .bind(device)
@@ -232,7 +231,20 @@ impl Store {
                     return Ok(result);
                 }
             }
-            let prepared = self.prepare(snap, newest.as_ref()).await?;
+            // Only a new version needs its predecessor's content (for the diff).
+            let previous = match &newest {
+                Some(n) => {
+                    let (key_id, nonce, ciphertext): (String, Vec<u8>, Vec<u8>) = sqlx::query_as(
+                        "SELECT key_id, nonce, content FROM snapshot WHERE snapshot_id = $1",
+                    )
+                    .bind(n.snapshot_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    Some((n.sha256_hash.clone(), Sealed { key_id, nonce, ciphertext }))
+                }
+                None => None,
+            };
+            let prepared = self.prepare(snap, previous).await?;
             let snapshot_id: i64 = sqlx::query_scalar(
                 "INSERT INTO snapshot (tenant_id, device_id, sha256_hash, collected_at, trigger, \
                  routeros_version, size_bytes, line_count, normalization_version, warnings, poller_id, \
@@ -320,21 +332,15 @@ impl Store {
 
     /// Seals the new text and, against the previous version, computes the
     /// diff and change summaries, off the async threads.
-    async fn prepare(&self, snap: &NewSnapshot, previous: Option<&NewestRow>) -> Result<Prepared> {
+    async fn prepare(
+        &self,
+        snap: &NewSnapshot,
+        previous: Option<(String, Sealed)>,
+    ) -> Result<Prepared> {
         let tenant = snap.tenant_id.to_string();
         let device = snap.device_id.to_string();
         let text = snap.config_text.clone();
         let hash = snap.sha256_hash.clone();
-        let previous = previous.map(|p| {
-            (
-                p.sha256_hash.clone(),
-                Sealed {
-                    key_id: p.key_id.clone(),
-                    nonce: p.nonce.clone(),
-                    ciphertext: p.content.clone(),
-                },
-            )
-        });
         let cipher = self.cipher.clone();
         let deadline = self.diff_deadline;
         spawn_blocking_with_tracing(move || -> Result<Prepared> {
