@@ -81,6 +81,27 @@ impl Store {
         let now = Utc::now();
         on_db!(&self.db, pool, d => {
             let mut tx = pool.begin_with(d.begin_write).await?;
+            // A device's snapshots are encrypted with its tenant's key and
+            // carry its tenant: moving a device with history to another
+            // tenant would strand that history, so it is refused.
+            let owners: Vec<(String, String)> = sqlx::query_as(
+                "SELECT d.device_id, d.tenant_id FROM device d \
+                 WHERE EXISTS (SELECT 1 FROM snapshot s WHERE s.device_id = d.device_id)",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            for dev in &fleet.devices {
+                if let Some((_, old)) = owners
+                    .iter()
+                    .find(|(id, t)| id == dev.id.as_str() && t != dev.tenant.as_str())
+                {
+                    return Err(Error::Unexpected(anyhow::anyhow!(
+                        "device {} has snapshots in tenant {old}; it cannot move to tenant {} (give it a new id instead)",
+                        dev.id,
+                        dev.tenant
+                    )));
+                }
+            }
             for t in &fleet.tenants {
                 sqlx::query(
                     "INSERT INTO tenant (tenant_id, name, created_at, updated_at) VALUES ($1, $2, $3, $3) \

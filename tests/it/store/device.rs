@@ -9,6 +9,7 @@ use super::{FLEET, TestStore, both_backends, config, days_ago, fleet, snapshot};
 
 both_backends!(
     sync_fleet_marks_a_removed_device_inactive_and_keeps_its_history,
+    sync_fleet_refuses_to_move_a_device_with_history_to_another_tenant,
     a_host_key_is_pinned_on_first_use_only_and_audited,
     reset_host_key_forgets_the_key_lifts_its_block_and_audits_the_actor,
     record_attempt_updates_the_backup_state_and_counts_failures,
@@ -248,4 +249,34 @@ async fn list_devices_shows_each_devices_newest_snapshot(t: &TestStore) {
         ("t1", "router-r1", "192.0.2.1")
     );
     assert_eq!(r1.newest_snapshot_id, Some(newest));
+}
+
+async fn sync_fleet_refuses_to_move_a_device_with_history_to_another_tenant(t: &TestStore) {
+    // Arrange: r1 has history in t1.
+    let id = t
+        .ingest_new(&snapshot("t1", "r1", &config("a"), days_ago(1)))
+        .await;
+    let moved: Vec<(&str, &str)> = FLEET
+        .iter()
+        .map(|&(d, tenant)| if d == "r1" { ("r1", "t2") } else { (d, tenant) })
+        .collect();
+
+    // Act
+    let err = t
+        .store
+        .sync_fleet(&fleet(&moved))
+        .await
+        .expect_err("refused");
+
+    // Assert: a clear error, and nothing changed.
+    assert!(
+        err.to_string().contains("cannot move to tenant t2"),
+        "{err}"
+    );
+    let device = t.store.get_device("t1", "r1").await.expect("still t1's");
+    assert_eq!(device.newest_snapshot_id, Some(id));
+    assert!(matches!(
+        t.store.get_device("t2", "r1").await,
+        Err(Error::DeviceNotFound)
+    ));
 }
