@@ -8,8 +8,13 @@ use super::{
     Backend, DEV_A1, DEV_B1, TENANT_A, TENANT_B, TestApi, assert_problem, both_backends, spawn_api,
 };
 
-/// Every tenant-scoped route of `tid`/`did` with snapshot `sid`: (method, path).
-fn tenant_routes(tid: &str, did: &str, sid: i64) -> Vec<(&'static str, String)> {
+/// Every tenant-scoped route of `tid`/`did` with snapshot `sid`: (method,
+/// path). Shared with the hostile-input tests, which put bad ids in place.
+pub(crate) fn tenant_routes(
+    tid: &str,
+    did: &str,
+    sid: impl std::fmt::Display,
+) -> Vec<(&'static str, String)> {
     let dev = format!("/api/tenants/{tid}/devices/{did}");
     let snap = format!("{dev}/config-snapshots/{sid}");
     vec![

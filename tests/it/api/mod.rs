@@ -11,7 +11,7 @@ mod auth;
 mod client;
 mod devices;
 mod history;
-mod isolation;
+pub(crate) mod isolation;
 mod ops;
 mod trigger;
 

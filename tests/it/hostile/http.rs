@@ -14,6 +14,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
 use super::{RawResponse, raw_exchange, within};
+use crate::api::isolation::tenant_routes;
 use crate::app::{Infra, SECRET, Stack, TestApp, spawn_app, token};
 use crate::helpers::start_simulator;
 
@@ -30,25 +31,6 @@ async fn node() -> (Infra, cfgsnap::sim::Simulator, TestApp) {
         .replace("jitter = \"0s\"", "jitter = \"1h\"");
     let app = spawn_app(&toml).await;
     (infra, sim, app)
-}
-
-/// Every route with `tid`, `did`, `sid` in place: (method, path).
-fn routes(tid: &str, did: &str, sid: &str) -> Vec<(&'static str, String)> {
-    let dev = format!("/api/tenants/{tid}/devices/{did}");
-    let snap = format!("{dev}/config-snapshots/{sid}");
-    vec![
-        ("GET", format!("/api/tenants/{tid}/devices")),
-        ("GET", dev.clone()),
-        ("POST", format!("{dev}/ssh-host-key/reset")),
-        ("POST", format!("{dev}/config-snapshot/trigger")),
-        ("GET", format!("{dev}/config-snapshots")),
-        ("GET", snap.clone()),
-        ("GET", format!("{snap}/content")),
-        ("GET", format!("{snap}/download")),
-        ("GET", format!("{snap}/diff")),
-        ("GET", format!("{dev}/config-history")),
-        ("GET", format!("/api/tenants/{tid}/audit-events")),
-    ]
 }
 
 /// Path segments as they go on the wire: special characters of NATS
@@ -126,9 +108,12 @@ async fn hostile_ids_on_every_route_get_a_4xx_problem_and_never_a_5xx() {
         );
         let mut cases = Vec::new();
         for bad in hostile_segments() {
-            let in_tenant = routes(&bad, "dev-0", "1");
-            let in_device = routes("t1", &bad, "1").into_iter().skip(1).take(9);
-            let in_snapshot = routes("t1", "dev-0", &bad).into_iter().skip(5).take(4);
+            let in_tenant = tenant_routes(&bad, "dev-0", "1");
+            let in_device = tenant_routes("t1", &bad, "1").into_iter().skip(1).take(9);
+            let in_snapshot = tenant_routes("t1", "dev-0", &bad)
+                .into_iter()
+                .skip(5)
+                .take(4);
             cases.extend(in_tenant.into_iter().chain(in_device).chain(in_snapshot));
             let in_query = [
                 format!("/api/tenants/t1/devices/dev-0/config-snapshots?limit={bad}"),
@@ -141,7 +126,12 @@ async fn hostile_ids_on_every_route_get_a_4xx_problem_and_never_a_5xx() {
         }
         // Valid tenant and device ids, but not snapshot ids or cursors.
         for bad in ["-1", "0", "1.5", "99999999999999999999999"] {
-            cases.extend(routes("t1", "dev-0", bad).into_iter().skip(5).take(4));
+            cases.extend(
+                tenant_routes("t1", "dev-0", bad)
+                    .into_iter()
+                    .skip(5)
+                    .take(4),
+            );
             let query = format!("/api/tenants/t1/devices/dev-0/config-snapshots?limit={bad}");
             cases.push(("GET", query));
         }
