@@ -6,8 +6,10 @@
 //! commit. Malformed or poison events are terminated and audited
 //! `snapshot_event_rejected` (reason and subject, never the text). Other
 //! failures are retried with backoff; on NATS the delivery that reaches
-//! `max_deliver` is audited and terminated, locally transient store errors
-//! are retried until the store returns (the event exists nowhere else).
+//! `max_deliver` is audited and terminated, unless the store was merely
+//! unavailable: then the event is re-queued at the end of the stream.
+//! Locally, transient store errors are retried until the store returns
+//! (the event exists nowhere else).
 //!
 //! Entry point: [`spawn_ingester`]; the loops live in `bus/ingest_loop.rs`.
 

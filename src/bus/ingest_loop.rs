@@ -1,5 +1,6 @@
 //! The ingester's loops: over the JetStream pull consumer (ack, nak with
-//! backoff, term), over the local queue (hold and retry), and over attempt
+//! backoff, term; re-queue when the store stayed down through every
+//! delivery), over the local queue (hold and retry), and over attempt
 //! reports. What to do with an event is decided in `ingest`.
 
 use std::future::Future;
@@ -100,6 +101,21 @@ async fn handle_nats(ingester: &Ingester, nats: &NatsBus, message: async_nats::j
                 .await;
             ack(&message, AckKind::Term).await;
         }
+        // The store is still down after every delivery: the event goes to
+        // the end of the stream instead of being dropped (it holds a config
+        // that exists nowhere else).
+        Verdict::Retry {
+            reason,
+            transient: true,
+        } if last => match nats.requeue(&message).await {
+            Ok(()) => {
+                warn!(subject = %subject, reason = %reason, delivered, "store unavailable through every delivery; event re-queued");
+                ack(&message, AckKind::Ack).await;
+            }
+            Err(e) => {
+                error!(subject = %subject, error.message = %e, "re-queueing an event failed; it stays unacknowledged in the stream");
+            }
+        },
         Verdict::Retry { reason, .. } if last => {
             let reason = format!("gave up after {delivered} deliveries: {reason}");
             error!(subject = %subject, reason = %reason, "snapshot event not stored");

@@ -30,6 +30,10 @@ use crate::config::BusSettings;
 pub const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Window in which a republished `Nats-Msg-Id` is dropped by the stream.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// How long a snapshot event is held and sent again while NATS does not
+/// acknowledge it; shorter than the pipeline's `PUBLISH_TIMEOUT`, so the
+/// backup reports the bus's own error rather than a timeout.
+pub const PUBLISH_PATIENCE: Duration = Duration::from_secs(45);
 /// Bytes reserved for the `Nats-Msg-Id` header besides the id itself.
 const HEADER_OVERHEAD: usize = 64;
 
@@ -115,8 +119,30 @@ impl NatsBus {
     }
 
     /// Publishes `event` (text inline, gzip or in the object store, whatever
-    /// fits) and waits for the stream's ack.
+    /// fits) and waits for the stream's ack. While the server is unreachable
+    /// the event is held and sent again, with the same `Nats-Msg-Id`, for up
+    /// to [`PUBLISH_PATIENCE`]: a collected config survives a NATS restart,
+    /// and the stream's duplicate window drops a copy that got through twice.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when no attempt within the patience was
+    /// acknowledged; [`Error::InvalidEvent`] when the event cannot be encoded.
     pub(crate) async fn publish_snapshot(&self, event: &SnapshotEvent) -> Result<Published> {
+        let deadline = tokio::time::Instant::now() + PUBLISH_PATIENCE;
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match self.publish_once(event).await {
+                Err(Error::Unavailable(e)) if tokio::time::Instant::now() + pause < deadline => {
+                    debug!(error.message = %e, retry_in = ?pause, "snapshot event not acknowledged; sending it again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(4));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn publish_once(&self, event: &SnapshotEvent) -> Result<Published> {
         let subject = self
             .subjects
             .snapshot_create(&event.tenant_id, &event.device_id);
@@ -145,6 +171,36 @@ impl NatsBus {
             duplicate: ack.duplicate,
             encoding,
         })
+    }
+
+    /// Publishes an event again at the end of the stream, under a message
+    /// id of its own, and waits for the ack: for an event whose deliveries
+    /// ran out while the store was unavailable, so it waits in the stream
+    /// for the store rather than be dropped.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the stream did not take it.
+    pub(crate) async fn requeue(&self, message: &jetstream::Message) -> Result<()> {
+        let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+        let original = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default();
+        let msg_id = format!("{original}:requeued:{sequence}");
+        self.js
+            .send_publish(
+                message.subject.clone(),
+                PublishMessage::build()
+                    .payload(message.payload.clone())
+                    .message_id(&msg_id),
+            )
+            .await
+            .map_err(|e| Error::Unavailable(anyhow!(e).context("re-queueing a snapshot event")))?
+            .await
+            .map_err(|e| Error::Unavailable(anyhow!(e).context("awaiting the stream's ack")))?;
+        Ok(())
     }
 
     /// The durable pull consumer of the ingesters, created or reconciled.
