@@ -17,7 +17,8 @@ pub(super) const BACKOFF_STEPS: [Duration; 3] = [
     Duration::from_secs(60 * 60),
 ];
 
-/// How soon a device is tried again while the lock backend is down.
+/// How soon a device is tried again while the lock backend is down, or
+/// while another run holds its lock (capped at the device's interval).
 pub(super) const LOCK_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 /// The shortest interval honoured; a zero interval would spin.

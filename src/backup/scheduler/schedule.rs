@@ -24,6 +24,8 @@ pub(super) enum Event {
     LockBackendDown,
     /// Another node succeeded within half the interval: skipped.
     RecentSuccess,
+    /// The node shut down mid-backup: nothing to report, nothing more to run.
+    Cancelled,
 }
 
 impl Event {
@@ -32,6 +34,7 @@ impl Event {
         match result {
             Ok(_) => Event::Success,
             Err(Error::LockHeld) => Event::Locked,
+            Err(Error::Cancelled) => Event::Cancelled,
             Err(e) if e.kind() == ErrorKind::LockUnavailable => Event::LockBackendDown,
             Err(e) => Event::Failed(e.kind()),
         }
@@ -130,7 +133,14 @@ impl DeviceSchedule {
                 self.failures = 0;
                 (Some(regular), None)
             }
-            Event::Locked => (Some(regular), Some(Verdict::new(AttemptStatus::Locked))),
+            // The holder may be another node's live run, or a dead process
+            // whose lock lapses at its TTL: look again soon. If the holder
+            // succeeded, the recent-success check then skips the device.
+            Event::Locked => (
+                Some(now + LOCK_RETRY_DELAY.min(self.interval)),
+                Some(Verdict::new(AttemptStatus::Locked)),
+            ),
+            Event::Cancelled => (None, None),
             Event::LockBackendDown | Event::Failed(ErrorKind::LockUnavailable) => {
                 (Some(now + LOCK_RETRY_DELAY.min(self.interval)), None)
             }
@@ -181,6 +191,7 @@ mod tests {
         };
         let down = Error::LockUnavailable(anyhow::anyhow!("refused"));
         assert_eq!(Event::of(&Err(Error::LockHeld)), Event::Locked);
+        assert_eq!(Event::of(&Err(Error::Cancelled)), Event::Cancelled);
         assert_eq!(Event::of(&Err(down)), Event::LockBackendDown);
         assert_eq!(
             Event::of(&Err(unreachable)),
@@ -243,12 +254,12 @@ mod tests {
     }
 
     #[test]
-    fn a_held_lock_waits_for_the_next_regular_time_without_counting() {
+    fn a_held_lock_is_tried_again_soon_without_counting() {
         let mut s = DeviceSchedule::new(HOUR);
         let t0 = Instant::now();
         s.after(Event::Failed(ErrorKind::Unreachable), t0, t0);
         let d = s.after(Event::Locked, t0 + 5 * MIN, t0 + 5 * MIN);
-        assert_eq!(d.next_due, Some(t0 + 65 * MIN));
+        assert_eq!(d.next_due, Some(t0 + 5 * MIN + Duration::from_secs(30)));
         assert_eq!(d.report.map(|v| v.status), Some(AttemptStatus::Locked));
         assert_eq!(s.failures(), 1);
     }

@@ -200,8 +200,9 @@ impl<E: Executor, S: SnapshotSink> DeviceTask<E, S> {
                 info!(sha256_hash = %outcome.sha256_hash, "scheduled backup succeeded");
             }
             (Err(_), Event::Locked) => {
-                info!("device locked by another backup: waiting for the next regular run");
+                info!("device locked by another backup: trying again shortly");
             }
+            (Err(_), Event::Cancelled) => info!("backup cancelled by the shutdown deadline"),
             (Err(e), Event::LockBackendDown) => shared.lock_backend_down(e),
             (Err(e), _) => {
                 warn!(error.message = %e, error.cause_chain = ?e, error_kind = %e.kind(), "scheduled backup failed");

@@ -115,17 +115,17 @@ async fn unblocking_a_device_that_is_not_blocked_adds_no_run() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_held_lock_waits_for_the_next_regular_time() {
-    // Arrange
+async fn a_held_lock_is_tried_again_after_30_seconds() {
+    // Arrange: the holder may have died; its lock lapses at its TTL.
     let exec = TestExecutor::default();
     exec.script("r1", [Res::Locked]);
     let h = Setup::new(HOUR, Duration::ZERO).start(exec, vec![device("r1")]);
 
     // Act
-    h.advance_to(HOUR + SEC).await;
+    h.advance_to(HOUR + MIN).await;
 
-    // Assert
-    assert_eq!(h.offsets("r1"), [Duration::ZERO, HOUR]);
+    // Assert: the retry succeeds and re-anchors the schedule.
+    assert_eq!(h.offsets("r1"), [Duration::ZERO, 30 * SEC, HOUR + 30 * SEC]);
     let reports = h.sink.reports("r1");
     assert_eq!(reports[0].status, AttemptStatus::Locked);
     assert_eq!(
