@@ -124,7 +124,8 @@ impl Parts<'_> {
                 self.locker.clone(),
                 self.bus.clone(),
                 lock_ttl,
-            ),
+            )
+            .with_abort(self.producers.abort.clone()),
             self.metrics.clone(),
         ));
         let sink = Arc::new(self.bus.clone());
@@ -203,8 +204,11 @@ impl Parts<'_> {
 
 /// A group of tasks stopped together.
 struct Stage {
+    /// Asks the tasks to start nothing new and finish what they hold.
     token: CancellationToken,
     tracker: TaskTracker,
+    /// Cuts short what they still hold once the grace period is over.
+    abort: CancellationToken,
 }
 
 impl Stage {
@@ -212,6 +216,7 @@ impl Stage {
         Self {
             token: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            abort: CancellationToken::new(),
         }
     }
 
@@ -219,6 +224,21 @@ impl Stage {
         self.token.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+    }
+
+    /// Like [`Stage::stop`], but what is still running at `deadline` is
+    /// aborted (backups end with `Cancelled` and release their locks).
+    async fn stop_by(&self, deadline: tokio::time::Instant) {
+        self.token.cancel();
+        self.tracker.close();
+        if tokio::time::timeout_at(deadline, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("backups still running at the shutdown timeout: cancelling them");
+            self.abort.cancel();
+            self.tracker.wait().await;
+        }
     }
 }
 
@@ -347,8 +367,8 @@ impl App {
     /// taking requests and finishes those in flight (bounded by
     /// `server.shutdown_timeout`); the scheduler starts nothing new; the
     /// responder and ingester finish what they hold; in-flight backups finish
-    /// or time out and release their locks; then the bus is flushed and the
-    /// store closed.
+    /// within the same timeout or are cancelled, releasing their locks
+    /// either way; then the bus is flushed and the store closed.
     ///
     /// # Errors
     /// When the HTTP server fails.
@@ -368,16 +388,22 @@ impl App {
             }
         };
         info!("shutting down");
-        if let Some(handle) = handle {
-            let stopped = tokio::time::timeout(self.shutdown_timeout, handle.stop(true)).await;
-            if stopped.is_err() {
+        // HTTP requests and backups get one grace period together: a trigger
+        // in flight waits for its backup, so they must not wait in turn.
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        let http = async {
+            if let Some(handle) = handle
+                && tokio::time::timeout_at(deadline, handle.stop(true))
+                    .await
+                    .is_err()
+            {
                 warn!("HTTP requests still running after the shutdown timeout");
             }
-        }
+        };
+        tokio::join!(http, self.producers.stop_by(deadline));
         if let Some(task) = server_task {
             task.abort();
         }
-        self.producers.stop().await;
         self.consumers.stop().await;
         if let Err(e) = self.bus.flush().await {
             warn!(error.message = %e, "flushing the bus failed");

@@ -295,6 +295,9 @@ pub enum Error {
     /// The snapshot could not be published.
     #[error("publishing the snapshot failed")]
     PublishFailed(#[source] anyhow::Error),
+    /// The node shut down before the backup finished; its lock was released.
+    #[error("backup cancelled: the node is shutting down")]
+    Cancelled,
     /// Anything the caller cannot act on.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -317,7 +320,7 @@ impl Error {
             Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::LockUnavailable(_) => ErrorKind::LockUnavailable,
             Error::PublishFailed(_) => ErrorKind::PublishFailed,
-            Error::LockHeld | Error::Unexpected(_) => ErrorKind::Internal,
+            Error::LockHeld | Error::Cancelled | Error::Unexpected(_) => ErrorKind::Internal,
         }
     }
 }

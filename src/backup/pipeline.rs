@@ -5,11 +5,13 @@
 //!
 //! The lock's TTL is `command_timeout + 30 s`; while a long export runs it is
 //! extended every third of its TTL, so it never lapses under a live job but
-//! frees the device soon after a holder dies.
+//! frees the device soon after a holder dies. An abort token (the node's
+//! shutdown deadline) cuts a job short and still releases its lock.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
 use tracing::{instrument, warn};
 
 use super::{Device, Error, Executor, Outcome, Result, SnapshotSink, Trigger};
@@ -33,6 +35,7 @@ pub struct Pipeline<E, S> {
     locker: Locker,
     sink: S,
     lock_ttl: Duration,
+    abort: CancellationToken,
 }
 
 impl<E: Executor, S: SnapshotSink> Pipeline<E, S> {
@@ -43,7 +46,15 @@ impl<E: Executor, S: SnapshotSink> Pipeline<E, S> {
             locker,
             sink,
             lock_ttl,
+            abort: CancellationToken::new(),
         }
+    }
+
+    /// Cuts every job short with [`Error::Cancelled`] once `abort` is
+    /// cancelled (their locks are released all the same).
+    pub fn with_abort(mut self, abort: CancellationToken) -> Self {
+        self.abort = abort;
+        self
     }
 
     /// The sink snapshots go to.
@@ -85,6 +96,7 @@ impl<E: Executor, S: SnapshotSink> Executor for Pipeline<E, S> {
         let result = tokio::select! {
             result = self.run_locked(device, trigger) => result,
             never = keep_extended(&guard, self.lock_ttl) => match never {},
+            () = self.abort.cancelled() => Err(Error::Cancelled),
         };
         if let Err(e) = guard.release().await {
             warn!(error.message = %e, error.cause_chain = ?e, "releasing the device lock failed; it lapses at its TTL");

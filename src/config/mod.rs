@@ -52,7 +52,8 @@ pub struct Settings {
 pub struct ServerSettings {
     /// Address of the HTTP API; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// How long in-flight requests may take to finish on shutdown.
+    /// How long in-flight requests and backups may take to finish on
+    /// shutdown; backups still running then are cancelled (locks released).
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
 }
