@@ -273,7 +273,9 @@ impl From<store::Error> for ApiError {
         match e {
             store::Error::SnapshotNotFound => ApiError::SnapshotNotFound,
             store::Error::DeviceNotFound => ApiError::DeviceNotFound,
-            e @ store::Error::Unavailable(_) => ApiError::StoreUnavailable(e),
+            e @ (store::Error::Unavailable(_) | store::Error::DiskFull(_)) => {
+                ApiError::StoreUnavailable(e)
+            }
             e @ (store::Error::InvalidSnapshot(_)
             | store::Error::Crypto(_)
             | store::Error::Unexpected(_)) => {

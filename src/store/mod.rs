@@ -49,6 +49,10 @@ pub enum Error {
     /// The database could not be reached or is busy; retrying may succeed.
     #[error("store unavailable")]
     Unavailable(#[source] sqlx::Error),
+    /// SQLite could not write for lack of space on its filesystem; retrying
+    /// succeeds once space is freed, and nothing written so far is lost.
+    #[error("store unavailable: the filesystem holding the database is full")]
+    DiskFull(#[source] sqlx::Error),
     /// A record could not be decrypted (wrong master key or corruption).
     #[error(transparent)]
     Crypto(#[from] CryptoError),
@@ -60,18 +64,35 @@ pub enum Error {
 impl Error {
     /// Whether retrying later may succeed (a nak rather than a terminate).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Unavailable(_))
+        matches!(self, Error::Unavailable(_) | Error::DiskFull(_))
     }
 }
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        if is_transient(&e) {
+        if is_disk_full(&e) {
+            Error::DiskFull(e)
+        } else if is_transient(&e) {
             Error::Unavailable(e)
         } else {
             Error::Unexpected(anyhow::Error::new(e))
         }
     }
+}
+
+/// SQLite's `FULL` (a write found no space) and `IOERR_SHMSIZE` (the WAL
+/// index could not grow, which on a full filesystem comes first).
+fn is_disk_full(e: &sqlx::Error) -> bool {
+    const SQLITE_FULL: i32 = 13;
+    const SQLITE_IOERR_SHMSIZE: i32 = 4874;
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+        && matches!(
+            db.code().unwrap_or_default().parse::<i32>(),
+            Ok(c) if c & 0xff == SQLITE_FULL || c == SQLITE_IOERR_SHMSIZE
+        )
 }
 
 /// Connection loss, pool exhaustion, lock contention, a full disk: states
@@ -261,7 +282,13 @@ async fn open_pool(url: &str) -> Result<Db> {
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await
-        .map_err(Error::Unavailable)?;
+        .map_err(|e| {
+            if is_disk_full(&e) {
+                Error::DiskFull(e)
+            } else {
+                Error::Unavailable(e)
+            }
+        })?;
     Ok(Db::Sqlite(pool))
 }
 
