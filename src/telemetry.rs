@@ -1,7 +1,9 @@
 //! Tracing setup: one subscriber (text or JSON) writing to a given writer, and
 //! `spawn_blocking` that keeps the caller's span.
 //!
-//! The filter comes from `RUST_LOG` when set, else from `[log].level`.
+//! The filter comes from `RUST_LOG` when set, else from `[log].level`;
+//! whatever it says, crates that log message payloads at TRACE (and so
+//! configuration text with its secrets) are held at DEBUG.
 
 use tracing::Subscriber;
 use tracing_subscriber::fmt::MakeWriter;
@@ -9,6 +11,11 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Registry};
 
 use crate::config::LogFormat;
+
+/// Directives added after the configured filter: async-nats logs every
+/// message it reads, payload included, at TRACE, and snapshot events carry
+/// configurations in clear.
+const PAYLOAD_LOGGERS: [&str; 1] = ["async_nats=debug"];
 
 /// Builds the subscriber; `writer` is stderr in the binary and a buffer in tests.
 pub fn subscriber<W>(
@@ -19,9 +26,12 @@ pub fn subscriber<W>(
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_from_default_env()
+    let mut filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(default_filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    for cap in PAYLOAD_LOGGERS {
+        filter = filter.add_directive(cap.parse().expect("BUG: a valid directive"));
+    }
     let registry = Registry::default().with(filter);
     match format {
         LogFormat::Text => Box::new(

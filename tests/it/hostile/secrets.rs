@@ -1,4 +1,5 @@
-//! Marker secrets never leak: `cfgsnap serve` runs as a process at TRACE
+//! Marker secrets never leak: `cfgsnap serve` runs as a process at TRACE,
+//! on the embedded stack and on NATS, Redis and PostgreSQL,
 //! with a known device password, JWT secret and master key, backing up a
 //! device whose export holds a `secret=` line. After successful and failed
 //! backups, every read route, error responses and `/metrics`, no log line,
@@ -18,7 +19,7 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 
 use super::{raw_exchange, within};
-use crate::app::{Infra, Stack};
+use crate::app::{Infra, Stack, on_both_stacks};
 use crate::helpers::start_simulator;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cfgsnap");
@@ -141,12 +142,13 @@ impl Calls {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_marker_secret_reaches_a_log_line_an_error_body_or_a_metric() {
+on_both_stacks!(no_marker_secret_reaches_a_log_line_an_error_body_or_a_metric);
+
+async fn no_marker_secret_reaches_a_log_line_an_error_body_or_a_metric(stack: Stack) {
     within(LIMIT, async {
         // Arrange: marker secrets in every place a secret lives.
         let markers = Markers::new();
-        let infra = Infra::new(Stack::Embedded).await;
+        let infra = Infra::new(stack).await;
         let dir = infra.dir.path().to_owned();
         let export = format!(
             "# 2024-05-01 10:00:00 by RouterOS 7.16\r\n/radius\r\n\
