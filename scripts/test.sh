@@ -7,7 +7,9 @@
 #
 # Needs: PostgreSQL on 127.0.0.1:5432 (trust auth), Redis on 127.0.0.1:6379,
 # NATS with JetStream on 127.0.0.1:4222, and OpenSSH's sshd/ssh/ssh-keygen
-# binaries (the tests start their own sshd on loopback ports), GNU patch, curl.
+# binaries (the tests start their own sshd on loopback ports), GNU patch, curl,
+# the nats-server and redis-server binaries (the fault tests restart servers
+# of their own), and root for the full-filesystem test's tmpfs mount.
 # The README quickstart test needs ports 8080 and 2201-2203 free.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,9 +50,11 @@ ensure_postgres() {
   wait_port 5432 PostgreSQL
 }
 
+# The fault tests start servers of their own (tests/it/fault), so the
+# binaries must be there even when the shared services already run.
 ensure_redis() {
-  port_open 6379 && return 0
   command -v redis-server >/dev/null || apt_install redis-server
+  port_open 6379 && return 0
   log "starting Redis"
   as_root mkdir -p /var/lib/redis /var/log/redis
   as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
@@ -59,8 +63,8 @@ ensure_redis() {
 }
 
 ensure_nats() {
-  port_open 4222 && return 0
   command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || apt_install nats-server
+  port_open 4222 && return 0
   log "starting NATS with JetStream"
   as_root mkdir -p /var/lib/nats-server
   as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \

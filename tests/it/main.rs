@@ -5,6 +5,7 @@ mod app;
 mod bus;
 mod cli;
 mod collect;
+mod fault;
 mod helpers;
 mod hostile;
 mod lock;

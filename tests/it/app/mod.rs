@@ -179,13 +179,24 @@ pub struct TestApp {
 
 /// Builds a node from `toml` and serves it until [`TestApp::stop`].
 pub async fn spawn_app(toml: &str) -> TestApp {
+    let app = spawn_node(toml).await;
+    assert!(!app.address.is_empty(), "the api role serves HTTP");
+    app
+}
+
+/// Builds a node from `toml`, with or without the api role (then its
+/// `address` is empty), and runs it until [`TestApp::stop`].
+pub async fn spawn_node(toml: &str) -> TestApp {
     let settings = Settings::from_toml(toml).expect("test configuration parses");
     let app = App::build(settings).await.expect("the node builds");
-    let port = app.port().expect("the api role serves HTTP");
+    let address = app
+        .port()
+        .map(|port| format!("http://127.0.0.1:{port}"))
+        .unwrap_or_default();
     let stop = CancellationToken::new();
     let done = tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        address,
         client: reqwest::Client::new(),
         stop,
         done,
@@ -247,6 +258,36 @@ impl TestApp {
         assert_eq!(resp.status(), 200, "listing snapshots");
         let body: Value = resp.json().await.expect("json");
         body["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `GET …/devices` of `t1`: the devices with their backup state.
+    pub async fn devices(&self) -> Vec<Value> {
+        let resp = self
+            .client
+            .get(format!("{}/api/tenants/t1/devices", self.address))
+            .bearer_auth(self.token(Role::Viewer))
+            .send()
+            .await
+            .expect("devices request");
+        assert_eq!(resp.status(), 200, "listing devices");
+        let body: Value = resp.json().await.expect("json");
+        body["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `GET …/config-snapshots/{sid}/content` of `device`: status and body.
+    pub async fn content(&self, device: &str, sid: i64) -> (u16, String) {
+        let resp = self
+            .client
+            .get(format!(
+                "{}/api/tenants/t1/devices/{device}/config-snapshots/{sid}/content",
+                self.address
+            ))
+            .bearer_auth(self.token(Role::Viewer))
+            .send()
+            .await
+            .expect("content request");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.expect("body"))
     }
 
     /// Waits (bounded) until every device in `devices` has at least one snapshot.

@@ -1,0 +1,74 @@
+//! A central node (api, ingester) and two pollers (scheduler, responder),
+//! each a `cfgsnap serve` process on shared NATS, Redis and PostgreSQL. One
+//! poller is killed mid-pass: the other answers every trigger and backs up
+//! every device, including those the dead one had locked.
+
+use std::time::Duration;
+
+use cfgsnap::sim::DeviceSpec;
+use sqlx::PgPool;
+
+use super::servers::ServeProcess;
+use super::{await_devices_stored, snapshot_counts};
+use crate::app::{Infra, Stack, TestApp};
+use crate::helpers::{start_simulator, within};
+
+const DEVICES: usize = 60;
+
+const CENTRAL: &str = "[roles]\napi = true\ningester = true\nretention = false\nscheduler = false\nresponder = false\n";
+const POLLER: &str = "[roles]\napi = false\ningester = false\nretention = false\nscheduler = true\nresponder = true\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_one_of_two_pollers_mid_pass_leaves_no_trigger_unanswered_and_no_device_behind() {
+    within(Duration::from_secs(240), async {
+        // Arrange: 60 devices at 1 s each; each poller runs 8 at a time.
+        let infra = Infra::new(Stack::Served).await;
+        let sim = start_simulator(vec![
+            DeviceSpec::default()
+                .with_latency(Duration::from_secs(1));
+            DEVICES
+        ])
+        .await;
+        let dir = infra.dir.path();
+        let write = |name: &str, roles: &str| {
+            let path = dir.join(format!("{name}.toml"));
+            let toml = infra
+                .config(&sim, roles)
+                .replace("known_hosts.json", &format!("known_hosts-{name}.json"));
+            std::fs::write(&path, toml).expect("config");
+            path
+        };
+        let central =
+            ServeProcess::start(&write("central", CENTRAL), dir.join("central.log"), true).await;
+        let app = TestApp::attach(central.port.expect("api"));
+        let a = ServeProcess::start(&write("a", POLLER), dir.join("a.log"), false).await;
+        let b = ServeProcess::start(&write("b", POLLER), dir.join("b.log"), false).await;
+        let pool = PgPool::connect(&infra.store_url).await.expect("store pool");
+        await_devices_stored(&pool, 10, Duration::from_secs(60)).await;
+
+        // Act: poller a dies mid-pass.
+        a.kill().await;
+        let (_, at_kill) = snapshot_counts(&pool).await;
+        let mut answers = Vec::new();
+        for i in 0..5 {
+            answers.push(app.trigger(&format!("dev-{i}")).await.status().as_u16());
+        }
+
+        // Assert: the remaining poller answers (a backup, or "in progress"
+        // when its own scheduled run holds the device).
+        assert!(at_kill < DEVICES as i64, "the kill fell inside the pass");
+        assert!(
+            answers.iter().all(|s| *s == 201 || *s == 409),
+            "every trigger answered: {answers:?}"
+        );
+        await_devices_stored(&pool, DEVICES as i64, Duration::from_secs(150)).await;
+        let (rows, _) = snapshot_counts(&pool).await;
+        assert_eq!(rows, DEVICES as i64, "no device stored twice");
+        b.kill().await;
+        central.kill().await;
+        pool.close().await;
+        sim.shutdown().await;
+        infra.finish().await;
+    })
+    .await;
+}
