@@ -170,6 +170,27 @@ struct Prepared {
     line_count: i64,
 }
 
+/// Records a stored (or duplicate) snapshot as the device's latest
+/// success, unless an attempt after it is already recorded: the event is the
+/// durable proof of a backup whose attempt report may have been lost (a node
+/// killed between publishing and reporting, a best-effort report dropped).
+macro_rules! note_success {
+    ($executor:expr, $device:expr, $at:expr) => {
+        sqlx::query(
+            "UPDATE device SET last_attempt_at = $2, last_success_at = $2, last_status = 'success', \
+             last_error_kind = NULL, consecutive_failures = 0, next_attempt_at = NULL, \
+             blocked_reason = NULL, updated_at = $2 \
+             WHERE device_id = $1 AND (last_attempt_at IS NULL OR last_attempt_at < $2)",
+        )
+        .bind($device)
+        .bind($at)
+        .execute($executor)
+        .await
+        .map(|_| ())
+        .map_err($crate::store::Error::from)
+    };
+}
+
 impl Store {
     /// Stores `snap` unless it duplicates or predates the device's newest
     /// snapshot; see the module docs.
@@ -220,6 +241,9 @@ impl Store {
                     None
                 };
                 if let Some((action, result)) = skipped {
+                    if matches!(result, Ingested::Duplicate { .. }) {
+                        note_success!(&mut *tx, device, collected_at)?;
+                    }
                     let detail = json!({
                         "sha256_hash": snap.sha256_hash,
                         "collected_at": collected_at,
@@ -321,6 +345,7 @@ impl Store {
                 "warnings": snap.warnings.len(),
             });
             insert_audit!(&mut *tx, snap.tenant_id.as_str(), Some(device), Action::SnapshotCreated, None::<&str>, &detail)?;
+            note_success!(&mut *tx, device, collected_at)?;
             tx.commit().await?;
             Ok(Ingested::Created {
                 snapshot_id,

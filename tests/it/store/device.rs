@@ -1,5 +1,6 @@
 //! Devices mirrored from the configuration: fleet sync, host-key pinning and
-//! reset, backup state after each attempt, the newest snapshot in listings.
+//! reset, backup state after each attempt (and after each ingested snapshot,
+//! whose attempt report may be lost), the newest snapshot in listings.
 
 use cfgsnap::store::Error;
 use cfgsnap::store::device::Attempt;
@@ -13,6 +14,7 @@ both_backends!(
     a_host_key_is_pinned_on_first_use_only_and_audited,
     reset_host_key_forgets_the_key_lifts_its_block_and_audits_the_actor,
     record_attempt_updates_the_backup_state_and_counts_failures,
+    an_ingested_snapshot_is_a_success_unless_a_later_attempt_is_recorded,
     list_devices_shows_each_devices_newest_snapshot,
 );
 
@@ -213,6 +215,43 @@ async fn record_attempt_updates_the_backup_state_and_counts_failures(t: &TestSto
         (None, 0),
         "r2 untouched"
     );
+}
+
+async fn an_ingested_snapshot_is_a_success_unless_a_later_attempt_is_recorded(t: &TestStore) {
+    // Arrange: r1 failed at some point; its later backup's report was lost.
+    let s = &t.store;
+    let old = snapshot("t1", "r1", &config("a"), days_ago(2));
+    s.record_attempt("r1", old.collected_at, &failed("timeout", None))
+        .await
+        .expect("record");
+    let newer = snapshot("t1", "r1", &config("b"), days_ago(1));
+
+    // Act: the newer snapshot, then a duplicate of it, then a stale one
+    // after a later failure.
+    t.ingest_new(&newer).await;
+    let after_new = s.get_device("t1", "r1").await.expect("r1");
+    let later = newer.collected_at + Duration::hours(1);
+    s.record_attempt("r1", later, &failed("unreachable", None))
+        .await
+        .expect("record");
+    s.ingest(&newer).await.expect("duplicate");
+    let after_failure = s.get_device("t1", "r1").await.expect("r1");
+
+    // Assert: the snapshot counts as the success its report would have been…
+    assert_eq!(after_new.last_status.as_deref(), Some("success"));
+    let at = Some(newer.collected_at.trunc_subsecs(6));
+    assert_eq!(
+        (after_new.last_success_at, after_new.last_attempt_at),
+        (at, at)
+    );
+    assert_eq!(after_new.consecutive_failures, 0);
+    // …but never hides a failure recorded after it.
+    assert_eq!(after_failure.last_status.as_deref(), Some("failed"));
+    assert_eq!(
+        after_failure.last_error_kind.as_deref(),
+        Some("unreachable")
+    );
+    assert_eq!(after_failure.last_success_at, at);
 }
 
 async fn list_devices_shows_each_devices_newest_snapshot(t: &TestStore) {
