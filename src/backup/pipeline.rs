@@ -302,6 +302,26 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_aborted_job_is_cancelled_publishes_nothing_and_unlocks() {
+        // Arrange: a job of ten minutes, aborted after one.
+        let sink = Arc::new(Sink::default());
+        let (p, locker) = pipeline(Duration::from_secs(600), false, sink.clone());
+        let abort = CancellationToken::new();
+        let p = p.with_abort(abort.clone());
+        let job = tokio::spawn(async move { p.run(&device(), Trigger::Scheduled).await });
+
+        // Act
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        abort.cancel();
+        let err = job.await.expect("join").expect_err("cancelled");
+
+        // Assert
+        assert!(matches!(err, Error::Cancelled), "got {err:?}");
+        assert_eq!(sink.published.load(Ordering::SeqCst), 0);
+        assert!(is_free(&locker).await, "the lock is released at once");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_job_longer_than_the_lock_ttl_keeps_its_lock_until_it_ends() {
         // Arrange: a job of five TTLs (90 s each).
         let ttl = lock_ttl(Duration::from_secs(60));
