@@ -14,7 +14,8 @@ use crate::helpers::start_simulator;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cfgsnap");
 
-fn signal(child: &Child, name: &str) {
+/// Signals a child process by name (`TERM`, `KILL`, `HUP`, …).
+pub(crate) fn signal(child: &Child, name: &str) {
     let pid = child.id().expect("running").to_string();
     let status = std::process::Command::new("kill")
         .args(["-s", name, &pid])

@@ -7,35 +7,15 @@ use std::time::Duration;
 
 use cfgsnap::backup::normalize::sha256_hex;
 use cfgsnap::sim::DeviceSpec;
-use deadpool_redis::redis;
 use sqlx::PgPool;
 
 use super::servers::ServeProcess;
-use super::{await_devices_stored, snapshot_counts};
+use super::{await_devices_stored, lock_ttls, snapshot_counts};
 use crate::app::{Infra, Stack, TestApp};
 use crate::helpers::{start_simulator, within};
 
 const DEVICES: usize = 24;
-
-/// The device locks (not the `:last_success` marks) under `prefix`, with
-/// their remaining TTL in milliseconds.
-async fn lock_ttls(redis: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<i64> {
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(redis)
-        .await
-        .expect("KEYS");
-    let mut ttls = Vec::new();
-    for key in keys.iter().filter(|k| !k.ends_with(":last_success")) {
-        let ttl: i64 = redis::cmd("PTTL")
-            .arg(key)
-            .query_async(redis)
-            .await
-            .expect("PTTL");
-        ttls.push(ttl);
-    }
-    ttls
-}
+const REDIS: &str = "redis://127.0.0.1:6379";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_pass_then_restart_leaves_no_stale_lock_duplicate_or_torn_snapshot() {
@@ -55,17 +35,12 @@ async fn kill_9_mid_pass_then_restart_leaves_no_stale_lock_duplicate_or_torn_sna
             .replace("command_timeout = \"5s\"", "command_timeout = \"2s\"");
         std::fs::write(&config, toml).expect("config");
         let prefix = format!("t{}:backup:device:", infra.tag);
-        let mut redis = redis::Client::open("redis://127.0.0.1:6379")
-            .expect("redis url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("Redis must run on 127.0.0.1:6379 (scripts/test.sh starts it)");
         let pool = PgPool::connect(&infra.store_url).await.expect("store pool");
         let node = ServeProcess::start(&config, infra.dir.path().join("first.log"), true).await;
         await_devices_stored(&pool, 4, Duration::from_secs(60)).await;
         // Backups are in flight: some devices are locked.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while lock_ttls(&mut redis, &prefix).await.is_empty() {
+        while lock_ttls(REDIS, &prefix).await.is_empty() {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "no backup in flight"
@@ -76,7 +51,7 @@ async fn kill_9_mid_pass_then_restart_leaves_no_stale_lock_duplicate_or_torn_sna
         // Act
         node.kill().await;
         let (_, stored_at_kill) = snapshot_counts(&pool).await;
-        let ttls = lock_ttls(&mut redis, &prefix).await;
+        let ttls = lock_ttls(REDIS, &prefix).await;
         let node = ServeProcess::start(&config, infra.dir.path().join("second.log"), true).await;
 
         // Assert: the dead node's locks all lapse within their TTL.

@@ -17,7 +17,47 @@ mod shutdown;
 
 use std::time::Duration;
 
+use deadpool_redis::redis;
 use sqlx::PgPool;
+
+/// `[roles]` of a central node: API and ingester.
+pub const CENTRAL: &str = "[roles]\napi = true\ningester = true\nretention = false\nscheduler = false\nresponder = false\n";
+/// `[roles]` of a poller: scheduler and responder, no store.
+pub const POLLER: &str = "[roles]\napi = false\ningester = false\nretention = false\nscheduler = true\nresponder = true\n";
+
+/// Audit events with `action` in a PostgreSQL store.
+pub async fn audit_count(pool: &PgPool, action: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_event WHERE action = $1")
+        .bind(action)
+        .fetch_one(pool)
+        .await
+        .expect("count audit events")
+}
+
+/// The remaining TTL (ms) of every device lock under `prefix` in the Redis
+/// at `url` (the `:last_success` marks beside them left out).
+pub async fn lock_ttls(url: &str, prefix: &str) -> Vec<i64> {
+    let mut redis = redis::Client::open(url)
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("Redis must run at {url} (scripts/test.sh starts it): {e}"));
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut redis)
+        .await
+        .expect("KEYS");
+    let mut ttls = Vec::new();
+    for key in keys.iter().filter(|k| !k.ends_with(":last_success")) {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut redis)
+            .await
+            .expect("PTTL");
+        ttls.push(ttl);
+    }
+    ttls
+}
 
 /// Snapshots in a PostgreSQL store: (rows, distinct devices).
 pub async fn snapshot_counts(pool: &PgPool) -> (i64, i64) {

@@ -8,7 +8,7 @@ use cfgsnap::sim::DeviceSpec;
 use sqlx::PgPool;
 
 use super::servers::NatsServer;
-use super::{await_devices_stored, snapshot_counts};
+use super::{audit_count, await_devices_stored, snapshot_counts};
 use crate::app::{Infra, Stack, spawn_app};
 use crate::helpers::{start_simulator, within};
 
@@ -68,19 +68,9 @@ async fn a_nats_restart_during_a_pass_loses_no_snapshot_and_stores_none_twice() 
         // dev-1's trigger may store a second version only if its config
         // changed, and the simulator's default config does not change.
         assert_eq!(rows, DEVICES as i64, "no snapshot stored twice");
-        let created: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM audit_event WHERE action = 'config_snapshot_created'",
-        )
-        .fetch_one(&pool)
-        .await
-        .expect("audit count");
+        let created = audit_count(&pool, "config_snapshot_created").await;
         assert_eq!(created, DEVICES as i64);
-        let rejected: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM audit_event WHERE action = 'snapshot_event_rejected'",
-        )
-        .fetch_one(&pool)
-        .await
-        .expect("audit count");
+        let rejected = audit_count(&pool, "snapshot_event_rejected").await;
         assert_eq!(rejected, 0, "no event given up");
         pool.close().await;
         sim.shutdown().await;

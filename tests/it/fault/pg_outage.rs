@@ -9,16 +9,13 @@ use cfgsnap::sim::DeviceSpec;
 use sqlx::PgPool;
 
 use super::servers::Relay;
-use super::{await_devices_stored, snapshot_counts};
+use super::{CENTRAL, POLLER, audit_count, await_devices_stored, snapshot_counts};
 use crate::app::{Infra, Stack, spawn_app, spawn_node};
 use crate::helpers::{start_simulator, within};
 
 const DEVICES: usize = 40;
 /// The outage DESIGN's promise is tested with.
 const OUTAGE: Duration = Duration::from_secs(30);
-
-const CENTRAL: &str = "[roles]\napi = true\ningester = true\nretention = false\nscheduler = false\nresponder = false\n";
-const POLLER: &str = "[roles]\napi = false\ningester = false\nretention = false\nscheduler = true\nresponder = true\n";
 
 /// Waits (bounded) until `/readyz` answers `status`.
 async fn await_readyz(http: &reqwest::Client, base: &str, status: u16) -> serde_json::Value {
@@ -86,12 +83,7 @@ async fn a_30_s_database_outage_during_ingest_loses_nothing_and_stores_nothing_t
         central.stop().await;
         let (rows, _) = snapshot_counts(&pool).await;
         assert_eq!(rows, DEVICES as i64, "no snapshot stored twice");
-        let rejected: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM audit_event WHERE action = 'snapshot_event_rejected'",
-        )
-        .fetch_one(&pool)
-        .await
-        .expect("audit count");
+        let rejected = audit_count(&pool, "snapshot_event_rejected").await;
         assert_eq!(rejected, 0, "no event given up");
         pool.close().await;
         sim.shutdown().await;

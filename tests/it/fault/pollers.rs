@@ -9,14 +9,11 @@ use cfgsnap::sim::DeviceSpec;
 use sqlx::PgPool;
 
 use super::servers::ServeProcess;
-use super::{await_devices_stored, snapshot_counts};
+use super::{CENTRAL, POLLER, await_devices_stored, snapshot_counts};
 use crate::app::{Infra, Stack, TestApp};
 use crate::helpers::{start_simulator, within};
 
 const DEVICES: usize = 60;
-
-const CENTRAL: &str = "[roles]\napi = true\ningester = true\nretention = false\nscheduler = false\nresponder = false\n";
-const POLLER: &str = "[roles]\napi = false\ningester = false\nretention = false\nscheduler = true\nresponder = true\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_one_of_two_pollers_mid_pass_leaves_no_trigger_unanswered_and_no_device_behind() {

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use cfgsnap::sim::{DeviceSpec, Simulator};
-use deadpool_redis::redis;
 
+use super::lock_ttls;
 use super::servers::RedisServer;
 use crate::app::{Infra, Stack, spawn_app};
 use crate::helpers::{start_simulator, within};
@@ -66,25 +66,9 @@ async fn a_redis_restart_pauses_backups_fails_triggers_closed_and_recovers_by_it
         );
         await_more_exports(&sim, &paused, "scheduled runs resume after the restart").await;
         app.stop().await;
-        // Whatever lock a run took is gone with the node's stop, and none
-        // was ever without its TTL.
-        let mut conn = redis::Client::open(redis.url())
-            .expect("redis url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect to the test's Redis");
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("t{}:backup:device:*", infra.tag))
-            .query_async(&mut conn)
-            .await
-            .expect("KEYS");
-        for key in keys.iter().filter(|k| !k.ends_with(":last_success")) {
-            let ttl: i64 = redis::cmd("PTTL")
-                .arg(key)
-                .query_async(&mut conn)
-                .await
-                .expect("PTTL");
-            assert!(ttl > 0, "{key} is left locked without a TTL ({ttl})");
+        // No lock was ever left without its TTL.
+        for ttl in lock_ttls(&redis.url(), &format!("t{}:backup:device:", infra.tag)).await {
+            assert!(ttl > 0, "a device is left locked without a TTL ({ttl})");
         }
         sim.shutdown().await;
         infra.finish().await;

@@ -60,15 +60,7 @@ pub async fn await_port(port: u16, up: bool, what: &str) {
     }
 }
 
-/// Signals a child process by name (`TERM`, `KILL`, …).
-pub fn signal(child: &Child, name: &str) {
-    let pid = child.id().expect("the process runs").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-s", name, &pid])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill -s {name} {pid}");
-}
+pub(crate) use crate::app::process::signal;
 
 /// A server process that can be stopped and started again on its port.
 struct Restartable {

@@ -6,28 +6,17 @@
 use std::time::{Duration, Instant};
 
 use cfgsnap::sim::{DeviceSpec, Fault};
-use deadpool_redis::redis;
 use sqlx::PgPool;
 
 use super::servers::{ServeProcess, signal};
-use super::{await_devices_stored, snapshot_counts};
+use super::{await_devices_stored, lock_ttls, snapshot_counts};
 use crate::app::{Infra, Stack, spawn_node};
 use crate::helpers::{start_simulator, within};
 
 const FINISHING: usize = 97;
 const HANGING: usize = 3;
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(8);
-
-async fn locks(redis: &mut redis::aio::MultiplexedConnection, prefix: &str) -> usize {
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(redis)
-        .await
-        .expect("KEYS");
-    keys.iter()
-        .filter(|k| !k.ends_with(":last_success"))
-        .count()
-}
+const REDIS: &str = "redis://127.0.0.1:6379";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_100_backups_in_flight_stops_within_the_timeout_and_releases_every_lock() {
@@ -50,14 +39,9 @@ async fn sigterm_with_100_backups_in_flight_stops_within_the_timeout_and_release
         let config = infra.dir.path().join("config.toml");
         std::fs::write(&config, &toml).expect("config");
         let prefix = format!("t{}:backup:device:", infra.tag);
-        let mut redis = redis::Client::open("redis://127.0.0.1:6379")
-            .expect("redis url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("Redis must run on 127.0.0.1:6379 (scripts/test.sh starts it)");
         let mut node = ServeProcess::start(&config, infra.dir.path().join("serve.log"), true).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while locks(&mut redis, &prefix).await < FINISHING + HANGING {
+        while lock_ttls(REDIS, &prefix).await.len() < FINISHING + HANGING {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "100 backups never ran at once"
@@ -80,7 +64,11 @@ async fn sigterm_with_100_backups_in_flight_stops_within_the_timeout_and_release
             took < SHUTDOWN_TIMEOUT + Duration::from_secs(5),
             "stopped after {took:?}, timeout {SHUTDOWN_TIMEOUT:?}"
         );
-        assert_eq!(locks(&mut redis, &prefix).await, 0, "every lock released");
+        assert_eq!(
+            lock_ttls(REDIS, &prefix).await,
+            [0i64; 0],
+            "every lock released"
+        );
         // What finished was published: an ingester stores all of it, once.
         let pool = PgPool::connect(&infra.store_url).await.expect("store pool");
         let ingester = spawn_node(&format!(
