@@ -34,6 +34,8 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// acknowledge it; shorter than the pipeline's `PUBLISH_TIMEOUT`, so the
 /// backup reports the bus's own error rather than a timeout.
 pub const PUBLISH_PATIENCE: Duration = Duration::from_secs(45);
+/// Marks the `Nats-Msg-Id` of a re-queued event, before its stream sequence.
+const REQUEUED: &str = ":requeued:";
 /// Bytes reserved for the `Nats-Msg-Id` header besides the id itself.
 const HEADER_OVERHEAD: usize = 64;
 
@@ -186,9 +188,11 @@ impl NatsBus {
             .headers
             .as_ref()
             .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
-            .map(|v| v.as_str().to_owned())
+            .map(|v| v.as_str())
             .unwrap_or_default();
-        let msg_id = format!("{original}:requeued:{sequence}");
+        // One suffix, however often the event went round.
+        let base = original.split(REQUEUED).next().unwrap_or_default();
+        let msg_id = format!("{base}{REQUEUED}{sequence}");
         self.js
             .send_publish(
                 message.subject.clone(),
