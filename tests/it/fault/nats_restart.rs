@@ -34,8 +34,25 @@ async fn a_nats_restart_during_a_pass_loses_no_snapshot_and_stores_none_twice() 
         let pool = PgPool::connect(&infra.store_url).await.expect("store pool");
         await_devices_stored(&pool, 20, Duration::from_secs(60)).await;
 
-        // Act: restart NATS in the middle of the pass.
+        // Act: restart NATS in the middle of the pass; once the node has
+        // seen the connection go, a trigger is asked.
         nats.stop().await;
+        let http = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while http
+            .get(format!("{}/readyz", app.address))
+            .send()
+            .await
+            .expect("readyz")
+            .status()
+            != 503
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "/readyz never saw NATS go"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let asked = Instant::now();
         let during = app.trigger("dev-0").await;
         let waited = asked.elapsed();
