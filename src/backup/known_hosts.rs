@@ -310,10 +310,7 @@ mod tests {
         // Assert
         let reopened = KnownHosts::open(&path).await.expect("reopen");
         for i in 0..n {
-            assert_eq!(
-                reopened.get(&id(i)).await,
-                Some(format!("SHA256:key-{i}"))
-            );
+            assert_eq!(reopened.get(&id(i)).await, Some(format!("SHA256:key-{i}")));
         }
         assert!(hosts.file_writes() <= n as u64);
     }
@@ -385,7 +382,10 @@ mod tests {
         hosts.pin(&id(1), "SHA256:a").await.expect("pin");
 
         // Assert
-        let mode = std::fs::metadata(&path).expect("metadata").permissions().mode();
+        let mode = std::fs::metadata(&path)
+            .expect("metadata")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(!tmp.exists());
     }

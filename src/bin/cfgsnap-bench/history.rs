@@ -132,7 +132,12 @@ async fn measure(args: &HistoryArgs, url: &str, scratch: &Scratch) -> anyhow::Re
     store
         .ingest(&crate::ingest::event(&tenant, &real, &text))
         .await?;
-    explain(&mut conn, &format!("bench-{}", args.devices / 2), args.devices).await?;
+    explain(
+        &mut conn,
+        &format!("bench-{}", args.devices / 2),
+        args.devices,
+    )
+    .await?;
     let mut rng = StdRng::seed_from_u64(6);
     let mut store_figures = Figures::default();
     for _ in 0..args.reads {
@@ -195,9 +200,10 @@ async fn fill(conn: &mut sqlx::PgConnection, args: &HistoryArgs) -> anyhow::Resu
         .await?;
     let started = Instant::now();
     sqlx::query("ANALYZE").execute(&mut *conn).await?;
-    let size: String = sqlx::query_scalar("SELECT pg_size_pretty(pg_database_size(current_database()))")
-        .fetch_one(&mut *conn)
-        .await?;
+    let size: String =
+        sqlx::query_scalar("SELECT pg_size_pretty(pg_database_size(current_database()))")
+            .fetch_one(&mut *conn)
+            .await?;
     println!(
         "history: {n} snapshots over {d} devices ({} per device), ANALYZE {:.1}s, database {size}",
         n / d,
@@ -209,10 +215,11 @@ async fn fill(conn: &mut sqlx::PgConnection, args: &HistoryArgs) -> anyhow::Resu
 /// Prints the plans (with timing) of the listing queries the store runs, for
 /// one device, newest page first.
 async fn explain(conn: &mut sqlx::PgConnection, device: &str, devices: u64) -> anyhow::Result<()> {
-    let newest: i64 = sqlx::query_scalar("SELECT max(snapshot_id) FROM snapshot WHERE device_id = $1")
-        .bind(device)
-        .fetch_one(&mut *conn)
-        .await?;
+    let newest: i64 =
+        sqlx::query_scalar("SELECT max(snapshot_id) FROM snapshot WHERE device_id = $1")
+            .bind(device)
+            .fetch_one(&mut *conn)
+            .await?;
     // Ids of one device are `devices` apart: the page's oldest id is 49 strides back.
     let oldest_of_page = newest - i64::from(PAGE - 1) * i64::try_from(devices)?;
     let queries = [
@@ -293,7 +300,8 @@ async fn read_via_http(
         .collect();
     devices.push(("bench-real".to_owned(), 22));
     let key = crate::collect::client_key(scratch)?;
-    let roles = "api = true\nscheduler = false\nresponder = false\ningester = false\nretention = false";
+    let roles =
+        "api = true\nscheduler = false\nresponder = false\ningester = false\nretention = false";
     let node = Node::start(&infra.config(roles, &devices, &key)).await?;
     let (port, token) = (node.port(), infra.token("bench", "bench", Role::Viewer)?);
     let mut f = Figures::default();
@@ -310,7 +318,8 @@ async fn read_via_http(
                         ),
                     };
                     let started = Instant::now();
-                    let r = crate::http::request(port, "GET", &path, &token, REQUEST_TIMEOUT).await?;
+                    let r =
+                        crate::http::request(port, "GET", &path, &token, REQUEST_TIMEOUT).await?;
                     let took = started.elapsed();
                     anyhow::ensure!(r.status == 200, "GET {kind}: http {}", r.status);
                     let body: serde_json::Value = serde_json::from_slice(&r.body)?;

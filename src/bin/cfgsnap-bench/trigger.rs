@@ -42,7 +42,12 @@ pub struct TriggerArgs {
     #[arg(long, default_value_t = 1_000)]
     lines: usize,
     /// Stacks to measure (comma separated).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "embedded,served")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "embedded,served"
+    )]
     stack: Vec<Stack>,
     /// Port of device 0 (devices use consecutive ports).
     #[arg(long, default_value_t = 28_000)]
@@ -179,7 +184,8 @@ async fn on_node(
     key: &std::path::Path,
 ) -> anyhow::Result<(Samples, Samples)> {
     let ids: Vec<(String, u16)> = fleet.iter().map(|d| (d.id.to_string(), d.port)).collect();
-    let roles = "api = true\nscheduler = false\nresponder = true\ningester = true\nretention = false";
+    let roles =
+        "api = true\nscheduler = false\nresponder = true\ningester = true\nretention = false";
     let node = Node::start(&infra.config(roles, &ids, key)).await?;
     let (port, token) = (node.port(), infra.token("bench", "bench", Role::Operator)?);
     let call = |d: Device| {
