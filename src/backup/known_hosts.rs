@@ -351,11 +351,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_write_fails_its_pins_and_keeps_nothing_in_memory() {
-        // Arrange: the parent "directory" is a regular file.
+        // Arrange: once opened, the parent "directory" becomes a regular file.
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("blocker"), b"").expect("write");
         let path = dir.path().join("blocker/known_hosts.json");
         let hosts = KnownHosts::open(&path).await.expect("open");
+        std::fs::write(dir.path().join("blocker"), b"").expect("write");
 
         // Act
         let first = hosts.pin(&id(1), "SHA256:a").await;

@@ -184,10 +184,10 @@ id = "bench"
     /// Removes what the node left on the servers: the database, the stream
     /// and the object bucket (best effort, reported on stderr).
     pub async fn finish(self) {
-        if let Some(db) = self.database {
-            if let Err(e) = db.drop_now().await {
-                eprintln!("warning: {e:#}");
-            }
+        if let Some(db) = self.database
+            && let Err(e) = db.drop_now().await
+        {
+            eprintln!("warning: {e:#}");
         }
         if self.stack == Stack::Served {
             let upper = self.tag.to_uppercase();
