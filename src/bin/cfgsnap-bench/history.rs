@@ -212,8 +212,35 @@ async fn fill(conn: &mut sqlx::PgConnection, args: &HistoryArgs) -> anyhow::Resu
     Ok(())
 }
 
-/// Prints the plans (with timing) of the listing queries the store runs, for
-/// one device, newest page first.
+/// The store's `config_history` queries, as it sends them ($1 tenant,
+/// $2 device, then a bound and the limit, or the page's id range).
+const HISTORY_QUERIES: [(&str, &str); 3] = [
+    (
+        "config_history entries",
+        "SELECT s.snapshot_id, s.collected_at, CAST(d.lines_added AS BIGINT), CAST(d.lines_removed AS BIGINT) \
+         FROM snapshot s JOIN snapshot_diff d ON d.snapshot_id = s.snapshot_id \
+         WHERE s.tenant_id = $1 AND s.device_id = $2 AND s.snapshot_id < $3 \
+         ORDER BY s.snapshot_id DESC LIMIT $4",
+    ),
+    (
+        "config_history changes (range on c, before the fix)",
+        "SELECT c.snapshot_id, c.component, c.summary FROM config_change c \
+         JOIN snapshot s ON s.snapshot_id = c.snapshot_id \
+         WHERE s.tenant_id = $1 AND s.device_id = $2 AND c.snapshot_id BETWEEN $3 AND $4 \
+         ORDER BY c.config_change_id",
+    ),
+    (
+        "config_history changes (range on s, as the store runs it)",
+        "SELECT c.snapshot_id, c.component, c.summary FROM config_change c \
+         JOIN snapshot s ON s.snapshot_id = c.snapshot_id \
+         WHERE s.tenant_id = $1 AND s.device_id = $2 AND s.snapshot_id BETWEEN $3 AND $4 \
+         ORDER BY c.config_change_id",
+    ),
+];
+
+/// Prints the generic plans (with timing) of the history queries for one
+/// device's newest page: the plans PostgreSQL uses for a prepared statement
+/// after its fifth run, which is what the store's pooled statements get.
 async fn explain(conn: &mut sqlx::PgConnection, device: &str, devices: u64) -> anyhow::Result<()> {
     let newest: i64 =
         sqlx::query_scalar("SELECT max(snapshot_id) FROM snapshot WHERE device_id = $1")
@@ -221,37 +248,35 @@ async fn explain(conn: &mut sqlx::PgConnection, device: &str, devices: u64) -> a
             .fetch_one(&mut *conn)
             .await?;
     // Ids of one device are `devices` apart: the page's oldest id is 49 strides back.
-    let oldest_of_page = newest - i64::from(PAGE - 1) * i64::try_from(devices)?;
-    let queries = [
-        (
-            "list_snapshots",
-            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT s.snapshot_id, d.lines_added FROM snapshot s \
-             LEFT JOIN snapshot_diff d ON d.snapshot_id = s.snapshot_id \
-             WHERE s.tenant_id = 'bench' AND s.device_id = $1 AND s.snapshot_id < 9223372036854775807 \
-             ORDER BY s.snapshot_id DESC LIMIT 51"
-                .to_owned(),
-        ),
-        (
-            "config_history changes",
-            format!(
-                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT c.snapshot_id, c.component, c.summary \
-                 FROM config_change c JOIN snapshot s ON s.snapshot_id = c.snapshot_id \
-                 WHERE s.tenant_id = 'bench' AND s.device_id = $1 AND c.snapshot_id BETWEEN {oldest_of_page} AND {newest} \
-                 ORDER BY c.config_change_id"
-            ),
-        ),
-    ];
-    for (label, sql) in queries {
-        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(device)
-            .fetch_all(&mut *conn)
-            .await
-            .with_context(|| format!("explaining {label}"))?;
-        println!("history: plan of {label} ({device}):");
+    let oldest = newest - i64::from(PAGE - 1) * i64::try_from(devices)?;
+    sqlx::query("SET plan_cache_mode = force_generic_plan")
+        .execute(&mut *conn)
+        .await?;
+    for (i, (label, sql)) in HISTORY_QUERIES.iter().enumerate() {
+        let prepare = format!("PREPARE bench_q{i}(text, text, bigint, bigint) AS {sql}");
+        // Simple protocol: `$n` here are PREPARE's own parameters.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(prepare))
+            .execute(&mut *conn)
+            .await?;
+        let args = if i == 0 {
+            format!("'bench', '{device}', {}, {PAGE}", i64::MAX)
+        } else {
+            format!("'bench', '{device}', {oldest}, {newest}")
+        };
+        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE bench_q{i}({args})"
+        )))
+        .fetch_all(&mut *conn)
+        .await
+        .with_context(|| format!("explaining {label}"))?;
+        println!("history: generic plan of {label} ({device}):");
         for line in plan {
             println!("history:   {line}");
         }
     }
+    sqlx::query("RESET plan_cache_mode")
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
