@@ -181,8 +181,9 @@ id = "bench"
         toml
     }
 
-    /// Removes what the node left on the servers: the database, the stream
-    /// and the object bucket (best effort, reported on stderr).
+    /// Removes what the node left on the servers: the database, the stream,
+    /// the object bucket and the Redis keys under its prefix (best effort,
+    /// reported on stderr).
     pub async fn finish(self) {
         if let Some(db) = self.database
             && let Err(e) = db.drop_now().await
@@ -202,8 +203,38 @@ id = "bench"
                 }
                 Err(e) => eprintln!("warning: connecting to NATS for cleanup: {e}"),
             }
+            if let Err(e) = delete_keys(&format!("b{}:", self.tag)).await {
+                eprintln!("warning: deleting the bench's Redis keys: {e:#}");
+            }
         }
     }
+}
+
+/// Deletes the Redis keys starting with `prefix` (the locks' `last_success`
+/// records); a bounded SCAN, never `KEYS`.
+async fn delete_keys(prefix: &str) -> anyhow::Result<()> {
+    use deadpool_redis::redis;
+    let client = redis::Client::open(REDIS_URL)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut cursor = 0u64;
+    for _ in 0..100_000 {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1_000)
+            .query_async(&mut conn)
+            .await?;
+        if !keys.is_empty() {
+            let _: u64 = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+    anyhow::bail!("SCAN did not finish")
 }
 
 /// A running node.
