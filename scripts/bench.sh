@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs cfgsnap's benchmarks (issue #6) on a release build and prints their figures.
 #
-# Usage: scripts/bench.sh [all|normalize|diff|ingest|collect|makespan] [extra args for that one]
-# Needs: PostgreSQL on 127.0.0.1:5432 with trust auth (ingest), OpenSSH's ssh and
-# ssh-keygen (collect), and an open-file limit of ~12,000 for makespan at 10,000 devices.
+# Usage: scripts/bench.sh [all|normalize|diff|ingest|collect|makespan|trigger|history] [extra args for that one]
+# Needs: PostgreSQL on 127.0.0.1:5432 with trust auth (ingest, trigger, history), NATS with
+# JetStream on 127.0.0.1:4222 and Redis on 127.0.0.1:6379 (trigger's served stack), OpenSSH's
+# ssh and ssh-keygen (collect, trigger), and an open-file limit of ~12,000 for makespan at
+# 10,000 devices.
 # Builds into $CARGO_TARGET_DIR (default /var/tmp/cfgsnap-target-bench). Record the output
 # in BENCHMARKS.md.
 set -euo pipefail
@@ -28,6 +30,8 @@ case "$which" in
   ingest) run ingest "$@" ;;
   collect) run collect --baseline-ssh "$@" ;;
   makespan) run makespan "$@" ;;
+  trigger) run trigger "$@" ;;
+  history) run history "$@" ;;
   all)
     run normalize
     run diff
@@ -35,6 +39,8 @@ case "$which" in
     run ingest --store postgres --events 20000
     run collect --devices 2000 --concurrency 64,256 --baseline-ssh
     run makespan --devices 10000 --latency 2s --concurrency 1000
+    run trigger --devices 200 --rounds 3 --sequential 100 --stack embedded,served
+    run history --snapshots 1000000 --devices 10000 --reads 1000 --http-reads 300
     ;;
   *) echo "unknown benchmark: $which" >&2; exit 2 ;;
 esac

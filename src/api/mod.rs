@@ -171,6 +171,9 @@ pub fn build_server(state: AppState, listener: TcpListener) -> std::io::Result<S
             .default_service(web::to(not_found))
     })
     .disable_signals()
+    // actix leaves Nagle on: a response written in two segments would wait
+    // for the client's delayed ACK.
+    .tcp_nodelay(true)
     .shutdown_timeout(shutdown_timeout)
     .listen(listener)?
     .run();

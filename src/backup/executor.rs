@@ -1,7 +1,7 @@
 //! `SshExecutor`: the [`Executor`] that backs a device up over SSH.
 //!
-//! One run: pinned key → connect and log in → pin on first use → (version
-//! probe) → export → validate → normalize → hash, all inside the hard
+//! One run: pinned key → connect and log in → pin on first use, alongside
+//! (version probe) → export → validate → normalize → hash, all inside the hard
 //! `job_timelimit`. Later steps of the pipeline (the per-device lock before,
 //! the publish after) wrap [`SshExecutor::collect`].
 
@@ -46,15 +46,22 @@ impl<K: HostKeys> SshExecutor<K> {
             .map_err(|e| Error::Unexpected(e.context("reading the pinned host key")))?;
         let mut conn = ssh::connect(device, pinned.as_deref(), self.limits.connect_timeout).await?;
         let fingerprint = conn.host_key_fingerprint().to_owned();
-        if pinned.is_none() {
-            self.known_hosts
-                .pin(&device.id, &fingerprint)
-                .await
-                .map_err(|e| Error::Unexpected(e.context("pinning the host key")))?;
-            info!(fingerprint = %fingerprint, "ssh_host_key_pinned");
-        }
-        let result = self.export(&mut conn).await;
+        // A first-use pin waits until it is on disk (a known-hosts file
+        // coalesces concurrent pins into one write); the export runs
+        // meanwhile, and the run succeeds only once both are done.
+        let pin = async {
+            if pinned.is_none() {
+                self.known_hosts
+                    .pin(&device.id, &fingerprint)
+                    .await
+                    .map_err(|e| Error::Unexpected(e.context("pinning the host key")))?;
+                info!(fingerprint = %fingerprint, "ssh_host_key_pinned");
+            }
+            Ok::<_, Error>(())
+        };
+        let (pinning, result) = tokio::join!(pin, self.export(&mut conn));
         conn.close().await;
+        pinning?;
         let (stdout, probed_version, mut warnings) = result?;
         let raw_bytes = stdout.len();
         let max = self.limits.max_config_bytes;

@@ -1,17 +1,23 @@
 //! Host keys pinned on first use, kept in a small JSON file
-//! (`backup.known_hosts_file`, `{"device_id": "SHA256:…"}`).
+//! (`backup.known_hosts_file`, `{"device_id": "SHA256:…"}`, owner-only).
 //!
 //! The executor asks [`KnownHosts::get`] before connecting and calls
-//! [`KnownHosts::pin`] after the first successful login. Writes go to a
-//! temporary file that is renamed over the old one, so a crash never leaves a
-//! half-written file.
+//! [`KnownHosts::pin`] after the first successful login. Concurrent changes
+//! are coalesced: each joins the open batch, and one writer at a time writes
+//! every waiting change in one go (temporary file, fsync, rename, fsync of
+//! the directory). A change returns only once the file holding it is on disk,
+//! so a crash never loses an acknowledged pin nor leaves a half-written file.
 
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions, Permissions};
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use anyhow::Context as _;
-use tokio::sync::Mutex;
+use tokio::sync::OwnedMutexGuard;
 
 use super::HostKeys;
 use crate::id::DeviceId;
@@ -19,12 +25,31 @@ use crate::id::DeviceId;
 /// The pinned host keys of all devices, shared by all executors.
 #[derive(Clone)]
 pub struct KnownHosts {
-    inner: Arc<Mutex<Inner>>,
+    inner: Arc<Inner>,
 }
 
 struct Inner {
     path: PathBuf,
+    state: Mutex<State>,
+    /// Held by the one write in progress (FIFO, so no batch starves).
+    writer: Arc<tokio::sync::Mutex<()>>,
+    /// Files written so far, for figures and tests.
+    writes: AtomicU64,
+}
+
+struct State {
+    /// What the file on disk holds; `get` reads only this.
     pins: BTreeMap<String, String>,
+    /// Changes of the open batch, in arrival order (`None` forgets).
+    pending: Vec<(String, Option<String>)>,
+    /// The batch that changes join until a writer takes it.
+    open: Arc<Batch>,
+}
+
+/// One write of the file: its outcome, shared by every change it carries.
+#[derive(Default)]
+struct Batch {
+    outcome: OnceLock<Result<(), String>>,
 }
 
 impl KnownHosts {
@@ -43,35 +68,34 @@ impl KnownHosts {
             }
         };
         Ok(Self {
-            inner: Arc::new(Mutex::new(Inner {
+            inner: Arc::new(Inner {
                 path: path.to_owned(),
-                pins,
-            })),
+                state: Mutex::new(State {
+                    pins,
+                    pending: Vec::new(),
+                    open: Arc::default(),
+                }),
+                writer: Arc::new(tokio::sync::Mutex::new(())),
+                writes: AtomicU64::new(0),
+            }),
         })
     }
 
-    /// The fingerprint pinned for `device`, if any.
+    /// The fingerprint pinned for `device`, if any (only pins already on disk).
     pub async fn get(&self, device: &DeviceId) -> Option<String> {
-        self.inner.lock().await.pins.get(device.as_str()).cloned()
+        self.inner.state().pins.get(device.as_str()).cloned()
     }
 
-    /// Pins `fingerprint` for `device` and persists the file.
+    /// Pins `fingerprint` for `device`; returns once the file holding it is on
+    /// disk. Pins arriving while a write is in progress share the next write.
     ///
     /// # Errors
     /// When the file cannot be written; the pin is then not kept in memory either.
+    ///
+    /// # Cancel safety
+    /// A pin cancelled before it returns may or may not be written.
     pub async fn pin(&self, device: &DeviceId, fingerprint: &str) -> anyhow::Result<()> {
-        let mut inner = self.inner.lock().await;
-        let previous = inner
-            .pins
-            .insert(device.to_string(), fingerprint.to_owned());
-        if let Err(e) = persist(&inner.path, &inner.pins).await {
-            match previous {
-                Some(p) => inner.pins.insert(device.to_string(), p),
-                None => inner.pins.remove(device.as_str()),
-            };
-            return Err(e);
-        }
-        Ok(())
+        self.change(device, Some(fingerprint.to_owned())).await
     }
 
     /// Forgets the pinned key of `device` (an admin's host-key reset).
@@ -79,11 +103,93 @@ impl KnownHosts {
     /// # Errors
     /// When the file cannot be written.
     pub async fn forget(&self, device: &DeviceId) -> anyhow::Result<()> {
-        let mut inner = self.inner.lock().await;
-        if inner.pins.remove(device.as_str()).is_some() {
-            persist(&inner.path, &inner.pins).await?;
+        let known = {
+            let state = self.inner.state();
+            state.pins.contains_key(device.as_str())
+                || state.pending.iter().any(|(d, _)| d == device.as_str())
+        };
+        if !known {
+            return Ok(());
         }
-        Ok(())
+        self.change(device, None).await
+    }
+
+    /// How many times the file has been written since it was opened.
+    pub fn file_writes(&self) -> u64 {
+        self.inner.writes.load(Ordering::Relaxed)
+    }
+
+    /// Joins the open batch, then either finds it written by an earlier
+    /// writer or writes it (with every change that joined it meanwhile).
+    async fn change(&self, device: &DeviceId, value: Option<String>) -> anyhow::Result<()> {
+        let batch = {
+            let mut state = self.inner.state();
+            state.pending.push((device.to_string(), value));
+            state.open.clone()
+        };
+        let guard = self.inner.writer.clone().lock_owned().await;
+        if batch.outcome.get().is_some() {
+            drop(guard);
+        } else {
+            // The write runs on a blocking thread that owns the writer guard:
+            // it completes (and records its outcome) even if this future is
+            // dropped, and no other write starts before it ends.
+            let (inner, mine) = (self.inner.clone(), batch.clone());
+            tokio::task::spawn_blocking(move || inner.write_batch(&mine, guard))
+                .await
+                .context("writing the known hosts file")?;
+        }
+        match batch.outcome.get() {
+            Some(Ok(())) => Ok(()),
+            Some(Err(message)) => Err(anyhow::anyhow!("{message}")),
+            None => Err(anyhow::anyhow!(
+                "an earlier write of the known hosts file did not finish"
+            )),
+        }
+    }
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Never held across an await or a write; a panic while holding it
+        // leaves consistent data (plain inserts), so poisoning is ignored.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes `batch` if it is still the open one: the pins on disk plus
+    /// every pending change; on success those become the pins on disk.
+    fn write_batch(&self, batch: &Arc<Batch>, _writer: OwnedMutexGuard<()>) {
+        let (next, pending) = {
+            let mut state = self.state();
+            if !Arc::ptr_eq(&state.open, batch) {
+                // Taken by a writer that never finished (a panic): leave the
+                // outcome unset, the caller reports it.
+                return;
+            }
+            state.open = Arc::default();
+            let pending = std::mem::take(&mut state.pending);
+            let mut next = state.pins.clone();
+            for (device, value) in &pending {
+                match value {
+                    Some(fingerprint) => next.insert(device.clone(), fingerprint.clone()),
+                    None => next.remove(device),
+                };
+            }
+            (next, pending.len())
+        };
+        let written = persist(&self.path, &next);
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let outcome = match written {
+            Ok(()) => {
+                self.state().pins = next;
+                Ok(())
+            }
+            Err(e) => Err(format!("{e:#} ({pending} pending changes dropped)")),
+        };
+        // Set only here, by the writer that took the batch.
+        let _ = batch.outcome.set(outcome);
     }
 }
 
@@ -100,25 +206,52 @@ impl HostKeys for KnownHosts {
     }
 }
 
-async fn persist(path: &Path, pins: &BTreeMap<String, String>) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .with_context(|| format!("creating {}", dir.display()))?;
-    }
+/// Replaces the file with `pins`, owner-only: a temporary file written and
+/// fsync'd, renamed over the old one, then the directory fsync'd so the
+/// rename itself survives a crash.
+fn persist(path: &Path, pins: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            dir
+        }
+        None => Path::new("."),
+    };
     let body = serde_json::to_vec_pretty(pins).context("encoding known hosts")?;
     let tmp = path.with_extension("json.tmp");
-    tokio::fs::write(&tmp, body)
-        .await
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("opening {}", tmp.display()))?;
+    // `mode` applies only to a new file; a leftover one keeps its own.
+    file.set_permissions(Permissions::from_mode(0o600))
+        .and_then(|()| file.write_all(&body))
+        .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", tmp.display()))?;
-    tokio::fs::rename(&tmp, path)
-        .await
-        .with_context(|| format!("replacing {}", path.display()))
+    drop(file);
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
     use super::*;
+
+    fn id(i: usize) -> DeviceId {
+        DeviceId::parse(&format!("r{i}")).expect("id")
+    }
+
+    fn on_disk(path: &Path) -> BTreeMap<String, String> {
+        serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json")
+    }
 
     #[tokio::test]
     async fn a_pin_survives_reopening_and_forget_removes_it() {
@@ -146,5 +279,123 @@ mod tests {
         let path = dir.path().join("known_hosts.json");
         std::fs::write(&path, b"{not json").expect("write");
         assert!(KnownHosts::open(&path).await.is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_pins_are_each_on_disk_when_they_return_and_a_reload_reads_them_all() {
+        // Arrange
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("known_hosts.json");
+        let hosts = KnownHosts::open(&path).await.expect("open");
+        let n = 300;
+
+        // Act: every task checks the file itself as soon as its pin returns.
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let (hosts, path) = (hosts.clone(), path.clone());
+            tasks.spawn(async move {
+                let fingerprint = format!("SHA256:key-{i}");
+                hosts.pin(&id(i), &fingerprint).await.expect("pin");
+                assert_eq!(
+                    on_disk(&path).get(&format!("r{i}")),
+                    Some(&fingerprint),
+                    "pin {i} returned before it was on disk"
+                );
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            joined.expect("pin task");
+        }
+
+        // Assert
+        let reopened = KnownHosts::open(&path).await.expect("reopen");
+        for i in 0..n {
+            assert_eq!(reopened.get(&id(i)).await, Some(format!("SHA256:key-{i}")));
+        }
+        assert!(hosts.file_writes() <= n as u64);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pins_waiting_on_a_write_in_progress_share_one_write() {
+        // Arrange: a write in progress, simulated by holding the writer.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("known_hosts.json");
+        let hosts = KnownHosts::open(&path).await.expect("open");
+        let busy = hosts.inner.writer.clone().lock_owned().await;
+        let n = 50;
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let hosts = hosts.clone();
+            tasks.spawn(async move { hosts.pin(&id(i), &format!("SHA256:{i}")).await });
+        }
+        for _ in 0..500 {
+            if hosts.inner.state().pending.len() == n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(hosts.inner.state().pending.len(), n, "all pins queued");
+        assert_eq!(hosts.get(&id(0)).await, None, "not visible before on disk");
+
+        // Act
+        drop(busy);
+        while let Some(joined) = tasks.join_next().await {
+            joined.expect("pin task").expect("pin");
+        }
+
+        // Assert
+        assert_eq!(hosts.file_writes(), 1);
+        let keys: BTreeSet<String> = on_disk(&path).into_keys().collect();
+        assert_eq!(keys.len(), n);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_fails_its_pins_and_keeps_nothing_in_memory() {
+        // Arrange: once opened, the parent "directory" becomes a regular file.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("blocker/known_hosts.json");
+        let hosts = KnownHosts::open(&path).await.expect("open");
+        std::fs::write(dir.path().join("blocker"), b"").expect("write");
+
+        // Act
+        let first = hosts.pin(&id(1), "SHA256:a").await;
+        let second = hosts.pin(&id(2), "SHA256:b").await;
+
+        // Assert
+        assert!(first.is_err() && second.is_err());
+        assert_eq!(hosts.get(&id(1)).await, None);
+        assert_eq!(hosts.get(&id(2)).await, None);
+        assert!(hosts.inner.state().pending.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_file_is_owner_only_even_over_a_leftover_temporary_file() {
+        // Arrange
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("known_hosts.json");
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, b"stale").expect("write");
+        std::fs::set_permissions(&tmp, Permissions::from_mode(0o644)).expect("chmod");
+        let hosts = KnownHosts::open(&path).await.expect("open");
+
+        // Act
+        hosts.pin(&id(1), "SHA256:a").await.expect("pin");
+
+        // Assert
+        let mode = std::fs::metadata(&path)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!tmp.exists());
+    }
+
+    #[tokio::test]
+    async fn a_file_written_by_hand_in_compact_json_is_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("known_hosts.json");
+        std::fs::write(&path, br#"{"r1":"SHA256:x","r2":"SHA256:y"}"#).expect("write");
+        let hosts = KnownHosts::open(&path).await.expect("open");
+        assert_eq!(hosts.get(&id(2)).await.as_deref(), Some("SHA256:y"));
     }
 }

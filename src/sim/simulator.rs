@@ -173,6 +173,12 @@ async fn run_session(
     token: CancellationToken,
     tracker: TaskTracker,
 ) -> anyhow::Result<()> {
+    // `run_stream` leaves the socket as given (russh applies `nodelay` only
+    // to sockets it accepts itself): without it, a reply split in two
+    // segments waits for the client's delayed ACK, ~40 ms per round trip.
+    if let Err(e) = socket.set_nodelay(true) {
+        debug!(error = %e, "set_nodelay failed");
+    }
     let std_socket = socket.into_std().context("taking the socket")?;
     let killer = Killer(std_socket.try_clone().context("duplicating the socket")?);
     let socket = TcpStream::from_std(std_socket).context("registering the socket")?;

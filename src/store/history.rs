@@ -365,11 +365,17 @@ impl Store {
             .await?;
             let oldest = entries.last().map_or(i64::MAX, |e| e.0);
             let newest = entries.first().map_or(i64::MIN, |e| e.0);
+            // The id range is on `s`, next to the device: the index on
+            // (device_id, snapshot_id) then bounds the scan to this page
+            // even in PostgreSQL's generic plan (a prepared statement after
+            // five runs). On `c.snapshot_id` the generic plan guessed 0.5 %
+            // of config_change for the range and scanned every change in it,
+            // all devices' (~110 ms at a million snapshots).
             let changes = sqlx::query_as::<_, ChangeSummary>(
                 "SELECT c.snapshot_id, c.component, c.summary, CAST(c.lines_added AS BIGINT) AS lines_added, \
                  CAST(c.lines_removed AS BIGINT) AS lines_removed \
                  FROM config_change c JOIN snapshot s ON s.snapshot_id = c.snapshot_id \
-                 WHERE s.tenant_id = $1 AND s.device_id = $2 AND c.snapshot_id BETWEEN $3 AND $4 \
+                 WHERE s.tenant_id = $1 AND s.device_id = $2 AND s.snapshot_id BETWEEN $3 AND $4 \
                  ORDER BY c.config_change_id",
             )
             .bind(tenant_id)

@@ -150,7 +150,8 @@ async fn measure(args: &IngestArgs, url: &str, scratch: &Scratch) -> anyhow::Res
     Ok(())
 }
 
-fn event(tenant: &TenantId, device: &DeviceId, text: &str) -> NewSnapshot {
+/// A scheduled snapshot event of `text` for `device`, collected now.
+pub fn event(tenant: &TenantId, device: &DeviceId, text: &str) -> NewSnapshot {
     NewSnapshot {
         tenant_id: tenant.clone(),
         device_id: device.clone(),

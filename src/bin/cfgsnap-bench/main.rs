@@ -7,12 +7,17 @@
 
 mod collect;
 mod corpus;
+mod history;
+mod http;
 mod ingest;
 mod machine;
 mod makespan;
 mod micro;
+mod node;
+mod pg;
 mod scratch;
 mod sim_child;
+mod trigger;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -56,6 +61,10 @@ enum Bench {
     Collect(collect::CollectArgs),
     /// One scheduled pass over a large, slow fleet.
     Makespan(makespan::MakespanArgs),
+    /// End-to-end latency of concurrent HTTP triggers, against the bare collector.
+    Trigger(trigger::TriggerArgs),
+    /// History reads (newest page, older pages) over a large PostgreSQL store.
+    History(history::HistoryArgs),
     /// The simulator process the other benchmarks spawn (internal).
     #[command(hide = true)]
     SimChild(sim_child::SimArgs),
@@ -84,6 +93,8 @@ fn main() -> anyhow::Result<()> {
         Bench::Ingest(args) => runtime.block_on(ingest::run(&args)),
         Bench::Collect(args) => runtime.block_on(collect::run(&args)),
         Bench::Makespan(args) => runtime.block_on(makespan::run(&args)),
+        Bench::Trigger(args) => runtime.block_on(trigger::run(&args)),
+        Bench::History(args) => runtime.block_on(history::run(&args)),
         Bench::SimChild(_) => unreachable!("handled above"),
     }
 }

@@ -80,10 +80,14 @@ pub async fn run(args: &MakespanArgs) -> anyhow::Result<()> {
     .await?;
     let fleet = devices(args.devices, args.base_port, &key)?;
     let known = KnownHosts::open(&scratch.path("known_hosts.json")).await?;
-    let executor = Arc::new(SshExecutor::new(limits(), known));
+    let executor = Arc::new(SshExecutor::new(limits(), known.clone()));
     // The same pin file twice: the first pass pins every host key, the second finds them.
     for label in ["first use (pins)", "pinned"] {
         scheduled_pass(args, &executor, fleet.clone(), label).await?;
+        println!(
+            "makespan: {label}: known hosts file written {} times so far",
+            known.file_writes()
+        );
         println!(
             "makespan: simulator process peak RSS {:.1} MiB, open fds {}",
             peak_rss_mib(sim.pid()),

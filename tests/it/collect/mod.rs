@@ -8,6 +8,7 @@
 //! hashes, counts and short labels.
 
 mod fault;
+mod known_hosts;
 
 use std::time::Duration;
 
