@@ -44,6 +44,10 @@ pub struct IngestOptions {
     /// Events a NATS ingester fetches ahead; small, so that fetched events
     /// do not wait past `ack_wait` behind a slow one.
     pub batch: usize,
+    /// Events a NATS ingester stores at once, on separate database
+    /// connections; each device's events keep their order (one lane per
+    /// device). The database's commits, not the CPU, bound one lane.
+    pub lanes: usize,
     /// Where ingest results are counted (`cfgsnap_ingest_total`).
     pub metrics: Option<Metrics>,
 }
@@ -54,6 +58,7 @@ impl Default for IngestOptions {
         Self {
             backoff: vec![s(1), s(5), s(30), s(60), s(120), s(300)],
             batch: 8,
+            lanes: 8,
             metrics: None,
         }
     }
@@ -74,7 +79,7 @@ impl IngestOptions {
 /// Starts the ingester on `bus`: the event loop (a NATS durable pull
 /// consumer `{durable}`, or the local queue) and the attempt-report loop.
 /// Several ingesters on one durable share the events. Both loops stop
-/// taking work on `shutdown` and finish the event in hand.
+/// taking work on `shutdown` and finish the events in hand.
 ///
 /// # Errors
 /// When the consumer or the attempt subscription cannot be created.

@@ -1,17 +1,20 @@
-//! The ingester's loops: over the JetStream pull consumer (ack, nak with
-//! backoff, term; re-queue when the store stayed down through every
-//! delivery), over the local queue (hold and retry), and over attempt
-//! reports. What to do with an event is decided in `ingest`.
+//! The ingester's loops: over the JetStream pull consumer (lanes of one
+//! device each at a time; ack, nak with backoff, term; re-queue when the
+//! store stayed down through every delivery), over the local queue (hold
+//! and retry), and over attempt reports. What to do with an event is decided in `ingest`.
 
 use std::future::Future;
+use std::hash::{BuildHasher as _, RandomState};
 use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use futures_util::StreamExt as _;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, warn};
+use tracing::{Instrument as _, debug, error, warn};
 
 use super::ingest::{Ingester, Payload, Verdict, to_attempt};
 use super::local::{LocalBus, LocalEvent, LocalPayload};
@@ -23,12 +26,79 @@ use crate::store::Store;
 /// Pause before re-subscribing after the consumer's stream failed.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
 
-/// Pulls events until `shutdown`; the event in hand is finished first.
+/// Pulls events until `shutdown` and hands them to the lanes; the events
+/// the lanes hold are finished first.
 pub(crate) async fn run_nats(
     ingester: Ingester,
     nats: NatsBus,
-    mut consumer: PullConsumer,
+    consumer: PullConsumer,
     shutdown: CancellationToken,
+) {
+    let lanes = Lanes::start(&ingester, &nats);
+    pull(&ingester, &nats, consumer, &lanes, &shutdown).await;
+    lanes.finish().await;
+}
+
+/// Events of one device go to one lane, in order; the lanes run side by
+/// side, so commits of different devices overlap.
+struct Lanes {
+    senders: Vec<mpsc::Sender<async_nats::jetstream::Message>>,
+    tasks: JoinSet<()>,
+    hasher: RandomState,
+}
+
+impl Lanes {
+    fn start(ingester: &Ingester, nats: &NatsBus) -> Lanes {
+        let mut tasks = JoinSet::new();
+        let senders = (0..ingester.options.lanes.max(1))
+            .map(|_| {
+                let (tx, mut rx) = mpsc::channel(1);
+                let (ingester, nats) = (ingester.clone(), nats.clone());
+                let lane = async move {
+                    while let Some(message) = rx.recv().await {
+                        handle_nats(&ingester, &nats, message).await;
+                    }
+                };
+                tasks.spawn(lane.instrument(tracing::Span::current()));
+                tx
+            })
+            .collect();
+        Lanes {
+            senders,
+            tasks,
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Waits for the event's lane to take it; `None` on `shutdown` (the
+    /// event stays unacknowledged and is delivered again).
+    async fn dispatch(
+        &self,
+        message: async_nats::jetstream::Message,
+        shutdown: &CancellationToken,
+    ) -> Option<()> {
+        let lane = usize::try_from(self.hasher.hash_one(message.subject.as_str()))
+            .unwrap_or_default()
+            % self.senders.len();
+        tokio::select! {
+            () = shutdown.cancelled() => None,
+            sent = self.senders[lane].send(message) => sent.ok(),
+        }
+    }
+
+    /// Lets every lane finish what it holds.
+    async fn finish(mut self) {
+        self.senders.clear();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn pull(
+    ingester: &Ingester,
+    nats: &NatsBus,
+    mut consumer: PullConsumer,
+    lanes: &Lanes,
+    shutdown: &CancellationToken,
 ) {
     loop {
         let stream = consumer
@@ -44,7 +114,11 @@ pub(crate) async fn run_nats(
                     next = messages.next() => next,
                 };
                 match next {
-                    Some(Ok(message)) => handle_nats(&ingester, &nats, message).await,
+                    Some(Ok(message)) => {
+                        if lanes.dispatch(message, shutdown).await.is_none() {
+                            return;
+                        }
+                    }
                     Some(Err(e)) if matches!(e.kind(), MessagesErrorKind::MissingHeartbeat) => {
                         warn!(error.message = %e, "event consumer missed a heartbeat");
                     }

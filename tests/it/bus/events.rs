@@ -18,6 +18,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 on_both_backends!(
     a_published_snapshot_is_stored_once_even_when_republished,
+    each_devices_events_are_stored_in_order_while_devices_interleave,
     malformed_events_are_terminated_and_audited_and_ingest_goes_on,
     two_ingesters_on_one_durable_store_each_event_once,
     attempt_reports_reach_the_store,
@@ -30,6 +31,7 @@ pub fn options() -> IngestOptions {
     IngestOptions {
         backoff: vec![ms(100), ms(300), ms(1000)],
         batch: 8,
+        lanes: 4,
         metrics: None,
     }
 }
@@ -54,6 +56,42 @@ pub fn event(ts: &TestStore, device: &str, text: &str) -> SnapshotEvent {
 
 fn count(audit: &[(String, serde_json::Value)], action: &str) -> usize {
     audit.iter().filter(|(a, _)| a == action).count()
+}
+
+async fn each_devices_events_are_stored_in_order_while_devices_interleave(backend: Backend) {
+    // Arrange: on NATS the ingester stores several devices at once.
+    let tb = TestBus::start(backend).await;
+    let devices = ["r1", "r2", "r3"];
+    let ts = TestStore::start(&devices.map(|d| ("t1", d))).await;
+    ingest(&tb, &tb.bus, &ts).await;
+
+    // Act: ten versions of each device, interleaved.
+    let mut published: Vec<Vec<String>> = vec![Vec::new(); devices.len()];
+    for v in 0..10 {
+        for (i, d) in devices.iter().enumerate() {
+            let e = event(&ts, d, &config_text(&format!("{d}-{v}")));
+            tb.bus.publish_snapshot(&e).await.expect("published");
+            published[i].push(e.sha256_hash.clone());
+        }
+    }
+
+    // Assert: every version stored, in order; none taken for stale.
+    eventually(WAIT, "30 versions", || async {
+        let mut stored = 0;
+        for d in devices {
+            stored += ts.snapshots("t1", d).await.len();
+        }
+        stored == 30
+    })
+    .await;
+    for (i, d) in devices.iter().enumerate() {
+        let mut newest_first = published[i].clone();
+        newest_first.reverse();
+        assert_eq!(ts.snapshots("t1", d).await, newest_first, "{d}");
+    }
+    let audit = ts.audit("t1").await;
+    assert_eq!(count(&audit, "config_snapshot_stale"), 0);
+    tb.stop().await;
 }
 
 async fn a_published_snapshot_is_stored_once_even_when_republished(backend: Backend) {
