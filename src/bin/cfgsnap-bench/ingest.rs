@@ -1,5 +1,6 @@
 //! Ingest rate (issue #6, item 4): snapshot events straight into
-//! `Store::ingest`, one at a time as the ingest loop takes them, on SQLite or
+//! `Store::ingest`, one at a time as the local ingest loop takes them, or in
+//! `--lanes` side by side as the NATS ingester does, on SQLite or
 //! PostgreSQL; 1,000-line configs, a set share of them changed.
 
 use std::time::{Duration, Instant};
@@ -51,6 +52,10 @@ pub struct IngestArgs {
     /// Server of the scratch PostgreSQL database (trust auth).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
     pg_url: String,
+    /// Events stored at once, as the NATS ingester's lanes do (each device
+    /// in one lane); with more than one, the rate is over wall time.
+    #[arg(long, default_value_t = 1)]
+    lanes: usize,
 }
 
 /// Runs the ingest benchmark.
@@ -102,42 +107,57 @@ async fn measure(args: &IngestArgs, url: &str, scratch: &Scratch) -> anyhow::Res
     for (id, text) in ids.iter().zip(&texts) {
         store.ingest(&event(&tenant, id, text)).await?;
     }
-    let mut rng = StdRng::seed_from_u64(42);
-    let mut samples = Vec::with_capacity(args.events);
-    let (mut stored, mut duplicate, mut other) = (0u64, 0u64, 0u64);
+    let lanes = args.lanes.clamp(1, args.devices.max(1));
     let cpu_before = crate::machine::cpu_time("self");
-    for n in 0..args.events {
-        let d = n % args.devices;
-        if rng.gen_bool(args.changed) {
-            // A few lines of ~1,000; retry the rare mutation that changed none.
-            for attempt in 0..10u64 {
-                let changed = corpus::mutate(&texts[d], 0.003, (n as u64) << 4 | attempt);
-                if changed != texts[d] {
-                    texts[d] = changed;
-                    break;
-                }
-            }
-        }
-        let snap = event(&tenant, &ids[d], &texts[d]);
-        let t = Instant::now();
-        match store.ingest(&snap).await? {
-            Ingested::Created { .. } => stored += 1,
-            Ingested::Duplicate { .. } => duplicate += 1,
-            Ingested::Stale { .. } => other += 1,
-        }
-        samples.push(t.elapsed());
+    let started = Instant::now();
+    let mut runs = tokio::task::JoinSet::new();
+    for lane in 0..lanes {
+        // Lane `lane` owns the devices d with d % lanes == lane.
+        let own: Vec<(DeviceId, String)> = ids
+            .iter()
+            .zip(texts.iter_mut())
+            .enumerate()
+            .filter(|(d, _)| d % lanes == lane)
+            .map(|(_, (id, text))| (id.clone(), std::mem::take(text)))
+            .collect();
+        let events = args.events / lanes + usize::from(lane < args.events % lanes);
+        let (store, tenant, changed) = (store.clone(), tenant.clone(), args.changed);
+        runs.spawn(
+            async move { run_lane(&store, &tenant, own, events, changed, lane as u64).await },
+        );
     }
+    let mut tally = Tally::default();
+    while let Some(done) = runs.join_next().await {
+        tally.add(done??);
+    }
+    let wall = started.elapsed();
+    let Tally {
+        mut samples,
+        stored,
+        duplicate,
+        other,
+    } = tally;
     let cpu = crate::machine::cpu_time("self") - cpu_before;
     let total: Duration = samples.iter().sum();
     samples.sort_unstable();
+    let (rate, basis) = if lanes == 1 {
+        (
+            args.events as f64 / total.as_secs_f64(),
+            "time inside ingest only",
+        )
+    } else {
+        (
+            args.events as f64 / wall.as_secs_f64(),
+            "wall time, event generation included",
+        )
+    };
     println!(
-        "ingest: store={} events={} devices={} lines={} changed={:.0}%: {:.0} events/s (time inside ingest only), stored={stored} duplicate={duplicate} other={other}",
+        "ingest: store={} events={} devices={} lines={} changed={:.0}% lanes={lanes}: {rate:.0} events/s ({basis}), stored={stored} duplicate={duplicate} other={other}",
         store.backend(),
         args.events,
         args.devices,
         args.lines,
         args.changed * 100.0,
-        args.events as f64 / total.as_secs_f64()
     );
     println!(
         "ingest: latency p50={} ms p99={} ms max={} ms; bench process CPU {:.3} ms/event (includes event generation)",
@@ -148,6 +168,64 @@ async fn measure(args: &IngestArgs, url: &str, scratch: &Scratch) -> anyhow::Res
     );
     store.close().await;
     Ok(())
+}
+
+/// What the lanes measured.
+#[derive(Default)]
+struct Tally {
+    samples: Vec<Duration>,
+    stored: u64,
+    duplicate: u64,
+    other: u64,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.samples.extend(other.samples);
+        self.stored += other.stored;
+        self.duplicate += other.duplicate;
+        self.other += other.other;
+    }
+}
+
+/// Ingests `events` events over `devices` (round robin), one at a time,
+/// changing a share `changed` of them; times each `Store::ingest`.
+async fn run_lane(
+    store: &Store,
+    tenant: &TenantId,
+    mut devices: Vec<(DeviceId, String)>,
+    events: usize,
+    changed: f64,
+    seed: u64,
+) -> anyhow::Result<Tally> {
+    let mut rng = StdRng::seed_from_u64(42 + seed);
+    let mut tally = Tally {
+        samples: Vec::with_capacity(events),
+        ..Tally::default()
+    };
+    for n in 0..events {
+        let d = n % devices.len();
+        let (id, text) = &mut devices[d];
+        if rng.gen_bool(changed) {
+            // A few lines of ~1,000; retry the rare mutation that changed none.
+            for attempt in 0..10u64 {
+                let mutated = corpus::mutate(text, 0.003, (n as u64) << 8 | seed << 4 | attempt);
+                if mutated != *text {
+                    *text = mutated;
+                    break;
+                }
+            }
+        }
+        let snap = event(tenant, id, text);
+        let t = Instant::now();
+        match store.ingest(&snap).await? {
+            Ingested::Created { .. } => tally.stored += 1,
+            Ingested::Duplicate { .. } => tally.duplicate += 1,
+            Ingested::Stale { .. } => tally.other += 1,
+        }
+        tally.samples.push(t.elapsed());
+    }
+    Ok(tally)
 }
 
 /// A scheduled snapshot event of `text` for `device`, collected now.
