@@ -37,6 +37,7 @@ case "$which" in
     run diff
     run ingest --store sqlite --events 20000
     run ingest --store postgres --events 20000
+    run ingest --store postgres --events 20000 --lanes 8
     run collect --devices 2000 --concurrency 64,256 --baseline-ssh
     run makespan --devices 10000 --latency 2s --concurrency 1000
     run trigger --devices 200 --rounds 3 --sequential 100 --stack embedded,served
