@@ -154,6 +154,23 @@ pub(crate) fn legacy_preferred() -> Preferred {
     }
 }
 
+/// The algorithms of RouterOS v7: russh's defaults without the post-quantum
+/// hybrid kex `mlkem768x25519-sha256`, which RouterOS does not offer (and
+/// whose cost would make simulated backups dearer than real ones).
+pub(crate) fn modern_preferred() -> Preferred {
+    let defaults = Preferred::default();
+    let kex: Vec<kex::Name> = defaults
+        .kex
+        .iter()
+        .filter(|name| **name != kex::MLKEM768X25519_SHA256)
+        .cloned()
+        .collect();
+    Preferred {
+        kex: Cow::Owned(kex),
+        ..defaults
+    }
+}
+
 /// The russh server configuration of a device presenting `key`.
 pub(crate) fn server_config(key: PrivateKey, legacy: bool, hang: bool) -> Arc<Config> {
     Arc::new(Config {
@@ -166,7 +183,7 @@ pub(crate) fn server_config(key: PrivateKey, legacy: bool, hang: bool) -> Arc<Co
         preferred: if legacy {
             legacy_preferred()
         } else {
-            Preferred::default()
+            modern_preferred()
         },
         // A hanging device never gives up on its own.
         inactivity_timeout: if hang {
@@ -182,6 +199,13 @@ pub(crate) fn server_config(key: PrivateKey, legacy: bool, hang: bool) -> Arc<Co
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_v7_device_offers_curve25519_but_no_post_quantum_kex() {
+        let kex = modern_preferred().kex;
+        assert!(kex.contains(&kex::CURVE25519));
+        assert!(!kex.contains(&kex::MLKEM768X25519_SHA256));
+    }
 
     #[test]
     fn ed25519_keys_are_stable_per_index_and_distinct_across_indices() {
