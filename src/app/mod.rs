@@ -202,6 +202,23 @@ impl Parts<'_> {
     }
 }
 
+/// Connections a burst of clients may have waiting for `accept`. std's
+/// `TcpListener::bind` allows 128; a burst beyond that (200 triggers at once)
+/// loses SYNs, which clients resend only after a second.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// The API's listening socket, with [`LISTEN_BACKLOG`].
+fn bind_api(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)?.into_std()
+}
+
 /// A group of tasks stopped together.
 struct Stage {
     /// Asks the tasks to start nothing new and finish what they hold.
@@ -308,7 +325,7 @@ impl App {
                 ensure_jwt_secret_file(&settings.auth)?;
                 let auth =
                     AuthConfig::from_settings(&settings.auth).context("loading the JWT key")?;
-                let listener = std::net::TcpListener::bind(settings.server.listen)
+                let listener = bind_api(settings.server.listen)
                     .with_context(|| format!("binding {}", settings.server.listen))?;
                 Some((listener, auth))
             }
