@@ -5,11 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
-use sqlx::Connection as _;
 
 use cfgsnap::backup::normalize::{NORMALIZATION_VERSION, sha256_hex};
 use cfgsnap::backup::{Command, Limits, Trigger};
@@ -20,6 +18,7 @@ use cfgsnap::store::snapshot::{Ingested, NewSnapshot};
 
 use crate::corpus;
 use crate::machine::{ms, percentile};
+use crate::pg::ScratchDb;
 use crate::scratch::Scratch;
 
 /// Where the store lives.
@@ -61,32 +60,20 @@ pub struct IngestArgs {
 /// Runs the ingest benchmark.
 pub async fn run(args: &IngestArgs) -> anyhow::Result<()> {
     let scratch = Scratch::new()?;
-    let (url, db_name) = match args.store {
-        Backend::Sqlite => (
-            format!("sqlite://{}", scratch.path("bench.db").display()),
-            None,
-        ),
-        Backend::Postgres => {
-            let name = format!("cfgsnap_bench_{:016x}", rand::random::<u64>());
-            let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", args.pg_url))
-                .await
-                .context("connecting to postgres")?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut admin)
-                .await?;
-            (format!("{}/{name}", args.pg_url), Some(name))
+    match args.store {
+        Backend::Sqlite => {
+            let url = format!("sqlite://{}", scratch.path("bench.db").display());
+            measure(args, &url, &scratch).await
         }
-    };
-    let result = measure(args, &url, &scratch).await;
-    if let Some(name) = db_name {
-        let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", args.pg_url)).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut admin)
-        .await?;
+        Backend::Postgres => {
+            let db = ScratchDb::create(&args.pg_url).await?;
+            let result = measure(args, &db.url(), &scratch).await;
+            if let Err(e) = db.drop_now().await {
+                eprintln!("warning: {e:#}");
+            }
+            result
+        }
     }
-    result
 }
 
 async fn measure(args: &IngestArgs, url: &str, scratch: &Scratch) -> anyhow::Result<()> {
