@@ -17,6 +17,7 @@ use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpServer, Resource, http::header, web};
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 use tracing_actix_web::TracingLogger;
 
 use crate::bus::{Bus, HostKeyReset};
@@ -71,6 +72,9 @@ pub struct AppState {
     pub trigger_timeout: Duration,
     /// How long in-flight requests may finish on shutdown (`server.shutdown_timeout`).
     pub shutdown_timeout: Duration,
+    /// Writes a handler leaves running after it answered (the manual-trigger
+    /// audit row); the node waits for them before it closes the store.
+    pub background: TaskTracker,
 }
 
 impl AppState {
@@ -94,7 +98,16 @@ impl AppState {
             metrics,
             trigger_timeout: settings.bus.trigger_timeout,
             shutdown_timeout: settings.server.shutdown_timeout,
+            background: TaskTracker::new(),
         }
+    }
+
+    /// Tracks the handlers' background writes in `tracker` (the node's
+    /// consumer stage, stopped after the HTTP server and before the store).
+    #[must_use]
+    pub fn with_background(mut self, tracker: TaskTracker) -> Self {
+        self.background = tracker;
+        self
     }
 
     /// The configured display name of a device, or its id when the device

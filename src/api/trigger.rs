@@ -13,6 +13,7 @@ use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
 use serde_json::json;
+use tracing::Instrument as _;
 use tracing_actix_web::RequestId;
 use utoipa::ToSchema;
 
@@ -136,7 +137,8 @@ impl TriggerResponse {
 
 /// Backs a device up now, through a responder on the bus, and waits for
 /// the result (up to `bus.trigger_timeout`). Audited as
-/// `config_backup_manual_trigger` with the caller and the outcome.
+/// `config_backup_manual_trigger` with the caller and the outcome, written
+/// while the response goes out.
 #[utoipa::path(
     post,
     path = "/api/tenants/{tid}/devices/{did}/config-snapshot/trigger",
@@ -166,7 +168,7 @@ pub async fn trigger_backup(
         state.limiter.check(&caller.sub)?;
         state.configured_device(&path.tid, &path.did)?;
         let reply = send(&state, &path, &caller, &request_id).await;
-        audit(&state, &path, &caller, &request_id, &reply).await;
+        audit(&state, &path, &caller, &request_id, &reply);
         let body = TriggerResponse::from_reply(&path, reply?)?;
         Ok(HttpResponse::Created().json(body))
     }
@@ -196,9 +198,11 @@ async fn send(
     Ok(bus.request_trigger(&request, state.trigger_timeout).await?)
 }
 
-/// Records `config_backup_manual_trigger` with the caller and the outcome
-/// (best effort: the backup already happened or not).
-async fn audit(
+/// Records `config_backup_manual_trigger` with the caller and the outcome,
+/// while the response goes out: best effort (the backup already happened or not), and
+/// off the caller's wait, since the row costs a commit. The task is tracked
+/// in [`AppState::background`], so shutdown waits for it.
+fn audit(
     state: &AppState,
     path: &DevicePath,
     caller: &Caller,
@@ -214,14 +218,22 @@ async fn audit(
         }),
         Err(e) => json!({"outcome": e.code(), "request_id": request_id.to_string()}),
     };
-    state
-        .store
-        .audit_best_effort(
-            path.tid.as_str(),
-            Some(path.did.as_str()),
-            Action::ManualTrigger,
-            Some(&caller.sub),
-            &detail,
-        )
-        .await;
+    let (store, tenant, device, actor) = (
+        state.store.clone(),
+        path.tid.to_string(),
+        path.did.to_string(),
+        caller.sub.clone(),
+    );
+    let write = async move {
+        store
+            .audit_best_effort(
+                &tenant,
+                Some(&device),
+                Action::ManualTrigger,
+                Some(&actor),
+                &detail,
+            )
+            .await;
+    };
+    state.background.spawn(write.in_current_span());
 }

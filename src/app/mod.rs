@@ -192,7 +192,8 @@ impl Parts<'_> {
             self.fleet.clone(),
             auth,
             self.metrics.clone(),
-        );
+        )
+        .with_background(self.consumers.tracker.clone());
         tasks::spawn_limiter_pruning(
             state.limiter.clone(),
             self.producers.token.clone(),

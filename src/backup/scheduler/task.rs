@@ -117,7 +117,9 @@ impl<E: Executor, S: SnapshotSink> DeviceTask<E, S> {
                 return;
             };
             let started = Instant::now();
-            let (event, sha256_hash) = self.attempt().await;
+            // Boxed, like the report below: these futures are large and live
+            // only while they run, not in each of 10,000 sleeping tasks.
+            let (event, sha256_hash) = Box::pin(self.attempt()).await;
             drop(guards);
             let decision = self.schedule.after(event, started, Instant::now());
             if let Some(kind) = decision.report.and_then(|v| v.blocked_reason) {
@@ -125,7 +127,7 @@ impl<E: Executor, S: SnapshotSink> DeviceTask<E, S> {
             }
             let stopped = self.controls.stop.is_cancelled();
             if let Some(verdict) = decision.report {
-                self.report(verdict, started, sha256_hash, stopped).await;
+                Box::pin(self.report(verdict, started, sha256_hash, stopped)).await;
             }
             if stopped || self.controls.stop.is_cancelled() {
                 return;
@@ -191,9 +193,7 @@ impl<E: Executor, S: SnapshotSink> DeviceTask<E, S> {
                 }
             }
         }
-        // Boxed: a collection's future is large and lives only while it runs,
-        // not in every sleeping device task.
-        let result = Box::pin(shared.executor.run(&self.device, Trigger::Scheduled)).await;
+        let result = shared.executor.run(&self.device, Trigger::Scheduled).await;
         let event = Event::of(&result);
         match (&result, event) {
             (Ok(outcome), _) => {

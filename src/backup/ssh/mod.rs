@@ -25,8 +25,10 @@ use transport::{HostKeyCheck, unreachable_with};
 
 /// stderr beyond this is dropped: it only feeds error messages.
 const STDERR_CAP: usize = 64 * 1024;
-/// First allocation for stdout; it grows with the data, never past the cap.
-const STDOUT_INITIAL_CAPACITY: usize = 256 * 1024;
+/// First allocation for stdout, made when the first data arrives (a session
+/// waiting for a slow device holds none); it doubles with the data, never
+/// past the cap.
+const STDOUT_FIRST_CAPACITY: usize = 64 * 1024;
 /// Bound of the polite goodbye in [`Connection::close`] and of a channel close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -206,10 +208,7 @@ async fn collect(
     channel: &mut Channel<client::Msg>,
     max_bytes: usize,
 ) -> backup::Result<ExecOutput> {
-    let mut output = ExecOutput {
-        stdout: Vec::with_capacity(max_bytes.min(STDOUT_INITIAL_CAPACITY)),
-        ..ExecOutput::default()
-    };
+    let mut output = ExecOutput::default();
     loop {
         match channel.wait().await {
             Some(ChannelMsg::Data { data }) => push_capped(&mut output.stdout, &data, max_bytes)?,
@@ -242,14 +241,19 @@ async fn collect(
 }
 
 /// Appends `data` unless that would exceed `max_bytes`; grows the buffer
-/// without ever reserving past the cap.
+/// (first to [`STDOUT_FIRST_CAPACITY`], then doubling) without ever
+/// reserving past the cap.
 fn push_capped(buffer: &mut Vec<u8>, data: &[u8], max_bytes: usize) -> backup::Result<()> {
     let needed = buffer.len() + data.len();
     if needed > max_bytes {
         return Err(Error::TooLarge { limit: max_bytes });
     }
     if needed > buffer.capacity() {
-        let target = buffer.capacity().saturating_mul(2).clamp(needed, max_bytes);
+        let target = buffer
+            .capacity()
+            .saturating_mul(2)
+            .max(STDOUT_FIRST_CAPACITY)
+            .clamp(needed, max_bytes);
         buffer.reserve_exact(target - buffer.len());
     }
     buffer.extend_from_slice(data);
@@ -279,5 +283,17 @@ mod tests {
         let err = push_capped(&mut buffer, &[0], 100).expect_err("over the cap");
         assert!(matches!(err, Error::TooLarge { limit: 100 }));
         assert_eq!(buffer.len(), 100);
+    }
+
+    #[test]
+    fn stdout_is_allocated_with_the_first_data_then_doubles() {
+        let output = ExecOutput::default();
+        assert_eq!(output.stdout.capacity(), 0, "nothing held before data");
+        let mut buffer = output.stdout;
+        push_capped(&mut buffer, &[0; 10], 1 << 20).expect("within the cap");
+        assert_eq!(buffer.capacity(), STDOUT_FIRST_CAPACITY);
+        push_capped(&mut buffer, &vec![0; STDOUT_FIRST_CAPACITY], 1 << 20).expect("within");
+        assert_eq!(buffer.capacity(), 2 * STDOUT_FIRST_CAPACITY);
+        assert_eq!(buffer.len(), STDOUT_FIRST_CAPACITY + 10);
     }
 }

@@ -17,6 +17,11 @@ use super::{
 use crate::bus::{TestExecutor, config_text};
 
 async fn audited(api: &TestApi, outcome: &str) -> Value {
+    // The row is written alongside the response: wait for that write.
+    let background = &api.state.background;
+    background.close();
+    background.wait().await;
+    background.reopen();
     let events = api
         .store
         .list_audit(TENANT_A, 500, None)
