@@ -75,6 +75,10 @@ pub struct AppState {
     /// Writes a handler leaves running after it answered (the manual-trigger
     /// audit row); the node waits for them before it closes the store.
     pub background: TaskTracker,
+    /// The runtime those writes run on. Handlers run on actix's per-worker
+    /// runtimes, which drop their tasks when the server stops, so a write
+    /// spawned there could be lost at shutdown; `None` spawns on the caller's.
+    pub background_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl AppState {
@@ -99,15 +103,33 @@ impl AppState {
             trigger_timeout: settings.bus.trigger_timeout,
             shutdown_timeout: settings.server.shutdown_timeout,
             background: TaskTracker::new(),
+            background_runtime: None,
         }
     }
 
     /// Tracks the handlers' background writes in `tracker` (the node's
-    /// consumer stage, stopped after the HTTP server and before the store).
+    /// consumer stage, stopped after the HTTP server and before the store)
+    /// and runs them on `runtime`, which outlives the HTTP workers.
     #[must_use]
-    pub fn with_background(mut self, tracker: TaskTracker) -> Self {
+    pub fn with_background(
+        mut self,
+        tracker: TaskTracker,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
         self.background = tracker;
+        self.background_runtime = Some(runtime);
         self
+    }
+
+    /// Runs `task` after the handler answered; shutdown waits for it.
+    pub fn spawn_background<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match &self.background_runtime {
+            Some(runtime) => self.background.spawn_on(task, runtime),
+            None => self.background.spawn(task),
+        };
     }
 
     /// The configured display name of a device, or its id when the device

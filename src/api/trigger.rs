@@ -201,7 +201,8 @@ async fn send(
 /// Records `config_backup_manual_trigger` with the caller and the outcome,
 /// while the response goes out: best effort (the backup already happened or not), and
 /// off the caller's wait, since the row costs a commit. The task is tracked
-/// in [`AppState::background`], so shutdown waits for it.
+/// in [`AppState::background`] and runs on the node's runtime, so shutdown
+/// waits for it.
 fn audit(
     state: &AppState,
     path: &DevicePath,
@@ -235,5 +236,5 @@ fn audit(
             )
             .await;
     };
-    state.background.spawn(write.in_current_span());
+    state.spawn_background(write.in_current_span());
 }

@@ -193,7 +193,10 @@ impl Parts<'_> {
             auth,
             self.metrics.clone(),
         )
-        .with_background(self.consumers.tracker.clone());
+        .with_background(
+            self.consumers.tracker.clone(),
+            tokio::runtime::Handle::current(),
+        );
         tasks::spawn_limiter_pruning(
             state.limiter.clone(),
             self.producers.token.clone(),

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use cfgsnap::api::Role;
 use cfgsnap::sim::{DeviceSpec, Fault};
 use serde_json::Value;
 
@@ -153,12 +154,57 @@ async fn a_trigger_with_no_responder_running_is_503_at_once(stack: Stack) {
     infra.finish().await;
 }
 
+async fn a_node_stopped_right_after_a_trigger_keeps_its_audit_row(stack: Stack) {
+    // Arrange
+    let infra = Infra::new(stack).await;
+    let sim = start_simulator(vec![DeviceSpec::default()]).await;
+    let toml = no_schedule(infra.config(&sim, ""));
+    let app = spawn_app(&toml).await;
+
+    // Act: the audit row is written alongside the response; stop at once.
+    let resp = app.trigger("dev-0").await;
+    assert_eq!(resp.status(), 201);
+    app.stop().await;
+
+    // Assert: a node started again on the same store lists the row.
+    let again = spawn_app(&toml).await;
+    let resp = again
+        .client
+        .get(format!("{}/api/tenants/t1/audit-events", again.address))
+        .bearer_auth(again.token(Role::Admin))
+        .send()
+        .await
+        .expect("audit request");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    let items = body["items"].as_array().cloned().unwrap_or_default();
+    let row = items
+        .iter()
+        .find(|e| e["action"] == "config_backup_manual_trigger")
+        .unwrap_or_else(|| {
+            panic!(
+                "no manual-trigger row among {:?}",
+                items
+                    .iter()
+                    .map(|e| e["action"].clone())
+                    .collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(row["device_id"], "dev-0");
+    assert_eq!(row["actor"], "tester");
+    assert_eq!(row["detail"]["outcome"], "success");
+    again.stop().await;
+    sim.shutdown().await;
+    infra.finish().await;
+}
+
 on_both_stacks!(
     a_trigger_returns_201_with_the_hash_of_the_stored_snapshot,
     a_second_trigger_while_one_runs_is_409,
     a_device_that_refuses_the_login_is_502_auth_failed,
     a_hanging_device_is_504_after_the_trigger_timeout,
     a_trigger_with_no_responder_running_is_503_at_once,
+    a_node_stopped_right_after_a_trigger_keeps_its_audit_row,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
