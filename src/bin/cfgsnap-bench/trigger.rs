@@ -202,14 +202,44 @@ async fn on_node(
             }
         }
     };
-    concurrent_round(fleet, &call).await;
+    // Each 201 published one snapshot event, which the ingester stores after
+    // the response; every phase starts once the previous one's are stored.
+    let mut published = concurrent_round(fleet, &call).await.ok.len();
+    await_ingested(port, published).await?;
     let mut all = Samples::default();
     for _ in 0..args.rounds {
-        all.add(concurrent_round(fleet, &call).await);
+        let round = concurrent_round(fleet, &call).await;
+        published += round.ok.len();
+        all.add(round);
+        await_ingested(port, published).await?;
     }
     let seq = sequential_calls(fleet, args.sequential, &call).await;
     node.stop().await?;
     Ok((all, seq))
+}
+
+/// Waits until the node's ingester has handled `events` snapshot events
+/// (`cfgsnap_ingest_total` over every final result), so that a measured phase
+/// does not share the cores with the previous phase's ingest.
+async fn await_ingested(port: u16, events: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    loop {
+        let metrics = crate::http::request(port, "GET", "/metrics", "", REQUEST_TIMEOUT).await?;
+        let text = String::from_utf8_lossy(&metrics.body);
+        let handled: usize = text
+            .lines()
+            .filter(|l| l.starts_with("cfgsnap_ingest_total{") && !l.contains("\"retry\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<usize>().ok())
+            .sum();
+        if handled >= events {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the ingester handled {handled} of {events} snapshot events within {REQUEST_TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// One call per device, all at once; the latency of each from the common start.
