@@ -260,6 +260,23 @@ impl TestApp {
         body["items"].as_array().cloned().unwrap_or_default()
     }
 
+    /// `GET …/audit-events?limit=200` of `t1`: the newest audit events.
+    pub async fn audit_events(&self) -> Vec<Value> {
+        let resp = self
+            .client
+            .get(format!(
+                "{}/api/tenants/t1/audit-events?limit=200",
+                self.address
+            ))
+            .bearer_auth(self.token(Role::Admin))
+            .send()
+            .await
+            .expect("audit request");
+        assert_eq!(resp.status(), 200, "listing audit events");
+        let body: Value = resp.json().await.expect("json");
+        body["items"].as_array().cloned().unwrap_or_default()
+    }
+
     /// `GET …/devices` of `t1`: the devices with their backup state.
     pub async fn devices(&self) -> Vec<Value> {
         let resp = self

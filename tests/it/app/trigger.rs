@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use cfgsnap::api::Role;
 use cfgsnap::sim::{DeviceSpec, Fault};
 use serde_json::Value;
 
@@ -168,16 +167,7 @@ async fn a_node_stopped_right_after_a_trigger_keeps_its_audit_row(stack: Stack) 
 
     // Assert: a node started again on the same store lists the row.
     let again = spawn_app(&toml).await;
-    let resp = again
-        .client
-        .get(format!("{}/api/tenants/t1/audit-events", again.address))
-        .bearer_auth(again.token(Role::Admin))
-        .send()
-        .await
-        .expect("audit request");
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.expect("json");
-    let items = body["items"].as_array().cloned().unwrap_or_default();
+    let items = again.audit_events().await;
     let row = items
         .iter()
         .find(|e| e["action"] == "config_backup_manual_trigger")

@@ -6,12 +6,11 @@
 
 use std::time::Duration;
 
-use cfgsnap::api::Role;
 use cfgsnap::sim::DeviceSpec;
 use serde_json::{Value, json};
 
 use super::within;
-use crate::app::{Infra, Stack, TestApp, spawn_app, token};
+use crate::app::{Infra, Stack, TestApp, spawn_app};
 use crate::helpers::start_simulator;
 
 const NATS_URL: &str = "nats://127.0.0.1:4222";
@@ -119,22 +118,8 @@ async fn hostile_trigger_requests_get_bad_request_replies_and_the_node_still_bac
 
 /// The `snapshot_event_rejected` audit details of `t1`, through the API.
 async fn rejected_events(app: &TestApp) -> Vec<Value> {
-    let resp = app
-        .client
-        .get(format!(
-            "{}/api/tenants/t1/audit-events?limit=200",
-            app.address
-        ))
-        .bearer_auth(token("root", "t1", Role::Admin))
-        .send()
+    app.audit_events()
         .await
-        .expect("audit request");
-    assert_eq!(resp.status(), 200, "listing audit events");
-    let page: Value = resp.json().await.expect("json");
-    page["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
         .into_iter()
         .filter(|e| e["action"] == "snapshot_event_rejected")
         .map(|e| e["detail"].clone())
