@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::consumer::pull::MessagesErrorKind;
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -306,7 +306,12 @@ async fn handle_local(
     }
 }
 
-/// Records attempt reports until `shutdown`.
+/// Most attempt reports recorded in one transaction.
+const ATTEMPT_BATCH: usize = 64;
+
+/// Records attempt reports until `shutdown`: each report that arrives, with
+/// those already waiting behind it (up to [`ATTEMPT_BATCH`]), in one
+/// transaction, so a pass over a large fleet costs one commit per batch.
 pub(crate) async fn run_attempts(
     store: Store,
     bus: Bus,
@@ -318,20 +323,50 @@ pub(crate) async fn run_attempts(
             () = shutdown.cancelled() => return,
             next = reports.next() => next,
         };
-        let Some((subject, report)) = next else {
+        let Some(first) = next else {
             return;
         };
-        let ids = (report.tenant_id.as_str(), report.device_id.as_str());
-        if bus.subjects().parse_attempt(&subject) != Some(ids) {
-            warn!(subject = %subject, "attempt report does not match its subject; skipped");
-            continue;
+        let mut batch = vec![first];
+        let mut ended = false;
+        while batch.len() < ATTEMPT_BATCH {
+            match reports.next().now_or_never() {
+                Some(Some(report)) => batch.push(report),
+                Some(None) => {
+                    ended = true;
+                    break;
+                }
+                None => break,
+            }
         }
-        let attempt = to_attempt(&report);
-        if let Err(e) = store
-            .record_attempt(report.device_id.as_str(), report.at, &attempt)
-            .await
-        {
-            warn!(error.message = %e, error.cause_chain = ?e, device_id = %report.device_id, "recording an attempt failed");
+        record_batch(&store, &bus, &batch).await;
+        if ended {
+            return;
         }
+    }
+}
+
+/// Records the reports whose subject matches their ids; best effort.
+async fn record_batch(store: &Store, bus: &Bus, batch: &[(String, AttemptReport)]) {
+    let valid: Vec<_> = batch
+        .iter()
+        .filter(|(subject, report)| {
+            let ids = (report.tenant_id.as_str(), report.device_id.as_str());
+            let matches = bus.subjects().parse_attempt(subject) == Some(ids);
+            if !matches {
+                warn!(subject = %subject, "attempt report does not match its subject; skipped");
+            }
+            matches
+        })
+        .map(|(_, report)| (report, to_attempt(report)))
+        .collect();
+    let rows: Vec<_> = valid
+        .iter()
+        .map(|(report, attempt)| (report.device_id.as_str(), report.at, attempt))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    if let Err(e) = store.record_attempts(&rows).await {
+        warn!(error.message = %e, error.cause_chain = ?e, reports = rows.len(), "recording attempts failed");
     }
 }

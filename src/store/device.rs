@@ -64,6 +64,42 @@ pub enum Attempt {
     },
 }
 
+/// The device-state `UPDATE` of one attempt, on `$executor`.
+macro_rules! update_state {
+    ($executor:expr, $device:expr, $at:expr, $attempt:expr) => {
+        match $attempt {
+            Attempt::Success => sqlx::query(
+                "UPDATE device SET last_attempt_at = $2, last_success_at = $2, last_status = 'success', \
+                 last_error_kind = NULL, consecutive_failures = 0, next_attempt_at = NULL, \
+                 blocked_reason = NULL, updated_at = $2 WHERE device_id = $1",
+            )
+            .bind($device)
+            .bind($at)
+            .execute($executor)
+            .await,
+            Attempt::Locked => sqlx::query(
+                "UPDATE device SET last_attempt_at = $2, last_status = 'locked', updated_at = $2 WHERE device_id = $1",
+            )
+            .bind($device)
+            .bind($at)
+            .execute($executor)
+            .await,
+            Attempt::Failed { error_kind, next_attempt_at, blocked_reason } => sqlx::query(
+                "UPDATE device SET last_attempt_at = $2, last_status = 'failed', last_error_kind = $3, \
+                 consecutive_failures = consecutive_failures + 1, next_attempt_at = $4, \
+                 blocked_reason = COALESCE($5, blocked_reason), updated_at = $2 WHERE device_id = $1",
+            )
+            .bind($device)
+            .bind($at)
+            .bind(error_kind.as_str())
+            .bind(*next_attempt_at)
+            .bind(blocked_reason.as_deref())
+            .execute($executor)
+            .await,
+        }
+    };
+}
+
 const STATE_SELECT: &str = "SELECT d.device_id, d.tenant_id, d.name, d.host, d.port, d.active, \
      d.host_key_fingerprint, d.last_attempt_at, d.last_success_at, d.last_status, d.last_error_kind, \
      d.consecutive_failures, d.next_attempt_at, d.blocked_reason, \
@@ -257,37 +293,25 @@ impl Store {
         at: DateTime<Utc>,
         attempt: &Attempt,
     ) -> Result<()> {
-        on_db!(&self.db, pool, _d => {
-            match attempt {
-                Attempt::Success => sqlx::query(
-                    "UPDATE device SET last_attempt_at = $2, last_success_at = $2, last_status = 'success', \
-                     last_error_kind = NULL, consecutive_failures = 0, next_attempt_at = NULL, \
-                     blocked_reason = NULL, updated_at = $2 WHERE device_id = $1",
-                )
-                .bind(device_id)
-                .bind(at)
-                .execute(pool)
-                .await?,
-                Attempt::Locked => sqlx::query(
-                    "UPDATE device SET last_attempt_at = $2, last_status = 'locked', updated_at = $2 WHERE device_id = $1",
-                )
-                .bind(device_id)
-                .bind(at)
-                .execute(pool)
-                .await?,
-                Attempt::Failed { error_kind, next_attempt_at, blocked_reason } => sqlx::query(
-                    "UPDATE device SET last_attempt_at = $2, last_status = 'failed', last_error_kind = $3, \
-                     consecutive_failures = consecutive_failures + 1, next_attempt_at = $4, \
-                     blocked_reason = COALESCE($5, blocked_reason), updated_at = $2 WHERE device_id = $1",
-                )
-                .bind(device_id)
-                .bind(at)
-                .bind(error_kind.as_str())
-                .bind(*next_attempt_at)
-                .bind(blocked_reason.as_deref())
-                .execute(pool)
-                .await?,
-            };
+        self.record_attempts(&[(device_id, at, attempt)]).await
+    }
+
+    /// Records several attempts in order, in one transaction: a node
+    /// receiving reports of a whole pass commits (and flushes) once per
+    /// batch, not once per device. An unknown device is skipped.
+    ///
+    /// # Errors
+    /// Database failures; then none of the batch is recorded.
+    pub async fn record_attempts(
+        &self,
+        attempts: &[(&str, DateTime<Utc>, &Attempt)],
+    ) -> Result<()> {
+        on_db!(&self.db, pool, d => {
+            let mut tx = pool.begin_with(d.begin_write).await?;
+            for (device_id, at, attempt) in attempts {
+                update_state!(&mut *tx, *device_id, *at, *attempt)?;
+            }
+            tx.commit().await?;
         });
         Ok(())
     }

@@ -21,6 +21,7 @@ use cfgsnap::config::LogFormat;
 use cfgsnap::id::{DeviceId, TenantId};
 use cfgsnap::sim::{self, DeviceSpec, Export, Simulator};
 use cfgsnap::telemetry;
+use russh::keys::PublicKey;
 use tempfile::TempDir;
 
 /// The real exports, see `SOURCES.md` there.
@@ -104,6 +105,21 @@ pub fn device_at(addr: SocketAddr, id: &str, password: &str) -> Device {
         interval: None,
         enabled: true,
     }
+}
+
+/// Generates an unencrypted Ed25519 client key pair `dir/name` (+ `.pub`)
+/// with `ssh-keygen`; returns the private key's path and the public key.
+pub fn client_key_pair(dir: &Path, name: &str) -> (PathBuf, PublicKey) {
+    let private = dir.join(name);
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&private)
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(status.success(), "ssh-keygen failed");
+    let public = std::fs::read_to_string(private.with_extension("pub")).expect("public key");
+    let public = PublicKey::from_openssh(public.trim()).expect("valid public key");
+    (private, public)
 }
 
 /// Limits for tests: connect 5 s, command 3 s, job 10 s, 32 MiB cap, `auto`

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cfgsnap::backup::ssh::{self, Connection};
+use cfgsnap::backup::ssh::{self, Connection, KeyCache};
 use cfgsnap::backup::{Error, ErrorKind};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
@@ -72,7 +72,7 @@ async fn server_with_key(command: &str, passphrase: &str) -> (Sshd, PathBuf, Tem
 
 async fn connect_with_key(server: &Sshd, key: &Path) -> ssh::Connection {
     let device = server.device(key_auth(key, None)).await;
-    match ssh::connect(&device, None, CONNECT_TIMEOUT).await {
+    match ssh::connect(&device, None, CONNECT_TIMEOUT, &KeyCache::default()).await {
         Ok(connection) => connection,
         Err(e) => panic!("connect failed: {e:?}\nsshd log:\n{}", server.log()),
     }
@@ -170,7 +170,7 @@ async fn an_encrypted_key_needs_the_right_passphrase() {
         let (server, key, _keys) = server_with_key("echo ok", passphrase).await;
         let connect = |auth| async {
             let device = server.device(auth).await;
-            ssh::connect(&device, None, CONNECT_TIMEOUT).await
+            ssh::connect(&device, None, CONNECT_TIMEOUT, &KeyCache::default()).await
         };
 
         // Act
@@ -217,8 +217,15 @@ async fn a_pinned_fingerprint_must_match_the_host_key() {
         let device = server.device(key_auth(&key, None)).await;
 
         // Act
-        let mismatch = ssh::connect(&device, Some(other), CONNECT_TIMEOUT).await;
-        let matching = ssh::connect(&device, Some(&actual), CONNECT_TIMEOUT).await;
+        let mismatch =
+            ssh::connect(&device, Some(other), CONNECT_TIMEOUT, &KeyCache::default()).await;
+        let matching = ssh::connect(
+            &device,
+            Some(&actual),
+            CONNECT_TIMEOUT,
+            &KeyCache::default(),
+        )
+        .await;
 
         // Assert
         let err = mismatch.expect_err("another pinned key is refused");
@@ -248,7 +255,7 @@ async fn an_unauthorized_key_is_rejected() {
         let device = server.device(key_auth(&stranger, None)).await;
 
         // Act
-        let result = ssh::connect(&device, None, CONNECT_TIMEOUT).await;
+        let result = ssh::connect(&device, None, CONNECT_TIMEOUT, &KeyCache::default()).await;
 
         // Assert
         let err = result.expect_err("an unknown key is refused");
@@ -270,7 +277,7 @@ async fn nothing_listening_is_unreachable() {
         let device = sshd::device_at(sshd::free_port().await, key_auth(&key, None)).await;
 
         // Act
-        let result = ssh::connect(&device, None, CONNECT_TIMEOUT).await;
+        let result = ssh::connect(&device, None, CONNECT_TIMEOUT, &KeyCache::default()).await;
 
         // Assert
         let err = result.expect_err("a closed port is refused");
@@ -298,7 +305,7 @@ async fn a_server_that_never_speaks_times_out_the_connect() {
 
         // Act
         let started = Instant::now();
-        let result = ssh::connect(&device, None, limit).await;
+        let result = ssh::connect(&device, None, limit, &KeyCache::default()).await;
 
         // Assert
         let elapsed = started.elapsed();

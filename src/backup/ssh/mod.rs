@@ -20,6 +20,7 @@ use crate::id::DeviceId;
 mod login;
 mod transport;
 
+pub use login::KeyCache;
 use login::Login;
 use transport::{HostKeyCheck, unreachable_with};
 
@@ -75,7 +76,8 @@ impl std::fmt::Debug for ExecOutput {
 /// With `pinned` set, a server presenting another host key is refused;
 /// without it any key is accepted and its fingerprint is available from
 /// [`Connection::host_key_fingerprint`] for the caller to pin. A private key
-/// file is read and decrypted before the clock starts.
+/// comes from `keys`, read and decrypted (before the clock starts) only when
+/// its file is new or changed.
 ///
 /// # Errors
 /// [`Error::HostKeyMismatch`], [`Error::AuthRejected`],
@@ -87,8 +89,9 @@ pub async fn connect(
     device: &Device,
     pinned: Option<&str>,
     connect_timeout: Duration,
+    keys: &KeyCache,
 ) -> backup::Result<Connection> {
-    let login = Login::prepare(&device.credentials.auth).await?;
+    let login = Login::prepare(&device.credentials.auth, keys).await?;
     let attempt = async {
         let (handle, fingerprint) = transport::handshake(device, pinned).await?;
         let handle = login

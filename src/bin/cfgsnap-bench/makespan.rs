@@ -42,6 +42,12 @@ pub struct MakespanArgs {
     base_port: u16,
 }
 
+/// How often the pass's open descriptors are counted. Walking
+/// `/proc/self/fd` (a thousand entries mid-pass) costs this process CPU that
+/// would count as cfgsnap's; the count reaches its plateau within the first
+/// second of a pass and holds it until the end.
+const FD_SAMPLE_EVERY: Duration = Duration::from_millis(500);
+
 /// Counts reports; publishing drops the outcome. `done` is notified once
 /// `expected` reports are in (not on every report: the waiter samples
 /// `/proc`, which at one wake per backup cost as much CPU as the backups).
@@ -144,7 +150,7 @@ async fn scheduled_pass(
         peak_fds = peak_fds.max(open_fds("self"));
         tokio::select! {
             () = sink.done.notified() => {}
-            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            () = tokio::time::sleep(FD_SAMPLE_EVERY) => {}
         }
     }
     let wall = started.elapsed();

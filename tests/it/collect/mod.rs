@@ -8,12 +8,13 @@
 //! hashes, counts and short labels.
 
 mod fault;
+mod keys;
 mod known_hosts;
 
 use std::time::Duration;
 
 use cfgsnap::backup::normalize::normalize;
-use cfgsnap::backup::ssh;
+use cfgsnap::backup::ssh::{self, KeyCache};
 use cfgsnap::backup::{Command, Error, ErrorKind, Outcome};
 use cfgsnap::sim::{DeviceSpec, Export, HostKeyKind};
 
@@ -218,9 +219,10 @@ async fn a_generated_export_keeps_its_wrapped_continuation_lines() {
         let sim = start_simulator(vec![spec]).await;
         let device = sim_device(&sim, 0);
         let limits = test_limits();
-        let mut raw_conn = ssh::connect(&device, None, limits.connect_timeout)
-            .await
-            .expect("raw connection");
+        let mut raw_conn =
+            ssh::connect(&device, None, limits.connect_timeout, &KeyCache::default())
+                .await
+                .expect("raw connection");
         let raw = raw_conn
             .exec(
                 "/export show-sensitive",

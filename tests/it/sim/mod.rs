@@ -35,15 +35,7 @@ struct ClientKey {
 
 fn client_key() -> ClientKey {
     let dir = tempfile::tempdir().expect("tempdir");
-    let private = dir.path().join("id_ed25519");
-    let status = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&private)
-        .status()
-        .expect("ssh-keygen runs");
-    assert!(status.success(), "ssh-keygen failed");
-    let public = std::fs::read_to_string(private.with_extension("pub")).expect("public key");
-    let public = PublicKey::from_openssh(public.trim()).expect("valid public key");
+    let (private, public) = crate::helpers::client_key_pair(dir.path(), "id_ed25519");
     ClientKey {
         _dir: dir,
         private,

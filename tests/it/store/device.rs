@@ -14,6 +14,7 @@ both_backends!(
     a_host_key_is_pinned_on_first_use_only_and_audited,
     reset_host_key_forgets_the_key_lifts_its_block_and_audits_the_actor,
     record_attempt_updates_the_backup_state_and_counts_failures,
+    record_attempts_applies_a_batch_in_order_in_one_call,
     an_ingested_snapshot_is_a_success_unless_a_later_attempt_is_recorded,
     list_devices_shows_each_devices_newest_snapshot,
 );
@@ -151,6 +152,41 @@ async fn reset_host_key_forgets_the_key_lifts_its_block_and_audits_the_actor(t: 
         s.pinned_host_key("r1").await.expect("pinned").as_deref(),
         Some("SHA256:new")
     );
+}
+
+async fn record_attempts_applies_a_batch_in_order_in_one_call(t: &TestStore) {
+    // Arrange: two failures of r1 then its success, a failure of r2, and a
+    // device the store does not know, all in one batch.
+    let s = &t.store;
+    let t0 = Utc::now().trunc_subsecs(6);
+    let at = |minutes: i64| t0 + Duration::minutes(minutes);
+    let (unreachable, blocked) = (
+        failed("unreachable", None),
+        failed("auth_failed", Some("auth_failed")),
+    );
+    let batch = [
+        ("r1", at(0), &unreachable),
+        ("r2", at(0), &blocked),
+        ("r1", at(1), &unreachable),
+        ("gone", at(1), &unreachable),
+        ("r1", at(2), &Attempt::Success),
+    ];
+
+    // Act
+    s.record_attempts(&batch).await.expect("record the batch");
+
+    // Assert: each device ends as its last attempt left it.
+    let r1 = s.get_device("t1", "r1").await.expect("r1");
+    assert_eq!(r1.last_status.as_deref(), Some("success"));
+    assert_eq!(
+        (r1.last_attempt_at, r1.last_success_at),
+        (Some(at(2)), Some(at(2)))
+    );
+    assert_eq!(r1.consecutive_failures, 0);
+    let r2 = s.get_device("t1", "r2").await.expect("r2");
+    assert_eq!(r2.last_status.as_deref(), Some("failed"));
+    assert_eq!(r2.blocked_reason.as_deref(), Some("auth_failed"));
+    assert_eq!(r2.consecutive_failures, 1);
 }
 
 async fn record_attempt_updates_the_backup_state_and_counts_failures(t: &TestStore) {
