@@ -38,12 +38,34 @@ struct Inner {
 }
 
 struct State {
-    /// What the file on disk holds; `get` reads only this.
-    pins: BTreeMap<String, String>,
+    /// What the file on disk holds; `get` reads only this. Shared with
+    /// the writer while it encodes the next file, so that neither a copy
+    /// nor the encoding happens under the lock.
+    pins: Arc<BTreeMap<String, Pin>>,
     /// Changes of the open batch, in arrival order (`None` forgets).
     pending: Vec<(String, Option<String>)>,
     /// The batch that changes join until a writer takes it.
     open: Arc<Batch>,
+}
+
+/// A pinned fingerprint and its line of the file, encoded once: a write
+/// copies the lines of the pins it does not change, so a file of 10,000
+/// pins costs a copy, not a JSON encoding of every entry.
+#[derive(Clone)]
+struct Pin {
+    fingerprint: String,
+    /// `  "device": "fingerprint"`, as `serde_json`'s pretty printer writes it.
+    line: Vec<u8>,
+}
+
+impl Pin {
+    fn new(device: &str, fingerprint: String) -> anyhow::Result<Pin> {
+        let mut line = b"  ".to_vec();
+        serde_json::to_writer(&mut line, device).context("encoding known hosts")?;
+        line.extend_from_slice(b": ");
+        serde_json::to_writer(&mut line, &fingerprint).context("encoding known hosts")?;
+        Ok(Pin { fingerprint, line })
+    }
 }
 
 /// One write of the file: its outcome, shared by every change it carries.
@@ -58,7 +80,7 @@ impl KnownHosts {
     /// # Errors
     /// When the file exists but cannot be read or is not the expected JSON.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
-        let pins = match tokio::fs::read(path).await {
+        let pins: BTreeMap<String, String> = match tokio::fs::read(path).await {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .with_context(|| format!("parsing known hosts file {}", path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
@@ -71,7 +93,14 @@ impl KnownHosts {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 state: Mutex::new(State {
-                    pins,
+                    pins: Arc::new(
+                        pins.into_iter()
+                            .map(|(device, fingerprint)| {
+                                let pin = Pin::new(&device, fingerprint)?;
+                                Ok((device, pin))
+                            })
+                            .collect::<anyhow::Result<_>>()?,
+                    ),
                     pending: Vec::new(),
                     open: Arc::default(),
                 }),
@@ -83,7 +112,11 @@ impl KnownHosts {
 
     /// The fingerprint pinned for `device`, if any (only pins already on disk).
     pub async fn get(&self, device: &DeviceId) -> Option<String> {
-        self.inner.state().pins.get(device.as_str()).cloned()
+        self.inner
+            .state()
+            .pins
+            .get(device.as_str())
+            .map(|pin| pin.fingerprint.clone())
     }
 
     /// Pins `fingerprint` for `device`; returns once the file holding it is on
@@ -161,7 +194,7 @@ impl Inner {
     /// Writes `batch` if it is still the open one: the pins on disk plus
     /// every pending change; on success those become the pins on disk.
     fn write_batch(&self, batch: &Arc<Batch>, _writer: OwnedMutexGuard<()>) {
-        let (next, pending) = {
+        let (on_disk, pending) = {
             let mut state = self.state();
             if !Arc::ptr_eq(&state.open, batch) {
                 // Taken by a writer that never finished (a panic): leave the
@@ -169,24 +202,18 @@ impl Inner {
                 return;
             }
             state.open = Arc::default();
-            let pending = std::mem::take(&mut state.pending);
-            let mut next = state.pins.clone();
-            for (device, value) in &pending {
-                match value {
-                    Some(fingerprint) => next.insert(device.clone(), fingerprint.clone()),
-                    None => next.remove(device),
-                };
-            }
-            (next, pending.len())
+            (Arc::clone(&state.pins), std::mem::take(&mut state.pending))
         };
-        let written = persist(&self.path, &next);
+        let written = encode(&on_disk, &pending).and_then(|body| persist(&self.path, &body));
+        drop(on_disk);
         self.writes.fetch_add(1, Ordering::Relaxed);
         let outcome = match written {
             Ok(()) => {
-                self.state().pins = next;
-                Ok(())
+                let mut state = self.state();
+                // Unshared by now (the writer dropped its share), so no copy.
+                apply(Arc::make_mut(&mut state.pins), pending)
             }
-            Err(e) => Err(format!("{e:#} ({pending} pending changes dropped)")),
+            Err(e) => Err(format!("{e:#} ({} pending changes dropped)", pending.len())),
         };
         // Set only here, by the writer that took the batch.
         let _ = batch.outcome.set(outcome);
@@ -206,10 +233,72 @@ impl HostKeys for KnownHosts {
     }
 }
 
-/// Replaces the file with `pins`, owner-only: a temporary file written and
+/// Applies `pending` in order; a pin whose line cannot be encoded fails
+/// them all (none is kept, as the file was written with every one).
+fn apply(
+    pins: &mut BTreeMap<String, Pin>,
+    pending: Vec<(String, Option<String>)>,
+) -> Result<(), String> {
+    for (device, value) in pending {
+        match value {
+            Some(fingerprint) => {
+                let pin = Pin::new(&device, fingerprint).map_err(|e| format!("{e:#}"))?;
+                pins.insert(device, pin);
+            }
+            None => {
+                pins.remove(&device);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The file's JSON, as `serde_json::to_vec_pretty` writes a map: the pins
+/// on disk with `pending` applied in order, merged in key order, the
+/// unchanged pins copied from their encoded lines.
+fn encode(
+    on_disk: &BTreeMap<String, Pin>,
+    pending: &[(String, Option<String>)],
+) -> anyhow::Result<Vec<u8>> {
+    // The last change of each device wins.
+    let changes: BTreeMap<&str, Option<&str>> = pending
+        .iter()
+        .map(|(device, value)| (device.as_str(), value.as_deref()))
+        .collect();
+    let size = on_disk.values().map(|p| p.line.len() + 2).sum::<usize>();
+    let mut out = Vec::with_capacity(size + 64 * changes.len() + 4);
+    let mut first = true;
+    let mut emit = |line: &[u8]| {
+        out.extend_from_slice(if first { b"{\n" } else { b",\n" });
+        out.extend_from_slice(line);
+        first = false;
+    };
+    let mut changes = changes.into_iter().peekable();
+    for (device, pin) in on_disk {
+        while let Some((changed, value)) = changes.next_if(|(d, _)| *d < device.as_str()) {
+            if let Some(fingerprint) = value {
+                emit(&Pin::new(changed, fingerprint.to_owned())?.line);
+            }
+        }
+        match changes.next_if(|(d, _)| *d == device.as_str()) {
+            Some((_, Some(fingerprint))) => emit(&Pin::new(device, fingerprint.to_owned())?.line),
+            Some((_, None)) => {}
+            None => emit(&pin.line),
+        }
+    }
+    for (changed, value) in changes {
+        if let Some(fingerprint) = value {
+            emit(&Pin::new(changed, fingerprint.to_owned())?.line);
+        }
+    }
+    out.extend_from_slice(if first { b"{}" } else { b"\n}" });
+    Ok(out)
+}
+
+/// Replaces the file with `body`, owner-only: a temporary file written and
 /// fsync'd, renamed over the old one, then the directory fsync'd so the
 /// rename itself survives a crash.
-fn persist(path: &Path, pins: &BTreeMap<String, String>) -> anyhow::Result<()> {
+fn persist(path: &Path, body: &[u8]) -> anyhow::Result<()> {
     let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -217,7 +306,6 @@ fn persist(path: &Path, pins: &BTreeMap<String, String>) -> anyhow::Result<()> {
         }
         None => Path::new("."),
     };
-    let body = serde_json::to_vec_pretty(pins).context("encoding known hosts")?;
     let tmp = path.with_extension("json.tmp");
     let mut file = OpenOptions::new()
         .write(true)
@@ -228,7 +316,7 @@ fn persist(path: &Path, pins: &BTreeMap<String, String>) -> anyhow::Result<()> {
         .with_context(|| format!("opening {}", tmp.display()))?;
     // `mode` applies only to a new file; a leftover one keeps its own.
     file.set_permissions(Permissions::from_mode(0o600))
-        .and_then(|()| file.write_all(&body))
+        .and_then(|()| file.write_all(body))
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", tmp.display()))?;
     drop(file);
@@ -247,6 +335,42 @@ mod tests {
 
     fn id(i: usize) -> DeviceId {
         DeviceId::parse(&format!("r{i}")).expect("id")
+    }
+
+    #[test]
+    fn a_merged_file_is_what_serde_json_would_write_for_the_map() {
+        // Arrange: pins on disk, then changes before, between, on and after them.
+        let mut pins = BTreeMap::new();
+        for (device, fp) in [("r2", "SHA256:b"), ("r4", "SHA256:d"), ("r6", "SHA256:f")] {
+            pins.insert(
+                device.to_owned(),
+                Pin::new(device, fp.to_owned()).expect("pin"),
+            );
+        }
+        let change = |d: &str, v: Option<&str>| (d.to_owned(), v.map(str::to_owned));
+        let pending = vec![
+            change("r1", Some("SHA256:a")),
+            change("r4", None),
+            change("r6", Some("SHA256:old")),
+            change("r6", Some("SHA256:new")),
+            change("r9", Some("SHA256:z")),
+            change("r5", None),
+        ];
+
+        // Act
+        let merged = encode(&pins, &pending).expect("encode");
+        let empty = encode(&BTreeMap::new(), &[]).expect("encode nothing");
+
+        // Assert
+        let expected: BTreeMap<&str, &str> = [
+            ("r1", "SHA256:a"),
+            ("r2", "SHA256:b"),
+            ("r6", "SHA256:new"),
+            ("r9", "SHA256:z"),
+        ]
+        .into();
+        assert_eq!(merged, serde_json::to_vec_pretty(&expected).expect("json"));
+        assert_eq!(empty, b"{}");
     }
 
     fn on_disk(path: &Path) -> BTreeMap<String, String> {
