@@ -225,6 +225,11 @@ impl Store {
                 }
                 Some(_) => {}
             }
+            // A statement of its own, after the lock: under PostgreSQL's READ
+            // COMMITTED a statement that waited for the row lock keeps its
+            // starting snapshot for every other table, so reading the newest
+            // snapshot in the locking statement (one round trip fewer) misses
+            // a concurrent ingest's commit and forks the history.
             let newest: Option<NewestRow> = sqlx::query_as(
                 "SELECT snapshot_id, sha256_hash, collected_at \
                  FROM snapshot WHERE device_id = $1 ORDER BY snapshot_id DESC LIMIT 1",
