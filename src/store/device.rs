@@ -296,9 +296,11 @@ impl Store {
         self.record_attempts(&[(device_id, at, attempt)]).await
     }
 
-    /// Records several attempts in order, in one transaction: a node
-    /// receiving reports of a whole pass commits (and flushes) once per
-    /// batch, not once per device. An unknown device is skipped.
+    /// Records several attempts, in one transaction: a node receiving
+    /// reports of a whole pass commits (and flushes) once per batch, not
+    /// once per device. Rows are updated in device order (each device's
+    /// attempts in the order given), so batches of two nodes never wait for
+    /// each other's row locks in a cycle. An unknown device is skipped.
     ///
     /// # Errors
     /// Database failures; then none of the batch is recorded.
@@ -306,9 +308,12 @@ impl Store {
         &self,
         attempts: &[(&str, DateTime<Utc>, &Attempt)],
     ) -> Result<()> {
+        let mut ordered = attempts.to_vec();
+        // Stable: one device's attempts keep their order.
+        ordered.sort_by_key(|(device_id, _, _)| *device_id);
         on_db!(&self.db, pool, d => {
             let mut tx = pool.begin_with(d.begin_write).await?;
-            for (device_id, at, attempt) in attempts {
+            for (device_id, at, attempt) in &ordered {
                 update_state!(&mut *tx, *device_id, *at, *attempt)?;
             }
             tx.commit().await?;

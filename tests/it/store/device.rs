@@ -15,6 +15,7 @@ both_backends!(
     reset_host_key_forgets_the_key_lifts_its_block_and_audits_the_actor,
     record_attempt_updates_the_backup_state_and_counts_failures,
     record_attempts_applies_a_batch_in_order_in_one_call,
+    concurrent_batches_in_opposite_device_order_both_commit,
     an_ingested_snapshot_is_a_success_unless_a_later_attempt_is_recorded,
     list_devices_shows_each_devices_newest_snapshot,
 );
@@ -187,6 +188,28 @@ async fn record_attempts_applies_a_batch_in_order_in_one_call(t: &TestStore) {
     assert_eq!(r2.last_status.as_deref(), Some("failed"));
     assert_eq!(r2.blocked_reason.as_deref(), Some("auth_failed"));
     assert_eq!(r2.consecutive_failures, 1);
+}
+
+async fn concurrent_batches_in_opposite_device_order_both_commit(t: &TestStore) {
+    // Arrange: two nodes' batches naming the same devices in opposite orders
+    // (on PostgreSQL, row locks taken in those orders would deadlock).
+    let s = &t.store;
+    let at = Utc::now().trunc_subsecs(6);
+    let forward = [
+        ("r1", at, &Attempt::Success),
+        ("r2", at, &Attempt::Success),
+        ("x1", at, &Attempt::Success),
+    ];
+    let mut backward = forward;
+    backward.reverse();
+
+    // Act + Assert
+    for round in 0..20 {
+        let (a, b) = tokio::join!(s.record_attempts(&forward), s.record_attempts(&backward));
+        assert!(a.is_ok() && b.is_ok(), "round {round}: {a:?} / {b:?}");
+    }
+    let x1 = s.get_device("t2", "x1").await.expect("x1");
+    assert_eq!(x1.last_success_at, Some(at));
 }
 
 async fn record_attempt_updates_the_backup_state_and_counts_failures(t: &TestStore) {
