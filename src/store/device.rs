@@ -109,11 +109,17 @@ const STATE_SELECT: &str = "SELECT d.device_id, d.tenant_id, d.name, d.host, d.p
 
 impl Store {
     /// Mirrors the configured tenants and devices: upserts them, and marks
-    /// devices no longer configured inactive (their history stays).
+    /// devices no longer configured inactive (their history stays). Runs
+    /// again when PostgreSQL aborts it for a deadlock with another node's
+    /// writes (up to 3 times in all).
     ///
     /// # Errors
     /// Database failures; nothing is changed then.
     pub async fn sync_fleet(&self, fleet: &Fleet) -> Result<()> {
+        super::retry_conflicts("mirroring the fleet", || self.sync_fleet_once(fleet)).await
+    }
+
+    async fn sync_fleet_once(&self, fleet: &Fleet) -> Result<()> {
         let now = Utc::now();
         on_db!(&self.db, pool, d => {
             let mut tx = pool.begin_with(d.begin_write).await?;
@@ -300,7 +306,8 @@ impl Store {
     /// reports of a whole pass commits (and flushes) once per batch, not
     /// once per device. Rows are updated in device order (each device's
     /// attempts in the order given), so batches of two nodes never wait for
-    /// each other's row locks in a cycle. An unknown device is skipped.
+    /// each other's row locks in a cycle; a batch aborted by PostgreSQL for
+    /// a deadlock with a fleet sync runs again. An unknown device is skipped.
     ///
     /// # Errors
     /// Database failures; then none of the batch is recorded.
@@ -311,9 +318,13 @@ impl Store {
         let mut ordered = attempts.to_vec();
         // Stable: one device's attempts keep their order.
         ordered.sort_by_key(|(device_id, _, _)| *device_id);
+        super::retry_conflicts("recording attempts", || self.record_ordered(&ordered)).await
+    }
+
+    async fn record_ordered(&self, ordered: &[(&str, DateTime<Utc>, &Attempt)]) -> Result<()> {
         on_db!(&self.db, pool, d => {
             let mut tx = pool.begin_with(d.begin_write).await?;
-            for (device_id, at, attempt) in &ordered {
+            for (device_id, at, attempt) in ordered {
                 update_state!(&mut *tx, *device_id, *at, *attempt)?;
             }
             tx.commit().await?;

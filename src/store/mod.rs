@@ -8,6 +8,7 @@
 //! both backends through [`on_db!`], which instantiates the same code for each
 //! pool type; `$1` placeholders work on both.
 
+use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -65,6 +66,48 @@ impl Error {
     /// Whether retrying later may succeed (a nak rather than a terminate).
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Unavailable(_) | Error::DiskFull(_))
+    }
+
+    /// Whether PostgreSQL aborted the transaction for a deadlock or a
+    /// serialization failure: running it again right away succeeds.
+    fn is_conflict(&self) -> bool {
+        match self {
+            Error::Unavailable(sqlx::Error::Database(db)) => {
+                db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some()
+                    && matches!(db.code().as_deref(), Some("40001" | "40P01"))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Transactions run at most this often when PostgreSQL aborts them for a
+/// conflict ([`retry_conflicts`]).
+const CONFLICT_ATTEMPTS: u32 = 3;
+
+/// Runs `op`, and again (up to [`CONFLICT_ATTEMPTS`] in all) while
+/// PostgreSQL aborts it for a deadlock or serialization failure. A fleet
+/// sync locks every device row in table order, an attempt batch its
+/// devices in id order: when the two meet, PostgreSQL aborts one of them,
+/// which then runs again once the other has committed.
+async fn retry_conflicts<T, F, Fut>(what: &str, mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(e) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
+                tracing::info!(
+                    attempt,
+                    "{what} met a concurrent transaction; running it again"
+                );
+                attempt += 1;
+            }
+            done => return done,
+        }
     }
 }
 

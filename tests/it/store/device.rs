@@ -16,6 +16,7 @@ both_backends!(
     record_attempt_updates_the_backup_state_and_counts_failures,
     record_attempts_applies_a_batch_in_order_in_one_call,
     concurrent_batches_in_opposite_device_order_both_commit,
+    a_fleet_sync_and_attempt_batches_at_once_all_commit,
     an_ingested_snapshot_is_a_success_unless_a_later_attempt_is_recorded,
     list_devices_shows_each_devices_newest_snapshot,
 );
@@ -210,6 +211,28 @@ async fn concurrent_batches_in_opposite_device_order_both_commit(t: &TestStore) 
     }
     let x1 = s.get_device("t2", "x1").await.expect("x1");
     assert_eq!(x1.last_success_at, Some(at));
+}
+
+async fn a_fleet_sync_and_attempt_batches_at_once_all_commit(t: &TestStore) {
+    // Arrange: devices whose table order (z9 added first) is the reverse of
+    // their id order, the order batches lock them in; on PostgreSQL the two
+    // meet in a deadlock and one is aborted.
+    let s = &t.store;
+    let devices = fleet(&[("z9", "t1"), ("a9", "t1")]);
+    s.sync_fleet(&devices).await.expect("first sync");
+    let at = Utc::now().trunc_subsecs(6);
+    let batch = [("a9", at, &Attempt::Success), ("z9", at, &Attempt::Success)];
+
+    // Act + Assert: the aborted one runs again.
+    for round in 0..20 {
+        let (synced, recorded) = tokio::join!(s.sync_fleet(&devices), s.record_attempts(&batch));
+        assert!(
+            synced.is_ok() && recorded.is_ok(),
+            "round {round}: {synced:?} / {recorded:?}"
+        );
+    }
+    let a9 = s.get_device("t1", "a9").await.expect("a9");
+    assert_eq!(a9.last_success_at, Some(at));
 }
 
 async fn record_attempt_updates_the_backup_state_and_counts_failures(t: &TestStore) {
