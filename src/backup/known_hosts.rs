@@ -59,14 +59,20 @@ struct Pin {
 }
 
 impl Pin {
-    fn new(device: &str, fingerprint: String) -> anyhow::Result<Pin> {
+    fn new(device: &str, fingerprint: String) -> Pin {
+        const INFALLIBLE: &str = "BUG: encoding a string into a Vec cannot fail";
         let mut line = b"  ".to_vec();
-        serde_json::to_writer(&mut line, device).context("encoding known hosts")?;
+        serde_json::to_writer(&mut line, device).expect(INFALLIBLE);
         line.extend_from_slice(b": ");
-        serde_json::to_writer(&mut line, &fingerprint).context("encoding known hosts")?;
-        Ok(Pin { fingerprint, line })
+        serde_json::to_writer(&mut line, &fingerprint).expect(INFALLIBLE);
+        Pin { fingerprint, line }
     }
 }
+
+/// A batch's changes by device, the last of each device's winning: a new
+/// pin (its line encoded once, for the file and then for memory) or `None`
+/// to forget.
+type Changes = BTreeMap<String, Option<Pin>>;
 
 /// One write of the file: its outcome, shared by every change it carries.
 #[derive(Default)]
@@ -96,10 +102,10 @@ impl KnownHosts {
                     pins: Arc::new(
                         pins.into_iter()
                             .map(|(device, fingerprint)| {
-                                let pin = Pin::new(&device, fingerprint)?;
-                                Ok((device, pin))
+                                let pin = Pin::new(&device, fingerprint);
+                                (device, pin)
                             })
-                            .collect::<anyhow::Result<_>>()?,
+                            .collect(),
                     ),
                     pending: Vec::new(),
                     open: Arc::default(),
@@ -204,16 +210,25 @@ impl Inner {
             state.open = Arc::default();
             (Arc::clone(&state.pins), std::mem::take(&mut state.pending))
         };
-        let written = encode(&on_disk, &pending).and_then(|body| persist(&self.path, &body));
+        let count = pending.len();
+        let changes = changes(pending);
+        let written = persist(&self.path, &encode(&on_disk, &changes));
         drop(on_disk);
         self.writes.fetch_add(1, Ordering::Relaxed);
         let outcome = match written {
             Ok(()) => {
                 let mut state = self.state();
                 // Unshared by now (the writer dropped its share), so no copy.
-                apply(Arc::make_mut(&mut state.pins), pending)
+                let pins = Arc::make_mut(&mut state.pins);
+                for (device, pin) in changes {
+                    match pin {
+                        Some(pin) => pins.insert(device, pin),
+                        None => pins.remove(&device),
+                    };
+                }
+                Ok(())
             }
-            Err(e) => Err(format!("{e:#} ({} pending changes dropped)", pending.len())),
+            Err(e) => Err(format!("{e:#} ({count} pending changes dropped)")),
         };
         // Set only here, by the writer that took the batch.
         let _ = batch.outcome.set(outcome);
@@ -233,66 +248,43 @@ impl HostKeys for KnownHosts {
     }
 }
 
-/// Applies `pending` in order; a pin whose line cannot be encoded fails
-/// them all (none is kept, as the file was written with every one).
-fn apply(
-    pins: &mut BTreeMap<String, Pin>,
-    pending: Vec<(String, Option<String>)>,
-) -> Result<(), String> {
-    for (device, value) in pending {
-        match value {
-            Some(fingerprint) => {
-                let pin = Pin::new(&device, fingerprint).map_err(|e| format!("{e:#}"))?;
-                pins.insert(device, pin);
-            }
-            None => {
-                pins.remove(&device);
-            }
-        }
-    }
-    Ok(())
+/// `pending`, in arrival order, as [`Changes`]: each new pin encoded, the
+/// last change of each device kept.
+fn changes(pending: Vec<(String, Option<String>)>) -> Changes {
+    pending
+        .into_iter()
+        .map(|(device, value)| {
+            let pin = value.map(|fingerprint| Pin::new(&device, fingerprint));
+            (device, pin)
+        })
+        .collect()
 }
 
 /// The file's JSON, as `serde_json::to_vec_pretty` writes a map: the pins
-/// on disk with `pending` applied in order, merged in key order, the
-/// unchanged pins copied from their encoded lines.
-fn encode(
-    on_disk: &BTreeMap<String, Pin>,
-    pending: &[(String, Option<String>)],
-) -> anyhow::Result<Vec<u8>> {
-    // The last change of each device wins.
-    let changes: BTreeMap<&str, Option<&str>> = pending
-        .iter()
-        .map(|(device, value)| (device.as_str(), value.as_deref()))
-        .collect();
+/// on disk and the `changes` merged in key order, every line copied from
+/// its encoding.
+fn encode(on_disk: &BTreeMap<String, Pin>, changes: &Changes) -> Vec<u8> {
     let size = on_disk.values().map(|p| p.line.len() + 2).sum::<usize>();
     let mut out = Vec::with_capacity(size + 64 * changes.len() + 4);
     let mut first = true;
-    let mut emit = |line: &[u8]| {
+    let mut emit = |pin: &Pin| {
         out.extend_from_slice(if first { b"{\n" } else { b",\n" });
-        out.extend_from_slice(line);
+        out.extend_from_slice(&pin.line);
         first = false;
     };
-    let mut changes = changes.into_iter().peekable();
+    let mut changes = changes.iter().peekable();
     for (device, pin) in on_disk {
-        while let Some((changed, value)) = changes.next_if(|(d, _)| *d < device.as_str()) {
-            if let Some(fingerprint) = value {
-                emit(&Pin::new(changed, fingerprint.to_owned())?.line);
-            }
+        while let Some((_, change)) = changes.next_if(|(d, _)| *d < device) {
+            change.iter().for_each(&mut emit);
         }
-        match changes.next_if(|(d, _)| *d == device.as_str()) {
-            Some((_, Some(fingerprint))) => emit(&Pin::new(device, fingerprint.to_owned())?.line),
-            Some((_, None)) => {}
-            None => emit(&pin.line),
+        match changes.next_if(|(d, _)| *d == device) {
+            Some((_, change)) => change.iter().for_each(&mut emit),
+            None => emit(pin),
         }
     }
-    for (changed, value) in changes {
-        if let Some(fingerprint) = value {
-            emit(&Pin::new(changed, fingerprint.to_owned())?.line);
-        }
-    }
+    changes.for_each(|(_, change)| change.iter().for_each(&mut emit));
     out.extend_from_slice(if first { b"{}" } else { b"\n}" });
-    Ok(out)
+    out
 }
 
 /// Replaces the file with `body`, owner-only: a temporary file written and
@@ -342,10 +334,7 @@ mod tests {
         // Arrange: pins on disk, then changes before, between, on and after them.
         let mut pins = BTreeMap::new();
         for (device, fp) in [("r2", "SHA256:b"), ("r4", "SHA256:d"), ("r6", "SHA256:f")] {
-            pins.insert(
-                device.to_owned(),
-                Pin::new(device, fp.to_owned()).expect("pin"),
-            );
+            pins.insert(device.to_owned(), Pin::new(device, fp.to_owned()));
         }
         let change = |d: &str, v: Option<&str>| (d.to_owned(), v.map(str::to_owned));
         let pending = vec![
@@ -358,8 +347,8 @@ mod tests {
         ];
 
         // Act
-        let merged = encode(&pins, &pending).expect("encode");
-        let empty = encode(&BTreeMap::new(), &[]).expect("encode nothing");
+        let merged = encode(&pins, &changes(pending));
+        let empty = encode(&BTreeMap::new(), &Changes::new());
 
         // Assert
         let expected: BTreeMap<&str, &str> = [
