@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/cfgsnap-target}"
-cargo build --release --bins
+cargo build --release -p cfgsnap -p routeros-sim
 bin="$CARGO_TARGET_DIR/release"
 "$bin/routeros-sim" --listen 127.0.0.1:2201 --devices 3 --lines 300 --change-every 3 &
 sim=$!

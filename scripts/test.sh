@@ -98,4 +98,4 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/cfgsnap-target}"
 extra=()
 if [ "${1:-}" = "--" ]; then shift; extra=("$@"); fi
 log "running the suite (target dir $CARGO_TARGET_DIR)"
-cargo test --all-targets --locked -- "${extra[@]}"
+cargo test --workspace --all-targets --locked -- "${extra[@]}"

@@ -50,6 +50,8 @@ pub struct App {
     consumers: Stage,
     store: Option<Store>,
     bus: Bus,
+    /// What the API's handlers share, when this node serves the API.
+    api_state: Option<AppState>,
     reloader: Reloader,
     shutdown_timeout: std::time::Duration,
 }
@@ -179,7 +181,7 @@ impl Parts<'_> {
         &self,
         listener: std::net::TcpListener,
         auth: AuthConfig,
-    ) -> anyhow::Result<actix_web::dev::Server> {
+    ) -> anyhow::Result<(actix_web::dev::Server, AppState)> {
         let store = self
             .store
             .clone()
@@ -202,7 +204,7 @@ impl Parts<'_> {
             self.producers.token.clone(),
             &self.producers.tracker,
         );
-        Ok(api::build_server(state, listener)?)
+        Ok((api::build_server(state.clone(), listener)?, state))
     }
 }
 
@@ -349,20 +351,21 @@ impl App {
         };
         parts.spawn_consumers().await?;
         let scheduler = parts.spawn_producers().await?;
-        let (server, port) = match listener {
+        let (server, api_state, port) = match listener {
             Some((listener, auth)) => {
                 let port = listener.local_addr()?.port();
-                let server = parts.build_api(listener, auth)?;
+                let (server, state) = parts.build_api(listener, auth)?;
                 info!(port, "HTTP API listening");
-                (Some(server), Some(port))
+                (Some(server), Some(state), Some(port))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         Ok(App {
             port,
             server,
             store: parts.store.clone(),
             bus: parts.bus,
+            api_state,
             producers: parts.producers,
             consumers: parts.consumers,
             reloader: Reloader {
@@ -377,6 +380,28 @@ impl App {
     /// The HTTP port, when this node serves the API.
     pub fn port(&self) -> Option<u16> {
         self.port
+    }
+
+    /// The store, when a role of this node opens it.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// The bus the node's roles talk on: one more responder or requester
+    /// attached here is one more node on the same bus.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// What the API's handlers share (limiter, metrics, background writes),
+    /// when this node serves the API.
+    pub fn api_state(&self) -> Option<&AppState> {
+        self.api_state.as_ref()
+    }
+
+    /// The fleet as the node sees it, following reloads.
+    pub fn fleet(&self) -> watch::Receiver<Arc<Fleet>> {
+        self.reloader.fleet.subscribe()
     }
 
     /// A handle that applies a new configuration (SIGHUP).

@@ -11,7 +11,7 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use cfgsnap::backup::normalize::{normalize, sha256_hex};
-use cfgsnap::sim::{DeviceSpec, Fault, Simulator};
+use routeros_sim::{DeviceSpec, Fault, Simulator};
 use serde_json::Value;
 
 use crate::helpers::{
@@ -496,7 +496,8 @@ async fn backup_history_and_diff_work_the_same_on_postgresql() {
     within(TEST_TIMEOUT, async {
         // Arrange: the same configuration, its store moved to a fresh
         // PostgreSQL database by an environment override.
-        let (name, url) = crate::pg::create_test_database().await;
+        let db = cfgsnap_testkit::ScratchDb::for_test().await;
+        let url = db.url();
         let sim = start_simulator(vec![DeviceSpec::default().with_change_every(2)]).await;
         let config = CliConfig::write(&sim, &CliOptions::default());
         let env = [("CFGSNAP__STORE__URL", url.as_str())];
@@ -524,7 +525,7 @@ async fn backup_history_and_diff_work_the_same_on_postgresql() {
                 .count(),
             1
         );
-        crate::pg::drop_test_database(name);
+        drop(db);
     })
     .await;
 }

@@ -10,7 +10,8 @@ use cfgsnap::lock::{self, Locker};
 use deadpool_redis::redis;
 use rand::RngCore as _;
 
-const REDIS_URL: &str = "redis://127.0.0.1:6379";
+use cfgsnap_testkit::Stack;
+use cfgsnap_testkit::service::REDIS_URL;
 
 fn random_hex() -> String {
     let mut b = [0u8; 6];
@@ -36,7 +37,16 @@ fn local_locker() -> Locker {
     Locker::connect("local", "backup:device:").expect("local locker")
 }
 
-async fn holder_excludes_others_until_released(locker: Locker) {
+/// The locker of `stack`: Redis with a per-test prefix, or the in-process one.
+async fn locker(stack: Stack) -> Locker {
+    match stack {
+        Stack::Served => redis_locker().await,
+        Stack::Embedded => local_locker(),
+    }
+}
+
+async fn holder_excludes_others_until_released(stack: Stack) {
+    let locker = locker(stack).await;
     // Arrange
     let d = device();
     let ttl = Duration::from_secs(30);
@@ -61,7 +71,8 @@ async fn holder_excludes_others_until_released(locker: Locker) {
         .expect("release");
 }
 
-async fn a_dead_holder_frees_the_device_after_the_ttl(locker: Locker) {
+async fn a_dead_holder_frees_the_device_after_the_ttl(stack: Stack) {
+    let locker = locker(stack).await;
     // Arrange: a holder that dies without releasing.
     let d = device();
     let ttl = Duration::from_millis(300);
@@ -97,7 +108,8 @@ async fn a_dead_holder_frees_the_device_after_the_ttl(locker: Locker) {
     taken.release().await.expect("release");
 }
 
-async fn an_expired_holder_cannot_release_or_extend_its_successors_lock(locker: Locker) {
+async fn an_expired_holder_cannot_release_or_extend_its_successors_lock(stack: Stack) {
+    let locker = locker(stack).await;
     // Arrange: A's lock lapses, B takes it.
     let d = device();
     let a = locker
@@ -133,7 +145,8 @@ async fn an_expired_holder_cannot_release_or_extend_its_successors_lock(locker: 
     b.release().await.expect("release");
 }
 
-async fn last_success_round_trips(locker: Locker) {
+async fn last_success_round_trips(stack: Stack) {
+    let locker = locker(stack).await;
     let d = device();
     assert_eq!(locker.last_success(&d).await.expect("up"), None);
     let at = chrono::Utc::now();
@@ -152,18 +165,7 @@ async fn last_success_round_trips(locker: Locker) {
     );
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        $(mod $name {
-            #[tokio::test]
-            async fn redis() { super::$name(super::redis_locker().await).await }
-            #[tokio::test]
-            async fn local() { super::$name(super::local_locker()).await }
-        })*
-    };
-}
-
-both!(
+on_both_stacks!(
     holder_excludes_others_until_released,
     a_dead_holder_frees_the_device_after_the_ttl,
     an_expired_holder_cannot_release_or_extend_its_successors_lock,

@@ -1,4 +1,9 @@
-//! Integration tests: one crate, one module per feature.
+//! Integration tests: one crate, one module per feature. What they share
+//! with the benchmarks (stacks, scratch databases, nodes, tokens, the
+//! simulated fleet) comes from the `cfgsnap-testkit` crate.
+
+#[macro_use]
+extern crate cfgsnap_testkit;
 
 mod api;
 mod app;
@@ -10,7 +15,6 @@ mod helpers;
 mod hostile;
 mod lock;
 mod openssh;
-mod pg;
 mod sim;
 mod sshd;
 mod store;

@@ -12,7 +12,7 @@ use cfgsnap::config::AuthSettings;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use super::{Backend, SECRET, TENANT_A, TENANT_B, assert_problem, both_backends, spawn_api};
+use super::{SECRET, Stack, TENANT_A, TENANT_B, assert_problem, on_both_stacks, spawn_api};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -69,14 +69,14 @@ async fn assert_refused(api: &super::TestApi, token: &str, why: &str) {
     );
 }
 
-async fn a_valid_token_is_accepted(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn a_valid_token_is_accepted(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     let resp = api.list_devices(TENANT_A, &hs256(&claims())).await;
     assert_eq!(resp.status().as_u16(), 200);
 }
 
-async fn missing_or_non_bearer_credentials_get_401_with_a_challenge(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn missing_or_non_bearer_credentials_get_401_with_a_challenge(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     let url = format!("{}/api/tenants/{TENANT_A}/devices", api.address);
     for header in [
         None,
@@ -98,8 +98,8 @@ async fn missing_or_non_bearer_credentials_get_401_with_a_challenge(backend: Bac
     }
 }
 
-async fn expired_not_yet_valid_and_badly_signed_tokens_get_401(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn expired_not_yet_valid_and_badly_signed_tokens_get_401(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     let mut expired = claims();
     expired["exp"] = json!(now() - 3600);
     assert_refused(&api, &hs256(&expired), "expired").await;
@@ -124,8 +124,8 @@ async fn expired_not_yet_valid_and_badly_signed_tokens_get_401(backend: Backend)
     assert_refused(&api, &tampered, "tampered payload").await;
 }
 
-async fn alg_none_is_refused(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn alg_none_is_refused(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
     let mut admin = claims();
     admin["role"] = json!("super_admin");
@@ -138,8 +138,8 @@ async fn alg_none_is_refused(backend: Backend) {
     }
 }
 
-async fn missing_claims_and_unknown_roles_are_refused(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn missing_claims_and_unknown_roles_are_refused(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     for field in ["sub", "tenant_id", "role", "exp"] {
         let mut c = claims();
         c.as_object_mut().expect("object").remove(field);
@@ -159,8 +159,8 @@ async fn missing_claims_and_unknown_roles_are_refused(backend: Backend) {
     }
 }
 
-async fn issuer_and_audience_are_checked_when_configured(backend: Backend) {
-    let api = spawn_api(backend, |s| {
+async fn issuer_and_audience_are_checked_when_configured(stack: Stack) {
+    let api = spawn_api(stack, |s| {
         s.auth.issuer = Some("https://idp.test".into());
         s.auth.audience = Some("cfgsnap".into());
     })
@@ -190,8 +190,8 @@ async fn issuer_and_audience_are_checked_when_configured(backend: Backend) {
     }
 }
 
-async fn an_rs256_configuration_refuses_hs256_and_foreign_keys(backend: Backend) {
-    let api = spawn_api(backend, with_public_key("rsa.pub.pem")).await;
+async fn an_rs256_configuration_refuses_hs256_and_foreign_keys(stack: Stack) {
+    let api = spawn_api(stack, with_public_key("rsa.pub.pem")).await;
     let ok = sign(&claims(), Algorithm::RS256, &rsa_key("rsa.key"));
     assert_eq!(api.list_devices(TENANT_A, &ok).await.status().as_u16(), 200);
     // Algorithm confusion: the public key's PEM used as an HMAC secret.
@@ -205,8 +205,8 @@ async fn an_rs256_configuration_refuses_hs256_and_foreign_keys(backend: Backend)
     assert_refused(&api, &ps256, "PS256 with the right key").await;
 }
 
-async fn an_eddsa_configuration_accepts_only_eddsa(backend: Backend) {
-    let api = spawn_api(backend, with_public_key("ed25519.pub.pem")).await;
+async fn an_eddsa_configuration_accepts_only_eddsa(stack: Stack) {
+    let api = spawn_api(stack, with_public_key("ed25519.pub.pem")).await;
     let ed = EncodingKey::from_ed_pem(&std::fs::read(fixture("ed25519.key")).expect("fixture"))
         .expect("Ed25519 key");
     let ok = sign(&claims(), Algorithm::EdDSA, &ed);
@@ -216,8 +216,8 @@ async fn an_eddsa_configuration_accepts_only_eddsa(backend: Backend) {
     assert_refused(&api, &rs, "RS256").await;
 }
 
-async fn roles_are_ordered_and_tenants_enforced(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn roles_are_ordered_and_tenants_enforced(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     let viewer = api.token("v", TENANT_A, Role::Viewer);
     let operator = api.token("o", TENANT_A, Role::Operator);
     let admin = api.token("a", TENANT_A, Role::Admin);
@@ -255,7 +255,7 @@ async fn roles_are_ordered_and_tenants_enforced(backend: Backend) {
     );
 }
 
-both_backends!(
+on_both_stacks!(
     a_valid_token_is_accepted,
     missing_or_non_bearer_credentials_get_401_with_a_challenge,
     expired_not_yet_valid_and_badly_signed_tokens_get_401,

@@ -4,13 +4,13 @@ use cfgsnap::api::Role;
 use cfgsnap::store::device::Attempt;
 
 use super::{
-    Backend, DEV_A1, DEV_A1_NAME, DEV_A2, DEV_B1, TENANT_A, TENANT_B, assert_problem,
-    both_backends, json_ok, spawn_api,
+    DEV_A1, DEV_A1_NAME, DEV_A2, DEV_B1, Stack, TENANT_A, TENANT_B, assert_problem, json_ok,
+    on_both_stacks, spawn_api,
 };
 
-async fn list_devices_returns_the_tenants_devices_with_backup_state(backend: Backend) {
+async fn list_devices_returns_the_tenants_devices_with_backup_state(stack: Stack) {
     // Arrange
-    let api = spawn_api(backend, |_| {}).await;
+    let api = spawn_api(stack, |_| {}).await;
     let newest = api.seed_versions(TENANT_A, DEV_A1, 2).await[1];
     api.store
         .record_attempt(
@@ -59,8 +59,8 @@ async fn list_devices_returns_the_tenants_devices_with_backup_state(backend: Bac
     assert_eq!(a2["newest_snapshot_id"], serde_json::Value::Null);
 }
 
-async fn get_device_returns_one_device_or_404(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn get_device_returns_one_device_or_404(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
 
     let body = json_ok(api.get_device(TENANT_A, DEV_A2, &token).await, 200).await;
@@ -82,9 +82,9 @@ async fn get_device_returns_one_device_or_404(backend: Backend) {
     .await;
 }
 
-async fn an_admin_resets_a_pinned_host_key_and_it_is_audited(backend: Backend) {
+async fn an_admin_resets_a_pinned_host_key_and_it_is_audited(stack: Stack) {
     // Arrange
-    let api = spawn_api(backend, |_| {}).await;
+    let api = spawn_api(stack, |_| {}).await;
     api.store
         .pin_host_key(DEV_A1, "SHA256:abcdef")
         .await
@@ -110,8 +110,8 @@ async fn an_admin_resets_a_pinned_host_key_and_it_is_audited(backend: Backend) {
     assert_eq!(reset["detail"]["previous_fingerprint"], "SHA256:abcdef");
 }
 
-async fn host_key_reset_needs_admin_and_a_visible_device(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn host_key_reset_needs_admin_and_a_visible_device(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     for role in [Role::Viewer, Role::Operator] {
         let token = api.token("bob", TENANT_A, role);
         assert_problem(
@@ -156,7 +156,7 @@ async fn host_key_reset_needs_admin_and_a_visible_device(backend: Backend) {
     assert_problem(resp, 405, "method_not_allowed").await;
 }
 
-both_backends!(
+on_both_stacks!(
     list_devices_returns_the_tenants_devices_with_backup_state,
     get_device_returns_one_device_or_404,
     an_admin_resets_a_pinned_host_key_and_it_is_audited,

@@ -5,8 +5,8 @@ use cfgsnap::api::Role;
 use serde_json::Value;
 
 use super::{
-    Backend, DEV_A1, DEV_A2, DEV_B1, TENANT_A, TENANT_B, assert_problem, both_backends,
-    config_text, json_ok, spawn_api, time,
+    DEV_A1, DEV_A2, DEV_B1, Stack, TENANT_A, TENANT_B, assert_problem, config_text, json_ok,
+    on_both_stacks, spawn_api, time,
 };
 
 fn ids(page: &Value, field: &str) -> Vec<i64> {
@@ -26,9 +26,9 @@ fn header(resp: &reqwest::Response, name: &str) -> String {
         .to_owned()
 }
 
-async fn snapshots_are_listed_newest_first_with_cursor_pagination(backend: Backend) {
+async fn snapshots_are_listed_newest_first_with_cursor_pagination(stack: Stack) {
     // Arrange
-    let api = spawn_api(backend, |_| {}).await;
+    let api = spawn_api(stack, |_| {}).await;
     let seeded = api.seed_versions(TENANT_A, DEV_A1, 5).await;
     api.seed_versions(TENANT_A, DEV_A2, 1).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
@@ -83,8 +83,8 @@ async fn snapshots_are_listed_newest_first_with_cursor_pagination(backend: Backe
     );
 }
 
-async fn bad_pagination_parameters_get_400(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn bad_pagination_parameters_get_400(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
     for query in [
         "limit=0",
@@ -99,8 +99,8 @@ async fn bad_pagination_parameters_get_400(backend: Backend) {
     }
 }
 
-async fn listings_of_unknown_or_foreign_devices_get_404(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn listings_of_unknown_or_foreign_devices_get_404(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     api.seed_versions(TENANT_B, DEV_B1, 1).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
     for did in ["nope", DEV_B1] {
@@ -119,9 +119,9 @@ async fn listings_of_unknown_or_foreign_devices_get_404(backend: Backend) {
     }
 }
 
-async fn snapshot_metadata_and_content_are_served(backend: Backend) {
+async fn snapshot_metadata_and_content_are_served(stack: Stack) {
     // Arrange
-    let api = spawn_api(backend, |_| {}).await;
+    let api = spawn_api(stack, |_| {}).await;
     let ids = api.seed_versions(TENANT_A, DEV_A1, 2).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
 
@@ -150,8 +150,8 @@ async fn snapshot_metadata_and_content_are_served(backend: Backend) {
     );
 }
 
-async fn unknown_and_malformed_snapshot_ids_are_404_and_400(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn unknown_and_malformed_snapshot_ids_are_404_and_400(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     let ids = api.seed_versions(TENANT_A, DEV_A1, 1).await;
     let b_ids = api.seed_versions(TENANT_B, DEV_B1, 1).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
@@ -210,8 +210,8 @@ async fn unknown_and_malformed_snapshot_ids_are_404_and_400(backend: Backend) {
     }
 }
 
-async fn download_names_the_file_after_the_device_and_time(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn download_names_the_file_after_the_device_and_time(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     let ids = api.seed_versions(TENANT_A, DEV_A1, 1).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
     let meta = json_ok(
@@ -238,9 +238,9 @@ async fn download_names_the_file_after_the_device_and_time(backend: Backend) {
     );
 }
 
-async fn diffs_are_unified_text_against_the_previous_or_a_chosen_snapshot(backend: Backend) {
+async fn diffs_are_unified_text_against_the_previous_or_a_chosen_snapshot(stack: Stack) {
     // Arrange
-    let api = spawn_api(backend, |_| {}).await;
+    let api = spawn_api(stack, |_| {}).await;
     let ids = api.seed_versions(TENANT_A, DEV_A1, 3).await;
     let other = api.seed_versions(TENANT_A, DEV_A2, 1).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
@@ -299,8 +299,8 @@ async fn diffs_are_unified_text_against_the_previous_or_a_chosen_snapshot(backen
     }
 }
 
-async fn the_change_timeline_lists_changed_snapshots_with_summaries(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn the_change_timeline_lists_changed_snapshots_with_summaries(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     let ids = api.seed_versions(TENANT_A, DEV_A1, 4).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
 
@@ -342,8 +342,8 @@ fn ids_of(page: &Value) -> Vec<i64> {
     ids(page, "snapshot_id")
 }
 
-async fn the_audit_log_is_paginated_and_tenant_scoped(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn the_audit_log_is_paginated_and_tenant_scoped(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     api.seed_versions(TENANT_A, DEV_A1, 3).await;
     api.seed_versions(TENANT_B, DEV_B1, 1).await;
     let admin = api.token("carol", TENANT_A, Role::Admin);
@@ -375,7 +375,7 @@ async fn the_audit_log_is_paginated_and_tenant_scoped(backend: Backend) {
     );
 }
 
-both_backends!(
+on_both_stacks!(
     snapshots_are_listed_newest_first_with_cursor_pagination,
     bad_pagination_parameters_get_400,
     listings_of_unknown_or_foreign_devices_get_404,

@@ -5,7 +5,7 @@
 use cfgsnap::api::Role;
 
 use super::{
-    Backend, DEV_A1, DEV_B1, TENANT_A, TENANT_B, TestApi, assert_problem, both_backends, spawn_api,
+    DEV_A1, DEV_B1, Stack, TENANT_A, TENANT_B, TestApi, assert_problem, on_both_stacks, spawn_api,
 };
 
 /// Every tenant-scoped route of `tid`/`did` with snapshot `sid`: (method,
@@ -39,9 +39,9 @@ async fn call(api: &TestApi, method: &str, path: &str, token: &str) -> reqwest::
     }
 }
 
-async fn a_caller_of_tenant_a_sees_nothing_of_tenant_b(backend: Backend) {
+async fn a_caller_of_tenant_a_sees_nothing_of_tenant_b(stack: Stack) {
     // Arrange
-    let api = spawn_api(backend, |_| {}).await;
+    let api = spawn_api(stack, |_| {}).await;
     let b_ids = api.seed_versions(TENANT_B, DEV_B1, 2).await;
     let b_hash = cfgsnap::backup::normalize::sha256_hex(&super::config_text(1));
 
@@ -75,8 +75,8 @@ async fn a_caller_of_tenant_a_sees_nothing_of_tenant_b(backend: Backend) {
     }
 }
 
-async fn hostile_ids_get_400_bad_id(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn hostile_ids_get_400_bad_id(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     let token = api.token("root", TENANT_A, Role::SuperAdmin);
     let long = "a".repeat(10 * 1024);
     for bad in [
@@ -107,8 +107,8 @@ async fn hostile_ids_get_400_bad_id(backend: Backend) {
     assert_problem(api.list_devices("a.b", "").await, 400, "bad_id").await;
 }
 
-async fn raw_hostile_paths_never_get_a_5xx(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn raw_hostile_paths_never_get_a_5xx(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     let token = api.token("root", TENANT_A, Role::SuperAdmin);
     let long = "b".repeat(10 * 1024);
     let paths = [
@@ -138,8 +138,8 @@ async fn raw_hostile_paths_never_get_a_5xx(backend: Backend) {
     }
 }
 
-async fn oversized_bodies_get_413(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn oversized_bodies_get_413(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     let token = api.token("carol", TENANT_A, Role::Admin);
     let url = format!(
         "{}/api/tenants/{TENANT_A}/devices/{DEV_A1}/ssh-host-key/reset",
@@ -164,8 +164,8 @@ async fn oversized_bodies_get_413(backend: Backend) {
     assert!(status == 413 || status == 400, "got {status}");
 }
 
-async fn unknown_routes_are_problem_documents(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn unknown_routes_are_problem_documents(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
     for path in [
         "/",
@@ -178,7 +178,7 @@ async fn unknown_routes_are_problem_documents(backend: Backend) {
     assert_problem(api.post("/healthz", "").await, 405, "method_not_allowed").await;
 }
 
-both_backends!(
+on_both_stacks!(
     a_caller_of_tenant_a_sees_nothing_of_tenant_b,
     hostile_ids_get_400_bad_id,
     raw_hostile_paths_never_get_a_5xx,

@@ -1,11 +1,11 @@
-//! The HTTP API against a real store (SQLite in a tempdir, or a fresh
-//! PostgreSQL database per test) and the in-process lock, served by
-//! `build_server` on port 0. Every scenario runs on both backends.
+//! The HTTP API of a node built by `App::build` with the api role alone, on
+//! both stacks (SQLite with the in-process bus and locks; PostgreSQL, NATS
+//! and Redis). Tests seed the store directly and answer triggers with a
+//! scripted responder on the node's bus.
 //!
-//! [`spawn_api`] is the one place that builds the server (until `app.rs`
-//! exists); [`TestApi`] has one method per endpoint returning the raw
-//! response, so assertions stay in the tests. Config text never appears in
-//! assertion messages.
+//! [`spawn_api`] is the one place that starts the node; [`TestApi`] has one
+//! method per endpoint returning the raw response, so assertions stay in the
+//! tests. Config text never appears in assertion messages.
 
 mod auth;
 mod client;
@@ -17,29 +17,27 @@ mod trigger;
 
 use std::sync::Arc;
 
-use actix_web::dev::ServerHandle;
-use cfgsnap::api::{self, AppState, AuthConfig, Role};
+use cfgsnap::api::{AppState, Role};
 use cfgsnap::backup::Trigger;
 use cfgsnap::backup::normalize::sha256_hex;
 use cfgsnap::bus::Bus;
 use cfgsnap::bus::responder::{Responder, ResponderOptions, spawn_responder};
 use cfgsnap::config::{Fleet, Settings};
 use cfgsnap::id::{DeviceId, TenantId};
-use cfgsnap::lock::Locker;
-use cfgsnap::metrics::Metrics;
 use cfgsnap::store::Store;
 use cfgsnap::store::snapshot::{Ingested, NewSnapshot};
+use cfgsnap_testkit::{Infra, TestNode};
+pub use cfgsnap_testkit::{Stack, on_both_stacks};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::Value;
-use tempfile::TempDir;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::bus::TestExecutor;
+use crate::bus::ScriptedExecutor;
 
-/// The HS256 secret of the default configuration.
-pub const SECRET: &[u8] = b"test-secret-0123456789abcdef-0123456789";
+/// The HS256 secret of the nodes (the test kit's).
+pub const SECRET: &[u8] = cfgsnap_testkit::infra::SECRET.as_bytes();
 /// Tenants and devices of the test fleet (device ids are unique across tenants).
 pub const TENANT_A: &str = "tenant-a";
 pub const TENANT_B: &str = "tenant-b";
@@ -49,57 +47,45 @@ pub const DEV_B1: &str = "dev-b1";
 /// `dev-a1`'s display name: unsafe characters on purpose (download names).
 pub const DEV_A1_NAME: &str = "core 1/lab\"x";
 
-/// Which store the API runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// A running API and what tests need around it.
+/// A node serving the API alone (no scheduler, responder or ingester of its
+/// own) and what tests need around it.
 pub struct TestApi {
     /// `http://127.0.0.1:{port}`.
     pub address: String,
     pub client: reqwest::Client,
     pub store: Store,
-    pub fleet_tx: watch::Sender<Arc<Fleet>>,
-    /// The local bus the API sends triggers on.
+    /// The node's bus; triggers go out on it.
     pub bus: Bus,
-    /// The state handed to the server (metrics, limiter, auth).
+    /// The state the node's handlers share (metrics, limiter, background).
     pub state: AppState,
+    fleet: watch::Receiver<Arc<Fleet>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
-    handle: ServerHandle,
-    /// The PostgreSQL database of this test, dropped with it.
-    database: Option<String>,
-    _dir: TempDir,
+    // Dropped in this order: the node stops before its infrastructure goes.
+    _node: TestNode,
+    _infra: Infra,
 }
 
 impl Drop for TestApi {
     fn drop(&mut self) {
         self.shutdown.cancel();
-        // `stop` sends the command at once; the future only awaits its end.
-        drop(self.handle.stop(false));
-        if let Some(name) = self.database.take() {
-            crate::pg::drop_test_database(name);
-        }
     }
 }
 
-fn test_settings(dir: &TempDir, store_url: &str) -> Settings {
-    let d = dir.path().display();
+/// The test fleet and an API-only node on `infra`.
+fn test_settings(infra: &Infra) -> Settings {
     let toml = format!(
         r#"
-[auth]
-jwt_secret_file = "{d}/jwt.secret"
-trigger_rate_per_minute = 10
-[store]
-url = "{store_url}"
-encryption_key_file = "{d}/master.key"
-[bus]
-url = "local"
-trigger_timeout = "5s"
-[backup]
+[server]
+listen = "127.0.0.1:0"
+shutdown_timeout = "5s"
+[roles]
+api = true
+scheduler = false
+responder = false
+ingester = false
+retention = false
+{auth}{store}{bus}{lock}[backup]
 known_hosts_file = "{d}/known_hosts.json"
 [[credentials]]
 name = "c"
@@ -125,77 +111,45 @@ id = "{DEV_B1}"
 tenant = "{TENANT_B}"
 host = "127.0.0.1"
 credentials = "c"
-"#
+"#,
+        auth = infra.auth_section("trigger_rate_per_minute = 10"),
+        store = infra.store_section(),
+        bus = infra.bus_section("5s"),
+        lock = infra.lock_section(),
+        d = infra.dir.path().display(),
     );
     Settings::from_toml(&toml).expect("test settings parse")
 }
 
-/// Starts the API on `backend` with the test fleet; `configure` may change
-/// the settings first (auth keys, rate limit, …).
-pub async fn spawn_api(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApi {
-    crate::helpers::init_tracing();
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("jwt.secret"), [SECRET, b"\n"].concat()).expect("secret");
-    let (database, store_url) = match backend {
-        Backend::Sqlite => (
-            None,
-            format!("sqlite://{}/cfgsnap.db", dir.path().display()),
-        ),
-        Backend::Postgres => {
-            let (name, url) = crate::pg::create_test_database().await;
-            (Some(name), url)
-        }
-    };
-    let mut settings = test_settings(&dir, &store_url);
+/// Starts an API node on `stack` with the test fleet, built by `App::build`;
+/// `configure` may change the settings first (auth keys, rate limit, …).
+pub async fn spawn_api(stack: Stack, configure: impl FnOnce(&mut Settings)) -> TestApi {
+    let infra = Infra::new(stack).await;
+    let mut settings = test_settings(&infra);
     configure(&mut settings);
-    let fleet = settings.validate().expect("test fleet is valid");
-    let store = Store::connect(&settings.store)
-        .await
-        .expect("store connects");
-    store.sync_fleet(&fleet).await.expect("fleet synced");
-    let locker = Locker::connect(&settings.lock.url, &settings.lock.key_prefix).expect("locker");
-    let auth = AuthConfig::from_settings(&settings.auth).expect("auth config");
-    let bus = Bus::connect(&settings.bus).await.expect("local bus");
-    let (fleet_tx, fleet_rx) = watch::channel(Arc::new(fleet));
-    let state = AppState::new(
-        &settings,
-        store.clone(),
-        locker,
-        Some(bus.clone()),
-        fleet_rx,
-        auth,
-        Metrics::new(),
-    );
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    let port = listener.local_addr().expect("local addr").port();
-    let server = api::build_server(state.clone(), listener).expect("server builds");
-    let handle = server.handle();
-    tokio::spawn(server);
+    let node = TestNode::start_with(settings).await;
     TestApi {
-        address: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client"),
-        store,
-        fleet_tx,
-        bus,
-        state,
+        address: node.address.clone(),
+        client: node.client.clone(),
+        store: node.store().clone(),
+        bus: node.bus.clone(),
+        state: node.api_state.clone().expect("the api role serves"),
+        fleet: node.fleet.clone(),
         shutdown: CancellationToken::new(),
         tracker: TaskTracker::new(),
-        handle,
-        database,
-        _dir: dir,
+        _node: node,
+        _infra: infra,
     }
 }
 
 impl TestApi {
-    /// Starts a trigger responder on the API's bus that runs `executor`
-    /// for the devices of `fleet` (the API's own fleet when `None`).
-    pub async fn respond(&self, executor: Arc<TestExecutor>, fleet: Option<Fleet>) {
+    /// Starts a trigger responder on the node's bus that runs `executor` for
+    /// the devices of `fleet` (the node's own fleet when `None`): one more
+    /// poller on the bus, as a remote one would be.
+    pub async fn respond(&self, executor: Arc<ScriptedExecutor>, fleet: Option<Fleet>) {
         let fleet = match fleet {
             Some(f) => watch::channel(Arc::new(f)).1,
-            None => self.fleet_tx.subscribe(),
+            None => self.fleet.clone(),
         };
         let responder = Responder {
             executor,
@@ -213,15 +167,7 @@ impl TestApi {
 
     /// A valid token minted with the default HS256 secret.
     pub fn token(&self, sub: &str, tenant: &str, role: Role) -> String {
-        AuthConfig::hs256(SECRET, None, None)
-            .expect("secret")
-            .mint_token(
-                sub,
-                &TenantId::parse(tenant).expect("tenant"),
-                role,
-                std::time::Duration::from_secs(600),
-            )
-            .expect("minted")
+        cfgsnap_testkit::token::mint(SECRET, sub, tenant, role)
     }
 
     /// Stores a snapshot of `device` (of `tenant`) with `text`, collected
@@ -317,16 +263,3 @@ pub fn time(v: &Value) -> DateTime<Utc> {
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(|| panic!("not a timestamp: {v}"))
 }
-
-/// Runs each named `async fn(Backend)` once on SQLite and once on PostgreSQL.
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(mod $name {
-            #[tokio::test]
-            async fn sqlite() { super::$name(crate::api::Backend::Sqlite).await }
-            #[tokio::test]
-            async fn postgres() { super::$name(crate::api::Backend::Postgres).await }
-        })*
-    };
-}
-pub(crate) use both_backends;

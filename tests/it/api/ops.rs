@@ -2,7 +2,7 @@
 
 use cfgsnap::api::Role;
 
-use super::{Backend, DEV_A1, TENANT_A, assert_problem, both_backends, json_ok, spawn_api};
+use super::{DEV_A1, Stack, TENANT_A, assert_problem, json_ok, on_both_stacks, spawn_api};
 
 /// Every route the server serves: (method, OpenAPI path, needs a token).
 const ROUTES: &[(&str, &str, bool)] = &[
@@ -55,15 +55,15 @@ const ROUTES: &[(&str, &str, bool)] = &[
     ("get", "/api/tenants/{tid}/audit-events", true),
 ];
 
-async fn healthz_is_always_ok(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn healthz_is_always_ok(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     api.store.close().await;
     let body = json_ok(api.healthz().await, 200).await;
     assert_eq!(body["status"], "ok");
 }
 
-async fn readyz_reports_each_dependency(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn readyz_reports_each_dependency(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     let body = json_ok(api.readyz().await, 200).await;
     assert_eq!(body["status"], "ok");
     assert_eq!(body["checks"]["store"], "ok");
@@ -75,22 +75,19 @@ async fn readyz_reports_each_dependency(backend: Backend) {
     assert_eq!(body["failed"], serde_json::json!(["store"]));
 }
 
-async fn readyz_names_a_lock_backend_that_is_down(backend: Backend) {
+async fn readyz_names_a_lock_backend_that_is_down(stack: Stack) {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     };
-    let api = spawn_api(backend, |s| {
-        s.lock.url = format!("redis://127.0.0.1:{port}")
-    })
-    .await;
+    let api = spawn_api(stack, |s| s.lock.url = format!("redis://127.0.0.1:{port}")).await;
     let body = assert_problem(api.readyz().await, 503, "not_ready").await;
     assert_eq!(body["failed"], serde_json::json!(["lock"]));
 }
 
-async fn metrics_count_requests_by_route_pattern(backend: Backend) {
+async fn metrics_count_requests_by_route_pattern(stack: Stack) {
     // Arrange
-    let api = spawn_api(backend, |_| {}).await;
+    let api = spawn_api(stack, |_| {}).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
     api.get_device(TENANT_A, DEV_A1, &token).await;
     api.get_device(TENANT_A, "nope", &token).await;
@@ -136,8 +133,8 @@ async fn metrics_count_requests_by_route_pattern(backend: Backend) {
     }
 }
 
-async fn the_openapi_document_lists_every_route(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn the_openapi_document_lists_every_route(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     let doc = json_ok(api.openapi().await, 200).await;
 
     assert!(
@@ -198,7 +195,7 @@ async fn the_openapi_document_lists_every_route(backend: Backend) {
     );
 }
 
-both_backends!(
+on_both_stacks!(
     healthz_is_always_ok,
     readyz_reports_each_dependency,
     readyz_names_a_lock_backend_that_is_down,

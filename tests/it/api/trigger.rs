@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use super::{
-    Backend, DEV_A1, DEV_A2, DEV_B1, TENANT_A, TENANT_B, TestApi, assert_problem, both_backends,
-    json_ok, spawn_api,
+    DEV_A1, DEV_A2, DEV_B1, Stack, TENANT_A, TENANT_B, TestApi, assert_problem, json_ok,
+    on_both_stacks, spawn_api,
 };
-use crate::bus::{TestExecutor, config_text};
+use crate::bus::{ScriptedExecutor, config_text};
 
 async fn audited(api: &TestApi, outcome: &str) -> Value {
     // The row is written alongside the response: wait for that write.
@@ -38,10 +38,10 @@ async fn audited(api: &TestApi, outcome: &str) -> Value {
     detail
 }
 
-async fn a_successful_backup_answers_201_with_the_snapshot(backend: Backend) {
+async fn a_successful_backup_answers_201_with_the_snapshot(stack: Stack) {
     // Arrange
-    let api = spawn_api(backend, |_| {}).await;
-    let executor = Arc::new(TestExecutor::succeeding());
+    let api = spawn_api(stack, |_| {}).await;
+    let executor = Arc::new(ScriptedExecutor::succeeding());
     api.respond(Arc::clone(&executor), None).await;
     let token = api.token("olga", TENANT_A, Role::Operator);
 
@@ -75,7 +75,7 @@ async fn a_successful_backup_answers_201_with_the_snapshot(backend: Backend) {
 
 type Case = (fn() -> backup::Error, u16, &'static str);
 
-async fn replies_map_to_statuses_and_codes(backend: Backend) {
+async fn replies_map_to_statuses_and_codes(stack: Stack) {
     let cases: Vec<Case> = vec![
         (|| backup::Error::LockHeld, 409, "backup_in_progress"),
         (
@@ -106,8 +106,8 @@ async fn replies_map_to_statuses_and_codes(backend: Backend) {
     ];
     for (error, status, code) in cases {
         // Arrange
-        let api = spawn_api(backend, |_| {}).await;
-        api.respond(Arc::new(TestExecutor::new(move |_| Err(error()))), None)
+        let api = spawn_api(stack, |_| {}).await;
+        api.respond(Arc::new(ScriptedExecutor::new(move |_| Err(error()))), None)
             .await;
         let token = api.token("olga", TENANT_A, Role::Operator);
 
@@ -124,11 +124,11 @@ async fn replies_map_to_statuses_and_codes(backend: Backend) {
     }
 }
 
-async fn a_device_the_responder_does_not_know_is_404(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
+async fn a_device_the_responder_does_not_know_is_404(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
     // The responder's fleet lacks dev-a1 (another node with an older config).
     let other = crate::bus::fleet(&[("t1", "r1")]);
-    api.respond(Arc::new(TestExecutor::succeeding()), Some(other))
+    api.respond(Arc::new(ScriptedExecutor::succeeding()), Some(other))
         .await;
     let token = api.token("olga", TENANT_A, Role::Operator);
     assert_problem(
@@ -139,9 +139,9 @@ async fn a_device_the_responder_does_not_know_is_404(backend: Backend) {
     .await;
 }
 
-async fn no_responder_is_503_and_a_slow_one_504(backend: Backend) {
+async fn no_responder_is_503_and_a_slow_one_504(stack: Stack) {
     // Arrange
-    let api = spawn_api(backend, |s| {
+    let api = spawn_api(stack, |s| {
         s.bus.trigger_timeout = Duration::from_millis(500)
     })
     .await;
@@ -163,7 +163,7 @@ async fn no_responder_is_503_and_a_slow_one_504(backend: Backend) {
 
     // A responder whose device never answers.
     let gate = Arc::new(Notify::new());
-    let mut executor = TestExecutor::succeeding();
+    let mut executor = ScriptedExecutor::succeeding();
     executor.gate = Some(Arc::clone(&gate));
     api.respond(Arc::new(executor), None).await;
     let started = Instant::now();
@@ -177,9 +177,9 @@ async fn no_responder_is_503_and_a_slow_one_504(backend: Backend) {
     gate.notify_waiters();
 }
 
-async fn unknown_and_foreign_devices_are_refused_before_anything_is_sent(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
-    let executor = Arc::new(TestExecutor::succeeding());
+async fn unknown_and_foreign_devices_are_refused_before_anything_is_sent(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
+    let executor = Arc::new(ScriptedExecutor::succeeding());
     api.respond(Arc::clone(&executor), None).await;
     let operator = api.token("olga", TENANT_A, Role::Operator);
     let viewer = api.token("vic", TENANT_A, Role::Viewer);
@@ -219,10 +219,10 @@ async fn unknown_and_foreign_devices_are_refused_before_anything_is_sent(backend
     assert_eq!(executor.runs(), 0, "no backup may run");
 }
 
-async fn callers_over_their_rate_get_429_with_retry_after(backend: Backend) {
+async fn callers_over_their_rate_get_429_with_retry_after(stack: Stack) {
     // Arrange
-    let api = spawn_api(backend, |s| s.auth.trigger_rate_per_minute = 2).await;
-    api.respond(Arc::new(TestExecutor::succeeding()), None)
+    let api = spawn_api(stack, |s| s.auth.trigger_rate_per_minute = 2).await;
+    api.respond(Arc::new(ScriptedExecutor::succeeding()), None)
         .await;
     let olga = api.token("olga", TENANT_A, Role::Operator);
 
@@ -262,9 +262,9 @@ async fn callers_over_their_rate_get_429_with_retry_after(backend: Backend) {
     api.state.limiter.prune();
 }
 
-async fn unauthenticated_floods_never_spend_a_callers_quota(backend: Backend) {
-    let api = spawn_api(backend, |s| s.auth.trigger_rate_per_minute = 2).await;
-    api.respond(Arc::new(TestExecutor::succeeding()), None)
+async fn unauthenticated_floods_never_spend_a_callers_quota(stack: Stack) {
+    let api = spawn_api(stack, |s| s.auth.trigger_rate_per_minute = 2).await;
+    api.respond(Arc::new(ScriptedExecutor::succeeding()), None)
         .await;
     // A forged token naming olga, and no token at all.
     let forged = {
@@ -304,9 +304,9 @@ async fn unauthenticated_floods_never_spend_a_callers_quota(backend: Backend) {
     }
 }
 
-async fn oversized_trigger_bodies_get_413(backend: Backend) {
-    let api = spawn_api(backend, |_| {}).await;
-    let executor = Arc::new(TestExecutor::succeeding());
+async fn oversized_trigger_bodies_get_413(stack: Stack) {
+    let api = spawn_api(stack, |_| {}).await;
+    let executor = Arc::new(ScriptedExecutor::succeeding());
     api.respond(Arc::clone(&executor), None).await;
     let token = api.token("olga", TENANT_A, Role::Operator);
     let url = format!(
@@ -324,7 +324,7 @@ async fn oversized_trigger_bodies_get_413(backend: Backend) {
     assert_eq!(executor.runs(), 0);
 }
 
-both_backends!(
+on_both_stacks!(
     a_successful_backup_answers_201_with_the_snapshot,
     replies_map_to_statuses_and_codes,
     a_device_the_responder_does_not_know_is_404,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cfgsnap::app::App;
 use cfgsnap::config::Settings;
-use cfgsnap::sim::DeviceSpec;
+use routeros_sim::DeviceSpec;
 use tokio_util::sync::CancellationToken;
 
 use super::{Infra, Stack, device_ids, on_both_stacks, spawn_app};

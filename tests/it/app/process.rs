@@ -5,53 +5,14 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use cfgsnap::sim::DeviceSpec;
+use cfgsnap_testkit::serve::{signal, wait_for_port};
+use routeros_sim::DeviceSpec;
 use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 use super::{Infra, Stack};
+use crate::helpers::CFGSNAP as BIN;
 use crate::helpers::start_simulator;
-
-const BIN: &str = env!("CARGO_BIN_EXE_cfgsnap");
-
-/// Signals a child process by name (`TERM`, `KILL`, `HUP`, …).
-pub(crate) fn signal(child: &Child, name: &str) {
-    let pid = child.id().expect("running").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-s", name, &pid])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill -s {name}");
-}
-
-/// The port the node printed in its log (`HTTP API listening port=…`).
-/// `show_log` puts the log in the failure message (not for tests whose log
-/// may hold what they check for).
-pub(crate) async fn wait_for_port(log: &std::path::Path, show_log: bool) -> u16 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(port) = text
-            .lines()
-            .find(|l| l.contains("HTTP API listening"))
-            .and_then(|l| l.split("port=").nth(1))
-            .and_then(|p| p.split_whitespace().next())
-            .and_then(|p| p.parse().ok())
-        {
-            return port;
-        }
-        let shown = if show_log {
-            text.as_str()
-        } else {
-            "(withheld)"
-        };
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "cfgsnap serve did not start; log:\n{shown}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_starts_serves_a_trigger_reloads_on_sighup_and_exits_cleanly_on_sigterm() {

@@ -1,5 +1,5 @@
-//! The README's quick start, scripted: the simulator as `scripts/demo.sh`
-//! starts it, `cfgsnap serve` on the shipped `config.toml` (unchanged, in a
+//! The README's quick start, scripted: the simulator with the flags
+//! `scripts/demo.sh` gives it, `cfgsnap serve` on the shipped `config.toml` (unchanged, in a
 //! scratch working directory), the demo devices' first snapshots within a
 //! minute, then the README's shell block between the `quickstart` markers,
 //! run as written with bash and curl.
@@ -10,25 +10,34 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-const CFGSNAP: &str = env!("CARGO_BIN_EXE_cfgsnap");
-const SIM: &str = env!("CARGO_BIN_EXE_routeros-sim");
+use crate::helpers::CFGSNAP;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// The simulator's arguments as `scripts/demo.sh` gives them.
-fn demo_sim_args() -> Vec<String> {
+/// The simulator's command line as `scripts/demo.sh` gives it.
+fn demo_sim_argv() -> Vec<String> {
     let script = std::fs::read_to_string(repo("scripts/demo.sh")).expect("demo.sh");
     let line = script
         .lines()
         .find(|l| l.contains("/routeros-sim\""))
         .expect("demo.sh starts routeros-sim");
-    line.split_whitespace()
-        .skip(1)
-        .take_while(|w| *w != "&")
+    let args = line.split_whitespace().skip(1).take_while(|w| *w != "&");
+    std::iter::once("routeros-sim")
+        .chain(args)
         .map(str::to_owned)
         .collect()
+}
+
+/// The simulator as `scripts/demo.sh` starts it (in process, from the same
+/// command line the binary parses).
+async fn start_demo_simulator() -> routeros_sim::Simulator {
+    let args = routeros_sim::cli::Args::try_from_argv(demo_sim_argv()).expect("demo.sh's flags");
+    let specs = args.specs().expect("the demo's device specs");
+    routeros_sim::start(args.listen, specs)
+        .await
+        .expect("the demo simulator starts on 127.0.0.1:2201-2203")
 }
 
 /// The README's shell block between the quickstart markers.
@@ -74,7 +83,7 @@ async fn the_readme_quickstart_works_as_written() {
     // Arrange: the demo's simulator and node, on the shipped configuration.
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::copy(repo("config.toml"), dir.path().join("config.toml")).expect("copy config");
-    let _sim = spawn(SIM, &demo_sim_args(), dir.path(), "sim.log");
+    let _sim = start_demo_simulator().await;
     let _node = spawn(CFGSNAP, &["serve".into()], dir.path(), "serve.log");
 
     // Act 1: the demo devices get their first snapshots within a minute.

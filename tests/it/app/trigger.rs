@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cfgsnap::sim::{DeviceSpec, Fault};
+use routeros_sim::{DeviceSpec, Fault};
 use serde_json::Value;
 
 use super::{Infra, Stack, on_both_stacks, spawn_app};

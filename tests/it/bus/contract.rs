@@ -12,14 +12,14 @@ use serde_json::{Value, json};
 
 use super::events::event;
 use super::trigger::{TIMEOUT, request, respond};
-use super::{Backend, NATS_URL, TestBus, TestExecutor, TestStore, config_text, eventually};
+use super::{NATS_URL, ScriptedExecutor, Stack, TestBus, TestStore, config_text, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_nats_client_trigger_gets_the_executors_hash() {
     crate::helpers::within(super::TEST_LIMIT, async {
         // Arrange
-        let tb = TestBus::start(Backend::Nats).await;
-        let executor = Arc::new(TestExecutor::succeeding());
+        let tb = TestBus::start(Stack::Served).await;
+        let executor = Arc::new(ScriptedExecutor::succeeding());
         respond(&tb, &tb.bus, Arc::clone(&executor)).await;
         let client = async_nats::connect(NATS_URL)
             .await
@@ -66,8 +66,8 @@ async fn a_plain_nats_client_trigger_gets_the_executors_hash() {
 async fn a_nats_trigger_without_a_reply_subject_is_ignored() {
     crate::helpers::within(super::TEST_LIMIT, async {
         // Arrange
-        let tb = TestBus::start(Backend::Nats).await;
-        let executor = Arc::new(TestExecutor::succeeding());
+        let tb = TestBus::start(Stack::Served).await;
+        let executor = Arc::new(ScriptedExecutor::succeeding());
         respond(&tb, &tb.bus, Arc::clone(&executor)).await;
         let client = async_nats::connect(NATS_URL)
             .await
@@ -96,9 +96,9 @@ async fn a_nats_trigger_without_a_reply_subject_is_ignored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostkey_reset_notices_reach_every_subscriber() {
     crate::helpers::within(super::TEST_LIMIT, async {
-        for backend in [Backend::Nats, Backend::Local] {
+        for stack in [Stack::Served, Stack::Embedded] {
             // Arrange
-            let tb = TestBus::start(backend).await;
+            let tb = TestBus::start(stack).await;
             let mut first = tb.bus.subscribe_hostkey_resets().await.expect("subscribes");
             let mut second = tb.bus.subscribe_hostkey_resets().await.expect("subscribes");
             let notice = HostKeyReset {
@@ -138,7 +138,7 @@ async fn a_plain_nats_subscriber_sees_the_contract_subject_and_queue_group() {
         let defaults = cfgsnap::config::BusSettings::default();
         assert_eq!(defaults.trigger_subject, "config.backup.trigger");
         assert_eq!(defaults.queue_group, "cfgsnap-responders");
-        let tb = TestBus::start(Backend::Nats).await;
+        let tb = TestBus::start(Stack::Served).await;
         let client = async_nats::connect(NATS_URL)
             .await
             .expect("client connects");
@@ -184,7 +184,7 @@ async fn a_plain_nats_subscriber_sees_the_contract_subject_and_queue_group() {
 async fn a_small_config_travels_plain_with_the_contract_fields() {
     crate::helpers::within(super::TEST_LIMIT, async {
         // Arrange: a plain NATS consumer of the stream sees the §3.2 JSON.
-        let tb = TestBus::start(Backend::Nats).await;
+        let tb = TestBus::start(Stack::Served).await;
         let ts = TestStore::start(&[("t1", "r1")]).await;
         let event = event(&ts, "r1", "/system identity\nset name=r1\n");
         let client = async_nats::connect(super::NATS_URL)
@@ -238,9 +238,9 @@ async fn a_small_config_travels_plain_with_the_contract_fields() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_answers_until_the_bus_is_closed() {
     crate::helpers::within(super::TEST_LIMIT, async {
-        for backend in [Backend::Nats, Backend::Local] {
+        for stack in [Stack::Served, Stack::Embedded] {
             // Arrange
-            let tb = TestBus::start(backend).await;
+            let tb = TestBus::start(stack).await;
 
             // Act
             let before = tb.bus.ping().await;
@@ -248,7 +248,7 @@ async fn ping_answers_until_the_bus_is_closed() {
 
             // Assert
             assert!(before.is_ok(), "{before:?}");
-            if backend == Backend::Nats {
+            if stack == Stack::Served {
                 eventually(TIMEOUT, "ping to fail after close", || async {
                     tb.bus.ping().await.is_err()
                 })

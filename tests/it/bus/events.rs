@@ -12,11 +12,11 @@ use cfgsnap::bus::{Bus, SnapshotEvent, TriggerRequest};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::{Backend, TestBus, TestExecutor, TestStore, config_text, eventually, outcome};
+use super::{ScriptedExecutor, Stack, TestBus, TestStore, config_text, eventually, outcome};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-on_both_backends!(
+on_both_stacks!(
     a_published_snapshot_is_stored_once_even_when_republished,
     each_devices_events_are_stored_in_order_while_devices_interleave,
     malformed_events_are_terminated_and_audited_and_ingest_goes_on,
@@ -58,9 +58,9 @@ fn count(audit: &[(String, serde_json::Value)], action: &str) -> usize {
     audit.iter().filter(|(a, _)| a == action).count()
 }
 
-async fn each_devices_events_are_stored_in_order_while_devices_interleave(backend: Backend) {
+async fn each_devices_events_are_stored_in_order_while_devices_interleave(stack: Stack) {
     // Arrange: on NATS the ingester stores several devices at once.
-    let tb = TestBus::start(backend).await;
+    let tb = TestBus::start(stack).await;
     let devices = ["r1", "r2", "r3"];
     let ts = TestStore::start(&devices.map(|d| ("t1", d))).await;
     ingest(&tb, &tb.bus, &ts).await;
@@ -94,9 +94,9 @@ async fn each_devices_events_are_stored_in_order_while_devices_interleave(backen
     tb.stop().await;
 }
 
-async fn a_published_snapshot_is_stored_once_even_when_republished(backend: Backend) {
+async fn a_published_snapshot_is_stored_once_even_when_republished(stack: Stack) {
     // Arrange
-    let tb = TestBus::start(backend).await;
+    let tb = TestBus::start(stack).await;
     let ts = TestStore::start(&[("t1", "r1")]).await;
     ingest(&tb, &tb.bus, &ts).await;
     let text = config_text("first");
@@ -110,7 +110,7 @@ async fn a_published_snapshot_is_stored_once_even_when_republished(backend: Back
     assert!(!first.duplicate);
     assert_eq!(
         again.duplicate,
-        backend == Backend::Nats,
+        stack == Stack::Served,
         "the stream drops the republish"
     );
     eventually(WAIT, "the snapshot", || async {
@@ -142,9 +142,9 @@ async fn a_published_snapshot_is_stored_once_even_when_republished(backend: Back
     tb.stop().await;
 }
 
-async fn malformed_events_are_terminated_and_audited_and_ingest_goes_on(backend: Backend) {
+async fn malformed_events_are_terminated_and_audited_and_ingest_goes_on(stack: Stack) {
     // Arrange
-    let tb = TestBus::start(backend).await;
+    let tb = TestBus::start(stack).await;
     let ts = TestStore::start(&[("t1", "r1"), ("t1", "r2")]).await;
     ingest(&tb, &tb.bus, &ts).await;
     let prefix = format!("{}.create", tb.settings.snapshot_subject);
@@ -237,9 +237,9 @@ async fn malformed_events_are_terminated_and_audited_and_ingest_goes_on(backend:
     tb.stop().await;
 }
 
-async fn two_ingesters_on_one_durable_store_each_event_once(backend: Backend) {
+async fn two_ingesters_on_one_durable_store_each_event_once(stack: Stack) {
     // Arrange
-    let tb = TestBus::start(backend).await;
+    let tb = TestBus::start(stack).await;
     let devices: Vec<String> = (0..20).map(|i| format!("d{i}")).collect();
     let pairs: Vec<(&str, &str)> = devices.iter().map(|d| ("t1", d.as_str())).collect();
     let ts = TestStore::start(&pairs).await;
@@ -275,9 +275,9 @@ async fn two_ingesters_on_one_durable_store_each_event_once(backend: Backend) {
     tb.stop().await;
 }
 
-async fn attempt_reports_reach_the_store(backend: Backend) {
+async fn attempt_reports_reach_the_store(stack: Stack) {
     // Arrange
-    let tb = TestBus::start(backend).await;
+    let tb = TestBus::start(stack).await;
     let ts = TestStore::start(&[("t1", "r1")]).await;
     ingest(&tb, &tb.bus, &ts).await;
     let device = ts.fleet.device("r1").expect("configured").clone();
@@ -327,12 +327,12 @@ async fn attempt_reports_reach_the_store(backend: Backend) {
     tb.stop().await;
 }
 
-async fn a_manual_trigger_runs_end_to_end_into_the_store(backend: Backend) {
+async fn a_manual_trigger_runs_end_to_end_into_the_store(stack: Stack) {
     // Arrange: responder + ingester; the executor publishes like the real one.
-    let tb = TestBus::start(backend).await;
+    let tb = TestBus::start(stack).await;
     let ts = TestStore::start(&[("t1", "r1")]).await;
     ingest(&tb, &tb.bus, &ts).await;
-    let mut executor = TestExecutor::succeeding();
+    let mut executor = ScriptedExecutor::succeeding();
     executor.sink = Some(tb.bus.clone());
     let (_reload, fleet) = watch::channel(Arc::clone(&ts.fleet));
     let responder = Responder {

@@ -11,7 +11,7 @@ use futures_util::StreamExt as _;
 use rand::Rng as _;
 
 use super::events::{event, ingest};
-use super::{Backend, TestBus, TestStore, eventually};
+use super::{Stack, TestBus, TestStore, eventually};
 
 /// A RouterOS-like export of about `bytes` bytes. Random comments keep it
 /// from compressing below `max_payload` unless `compressible`.
@@ -36,8 +36,8 @@ fn big_config(bytes: usize, compressible: bool) -> String {
 
 /// Publishes `text` for `t1/r1`, waits until it is stored and checks it
 /// came back byte for byte; returns the encoding used.
-async fn round_trip(backend: Backend, text: String, wait: Duration) -> ContentEncoding {
-    let tb = TestBus::start(backend).await;
+async fn round_trip(stack: Stack, text: String, wait: Duration) -> ContentEncoding {
+    let tb = TestBus::start(stack).await;
     let ts = TestStore::start(&[("t1", "r1")]).await;
     ingest(&tb, &tb.bus, &ts).await;
     let event = event(&ts, "r1", &text);
@@ -94,7 +94,7 @@ async fn objects_in(bucket: &str) -> usize {
 async fn a_20_mib_config_round_trips_through_nats_via_the_object_store() {
     crate::helpers::within(super::TEST_LIMIT, async {
         let text = big_config(20 * 1024 * 1024, false);
-        let encoding = round_trip(Backend::Nats, text, Duration::from_secs(120)).await;
+        let encoding = round_trip(Stack::Served, text, Duration::from_secs(120)).await;
         assert_eq!(encoding, ContentEncoding::ObjectStore);
     })
     .await;
@@ -104,7 +104,7 @@ async fn a_20_mib_config_round_trips_through_nats_via_the_object_store() {
 async fn a_64_mib_config_round_trips_through_nats() {
     crate::helpers::within(super::TEST_LIMIT, async {
         let text = big_config(64 * 1024 * 1024, false);
-        let encoding = round_trip(Backend::Nats, text, Duration::from_secs(240)).await;
+        let encoding = round_trip(Stack::Served, text, Duration::from_secs(240)).await;
         assert_eq!(encoding, ContentEncoding::ObjectStore);
     })
     .await;
@@ -114,7 +114,7 @@ async fn a_64_mib_config_round_trips_through_nats() {
 async fn a_compressible_config_over_max_payload_travels_gzip_inline() {
     crate::helpers::within(super::TEST_LIMIT, async {
         let text = big_config(4 * 1024 * 1024, true);
-        let encoding = round_trip(Backend::Nats, text, Duration::from_secs(60)).await;
+        let encoding = round_trip(Stack::Served, text, Duration::from_secs(60)).await;
         assert_eq!(encoding, ContentEncoding::Gzip);
     })
     .await;
@@ -124,7 +124,7 @@ async fn a_compressible_config_over_max_payload_travels_gzip_inline() {
 async fn a_20_mib_config_round_trips_through_the_local_bus() {
     crate::helpers::within(super::TEST_LIMIT, async {
         let text = big_config(20 * 1024 * 1024, false);
-        let encoding = round_trip(Backend::Local, text, Duration::from_secs(120)).await;
+        let encoding = round_trip(Stack::Embedded, text, Duration::from_secs(120)).await;
         assert_eq!(encoding, ContentEncoding::Plain);
     })
     .await;

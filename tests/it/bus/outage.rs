@@ -10,12 +10,12 @@ use sqlx::Connection as _;
 use sqlx::sqlite::SqliteConnectOptions;
 
 use super::events::{event, ingest};
-use super::{Backend, TestBus, TestStore, config_text, eventually};
+use super::{Stack, TestBus, TestStore, config_text, eventually};
 
 /// Longer than the store's 10 s busy timeout, so at least one ingest fails.
 const OUTAGE: Duration = Duration::from_secs(12);
 
-on_both_backends!(ingest_survives_the_store_being_unavailable);
+on_both_stacks!(ingest_survives_the_store_being_unavailable);
 
 /// Takes the store's write lock from a second connection.
 async fn hold_write_lock(ts: &TestStore) -> sqlx::SqliteConnection {
@@ -39,9 +39,9 @@ async fn release(mut blocker: sqlx::SqliteConnection) {
     blocker.close().await.expect("closes");
 }
 
-async fn ingest_survives_the_store_being_unavailable(backend: Backend) {
+async fn ingest_survives_the_store_being_unavailable(stack: Stack) {
     // Arrange: the store's write lock taken by someone else.
-    let tb = TestBus::start(backend).await;
+    let tb = TestBus::start(stack).await;
     let ts = TestStore::start(&[("t1", "d1"), ("t1", "d2"), ("t1", "d3")]).await;
     ingest(&tb, &tb.bus, &ts).await;
     let blocker = hold_write_lock(&ts).await;
@@ -104,7 +104,7 @@ async fn an_event_whose_deliveries_run_out_while_the_store_is_down_is_requeued_n
     super::require_nats().await;
     let tb = TestBus::with_settings(super::BusSettings {
         max_deliver: 2,
-        ..super::settings(Backend::Nats)
+        ..super::settings(Stack::Served)
     })
     .await;
     let ts = TestStore::start(&[("t1", "d1")]).await;

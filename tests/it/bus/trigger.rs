@@ -13,11 +13,11 @@ use cfgsnap::id::{DeviceId, TenantId};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
-use super::{Backend, NATS_URL, TestBus, TestExecutor, config_text, eventually, fleet};
+use super::{NATS_URL, ScriptedExecutor, Stack, TestBus, config_text, eventually, fleet};
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-on_both_backends!(
+on_both_stacks!(
     malformed_requests_get_bad_request_replies,
     unknown_devices_and_other_tenants_devices_are_not_found,
     a_held_lock_replies_locked,
@@ -28,7 +28,7 @@ on_both_backends!(
 );
 
 /// Starts a responder on `bus` for devices `t1/r1` and `t2/r2`.
-pub async fn respond(tb: &TestBus, bus: &Bus, executor: Arc<TestExecutor>) {
+pub async fn respond(tb: &TestBus, bus: &Bus, executor: Arc<ScriptedExecutor>) {
     let fleet: Arc<Fleet> = Arc::new(fleet(&[("t1", "r1"), ("t2", "r2")]));
     let (_reload, fleet) = watch::channel(fleet);
     let responder = Responder {
@@ -76,10 +76,10 @@ pub fn request(device: &str, tenant: &str) -> TriggerRequest {
     )
 }
 
-async fn malformed_requests_get_bad_request_replies(backend: Backend) {
+async fn malformed_requests_get_bad_request_replies(stack: Stack) {
     // Arrange
-    let tb = TestBus::start(backend).await;
-    let executor = Arc::new(TestExecutor::succeeding());
+    let tb = TestBus::start(stack).await;
+    let executor = Arc::new(ScriptedExecutor::succeeding());
     respond(&tb, &tb.bus, Arc::clone(&executor)).await;
     let long = "a".repeat(65);
     let mut cases: Vec<(&str, Vec<u8>)> = vec![
@@ -129,10 +129,10 @@ async fn malformed_requests_get_bad_request_replies(backend: Backend) {
     assert_eq!(executor.runs(), 0, "no backup may run for a bad request");
 }
 
-async fn unknown_devices_and_other_tenants_devices_are_not_found(backend: Backend) {
+async fn unknown_devices_and_other_tenants_devices_are_not_found(stack: Stack) {
     // Arrange
-    let tb = TestBus::start(backend).await;
-    let executor = Arc::new(TestExecutor::succeeding());
+    let tb = TestBus::start(stack).await;
+    let executor = Arc::new(ScriptedExecutor::succeeding());
     respond(&tb, &tb.bus, Arc::clone(&executor)).await;
 
     for (device, tenant) in [("nope", "t1"), ("r2", "t1"), ("r1", "t9")] {
@@ -158,10 +158,10 @@ async fn unknown_devices_and_other_tenants_devices_are_not_found(backend: Backen
     assert_eq!(executor.runs(), 0);
 }
 
-async fn a_held_lock_replies_locked(backend: Backend) {
+async fn a_held_lock_replies_locked(stack: Stack) {
     // Arrange
-    let tb = TestBus::start(backend).await;
-    let executor = Arc::new(TestExecutor::new(|_| Err(backup::Error::LockHeld)));
+    let tb = TestBus::start(stack).await;
+    let executor = Arc::new(ScriptedExecutor::new(|_| Err(backup::Error::LockHeld)));
     respond(&tb, &tb.bus, executor).await;
 
     // Act
@@ -174,10 +174,10 @@ async fn a_held_lock_replies_locked(backend: Backend) {
     );
 }
 
-async fn a_device_failure_replies_failed_with_its_kind(backend: Backend) {
+async fn a_device_failure_replies_failed_with_its_kind(stack: Stack) {
     // Arrange
-    let tb = TestBus::start(backend).await;
-    let executor = TestExecutor::new(|_| {
+    let tb = TestBus::start(stack).await;
+    let executor = ScriptedExecutor::new(|_| {
         Err(backup::Error::AuthRejected {
             username: "admin".into(),
         })
@@ -198,9 +198,9 @@ async fn a_device_failure_replies_failed_with_its_kind(backend: Backend) {
     assert_eq!(reply.sha256_hash, None);
 }
 
-async fn no_responders_is_told_apart_from_a_timeout(backend: Backend) {
+async fn no_responders_is_told_apart_from_a_timeout(stack: Stack) {
     // Arrange
-    let tb = TestBus::start(backend).await;
+    let tb = TestBus::start(stack).await;
 
     // Act: nobody listens.
     let started = Instant::now();
@@ -216,7 +216,7 @@ async fn no_responders_is_told_apart_from_a_timeout(backend: Backend) {
 
     // Arrange: a responder whose device never answers.
     let gate = Arc::new(Notify::new());
-    let mut executor = TestExecutor::succeeding();
+    let mut executor = ScriptedExecutor::succeeding();
     executor.gate = Some(Arc::clone(&gate));
     respond(&tb, &tb.bus, Arc::new(executor)).await;
 
@@ -234,11 +234,11 @@ async fn no_responders_is_told_apart_from_a_timeout(backend: Backend) {
     tb.stop().await;
 }
 
-async fn one_responder_of_the_group_answers_each_request(backend: Backend) {
+async fn one_responder_of_the_group_answers_each_request(stack: Stack) {
     // Arrange: two responders (on two connections for NATS) in one group.
-    let tb = TestBus::start(backend).await;
-    let first = Arc::new(TestExecutor::succeeding());
-    let second = Arc::new(TestExecutor::succeeding());
+    let tb = TestBus::start(stack).await;
+    let first = Arc::new(ScriptedExecutor::succeeding());
+    let second = Arc::new(ScriptedExecutor::succeeding());
     let other = tb.second().await;
     respond(&tb, &tb.bus, Arc::clone(&first)).await;
     respond(&tb, &other, Arc::clone(&second)).await;
@@ -257,11 +257,11 @@ async fn one_responder_of_the_group_answers_each_request(backend: Backend) {
     assert_eq!(first.runs() + second.runs(), 20);
 }
 
-async fn shutdown_lets_in_flight_requests_finish(backend: Backend) {
+async fn shutdown_lets_in_flight_requests_finish(stack: Stack) {
     // Arrange: a backup in flight.
-    let tb = TestBus::start(backend).await;
+    let tb = TestBus::start(stack).await;
     let gate = Arc::new(Notify::new());
-    let mut executor = TestExecutor::succeeding();
+    let mut executor = ScriptedExecutor::succeeding();
     executor.gate = Some(Arc::clone(&gate));
     let executor = Arc::new(executor);
     respond(&tb, &tb.bus, Arc::clone(&executor)).await;

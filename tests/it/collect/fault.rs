@@ -5,12 +5,12 @@
 use std::time::{Duration, Instant};
 
 use cfgsnap::backup::{Command, Error, ErrorKind};
-use cfgsnap::sim::{DeviceSpec, Export, Fault};
+use routeros_sim::{DeviceSpec, Export, Fault};
 
 use super::{TEST_TIMEOUT, failure};
 use crate::helpers::{
-    TestExecutor, closed_port, device_at, sim_device, sim_device_with_password, start_simulator,
-    test_limits, within,
+    ScratchSshExecutor, closed_port, device_at, sim_device, sim_device_with_password,
+    start_simulator, test_limits, within,
 };
 
 #[tokio::test]
@@ -18,7 +18,7 @@ async fn a_device_refusing_every_login_is_auth_failed() {
     within(TEST_TIMEOUT, async {
         // Arrange
         let sim = start_simulator(vec![DeviceSpec::default().with_fault(Fault::AuthFailure)]).await;
-        let executor = TestExecutor::new(test_limits()).await;
+        let executor = ScratchSshExecutor::new(test_limits()).await;
 
         // Act
         let e = failure(executor.run(&sim_device(&sim, 0)).await);
@@ -35,7 +35,7 @@ async fn a_wrong_password_is_auth_failed() {
     within(TEST_TIMEOUT, async {
         // Arrange
         let sim = start_simulator(vec![DeviceSpec::default()]).await;
-        let executor = TestExecutor::new(test_limits()).await;
+        let executor = ScratchSshExecutor::new(test_limits()).await;
 
         // Act
         let e = failure(
@@ -56,7 +56,7 @@ async fn a_changed_host_key_is_a_mismatch_until_the_pin_is_forgotten() {
         // Arrange: the device presents a new random key on every connection.
         let sim =
             start_simulator(vec![DeviceSpec::default().with_fault(Fault::HostKeyChange)]).await;
-        let executor = TestExecutor::new(test_limits()).await;
+        let executor = ScratchSshExecutor::new(test_limits()).await;
         let device = sim_device(&sim, 0);
 
         // Act
@@ -101,7 +101,7 @@ async fn a_device_hanging_after_exec_times_out_at_the_command_timeout() {
         // Arrange
         let sim = start_simulator(vec![DeviceSpec::default().with_fault(Fault::HangAfterExec)]).await;
         let limits = test_limits();
-        let executor = TestExecutor::new(limits.clone()).await;
+        let executor = ScratchSshExecutor::new(limits.clone()).await;
         let started = Instant::now();
 
         // Act
@@ -132,7 +132,7 @@ async fn a_slowly_dripping_export_times_out() {
             });
         let sim = start_simulator(vec![spec]).await;
         let limits = test_limits();
-        let executor = TestExecutor::new(limits.clone()).await;
+        let executor = ScratchSshExecutor::new(limits.clone()).await;
 
         // Act
         let e = failure(executor.run(&sim_device(&sim, 0)).await);
@@ -155,7 +155,7 @@ async fn a_connection_dropped_mid_output_is_unreachable() {
             .with_export(Export::Generated { lines: 1000 })
             .with_fault(Fault::DisconnectMidOutput);
         let sim = start_simulator(vec![spec]).await;
-        let executor = TestExecutor::new(test_limits()).await;
+        let executor = ScratchSshExecutor::new(test_limits()).await;
 
         // Act
         let e = failure(executor.run(&sim_device(&sim, 0)).await);
@@ -178,7 +178,7 @@ async fn an_export_over_the_cap_is_too_large_without_reading_it_all() {
         let sim = start_simulator(vec![spec]).await;
         let mut limits = test_limits();
         limits.max_config_bytes = 1024 * 1024;
-        let executor = TestExecutor::new(limits).await;
+        let executor = ScratchSshExecutor::new(limits).await;
 
         // Act
         let e = failure(executor.run(&sim_device(&sim, 0)).await);
@@ -195,7 +195,7 @@ async fn garbage_output_is_invalid_output() {
     within(TEST_TIMEOUT, async {
         // Arrange
         let sim = start_simulator(vec![DeviceSpec::default().with_fault(Fault::Garbage)]).await;
-        let executor = TestExecutor::new(test_limits()).await;
+        let executor = ScratchSshExecutor::new(test_limits()).await;
 
         // Act
         let e = failure(executor.run(&sim_device(&sim, 0)).await);
@@ -213,7 +213,7 @@ async fn a_routeros_error_instead_of_the_export_is_command_failed() {
         let error = "bad command name export (line 1 column 2)";
         let spec = DeviceSpec::default().with_fault(Fault::RouterOsError(error.to_owned()));
         let sim = start_simulator(vec![spec]).await;
-        let executor = TestExecutor::new(test_limits()).await;
+        let executor = ScratchSshExecutor::new(test_limits()).await;
 
         // Act
         let e = failure(executor.run(&sim_device(&sim, 0)).await);
@@ -231,7 +231,7 @@ async fn a_closed_port_is_unreachable() {
         // Arrange
         let port = closed_port().await;
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let executor = TestExecutor::new(test_limits()).await;
+        let executor = ScratchSshExecutor::new(test_limits()).await;
 
         // Act
         let e = failure(executor.run(&device_at(addr, "closed", "admin")).await);
@@ -251,7 +251,7 @@ async fn a_job_time_limit_shorter_than_the_device_latency_is_a_job_timeout() {
         let sim = start_simulator(vec![spec]).await;
         let mut limits = test_limits();
         limits.job_timelimit = Duration::from_secs(1);
-        let executor = TestExecutor::new(limits).await;
+        let executor = ScratchSshExecutor::new(limits).await;
 
         // Act
         let e = failure(executor.run(&sim_device(&sim, 0)).await);
@@ -310,13 +310,13 @@ async fn error_messages_never_contain_the_password_or_export_text() {
         ])
         .await;
         let device = |i| sim_device_with_password(&sim, i, PASSWORD_MARKER);
-        let plain = TestExecutor::new(test_limits()).await;
+        let plain = ScratchSshExecutor::new(test_limits()).await;
         let mut small = test_limits();
         small.max_config_bytes = 64;
-        let capped = TestExecutor::new(small).await;
+        let capped = ScratchSshExecutor::new(small).await;
         let mut fixed = test_limits();
         fixed.command = Command::Fixed("/export show-sensitive".to_owned());
-        let fixed = TestExecutor::new(fixed).await;
+        let fixed = ScratchSshExecutor::new(fixed).await;
         let wrong_password = format!("wrong-{PASSWORD_MARKER}");
 
         // Act

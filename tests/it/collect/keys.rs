@@ -6,10 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use cfgsnap::backup::{Auth, Device, ErrorKind};
-use cfgsnap::sim::DeviceSpec;
+use routeros_sim::DeviceSpec;
 
 use crate::helpers::{
-    TestExecutor, client_key_pair, sim_device, start_simulator, test_limits, within,
+    ScratchSshExecutor, client_key_pair, sim_device, start_simulator, test_limits, within,
 };
 
 /// Puts `from`'s key at `to` the way rotation tools do: a new file renamed over the old.
@@ -38,7 +38,7 @@ async fn a_rotated_key_file_is_used_by_the_next_backup_without_a_reload() {
         rotate(&key_a, &configured);
         let sim = start_simulator(vec![DeviceSpec::default().with_authorized_key(public_a)]).await;
         let device = with_key(sim_device(&sim, 0), &configured);
-        let executor = TestExecutor::new(test_limits()).await;
+        let executor = ScratchSshExecutor::new(test_limits()).await;
 
         // Act: A, then B rotated in, then A again, through the same executor.
         let first = executor.run(&device).await;
@@ -72,7 +72,7 @@ async fn a_missing_key_file_fails_the_backup_and_is_read_once_it_is_back() {
         let configured = dir.path().join("id_device");
         let sim = start_simulator(vec![DeviceSpec::default().with_authorized_key(public)]).await;
         let device = with_key(sim_device(&sim, 0), &configured);
-        let executor = TestExecutor::new(test_limits()).await;
+        let executor = ScratchSshExecutor::new(test_limits()).await;
 
         // Act
         let missing = executor.run(&device).await;

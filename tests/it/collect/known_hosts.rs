@@ -11,7 +11,7 @@ use std::time::Duration;
 use cfgsnap::backup::executor::SshExecutor;
 use cfgsnap::backup::known_hosts::KnownHosts;
 use cfgsnap::backup::{Executor as _, Trigger};
-use cfgsnap::sim::DeviceSpec;
+use routeros_sim::DeviceSpec;
 use tokio::task::JoinSet;
 
 use crate::helpers::{sim_device, start_simulator, test_limits, within};

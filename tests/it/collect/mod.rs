@@ -16,10 +16,10 @@ use std::time::Duration;
 use cfgsnap::backup::normalize::normalize;
 use cfgsnap::backup::ssh::{self, KeyCache};
 use cfgsnap::backup::{Command, Error, ErrorKind, Outcome};
-use cfgsnap::sim::{DeviceSpec, Export, HostKeyKind};
+use routeros_sim::{DeviceSpec, Export, HostKeyKind};
 
 use crate::helpers::{
-    TestExecutor, corpus_device, corpus_file, normalized_hash, sim_device, start_simulator,
+    ScratchSshExecutor, corpus_device, corpus_file, normalized_hash, sim_device, start_simulator,
     test_limits, within,
 };
 
@@ -58,7 +58,7 @@ async fn a_v7_corpus_export_is_collected_with_the_hash_of_the_normalized_file() 
         // Arrange
         let file = corpus_file(V7_FILE);
         let sim = start_simulator(vec![corpus_device(V7_FILE)]).await;
-        let executor = TestExecutor::new(test_limits()).await;
+        let executor = ScratchSshExecutor::new(test_limits()).await;
 
         // Act
         let outcome = executor
@@ -88,7 +88,7 @@ async fn repeated_exports_hash_the_same_although_the_header_is_restamped() {
         // Arrange: the file's header dates from 2023; the simulator stamps
         // every export with the current time instead.
         let sim = start_simulator(vec![corpus_device(V7_FILE)]).await;
-        let executor = TestExecutor::new(test_limits()).await;
+        let executor = ScratchSshExecutor::new(test_limits()).await;
         let device = sim_device(&sim, 0);
 
         // Act
@@ -112,7 +112,7 @@ async fn auto_on_a_v6_device_runs_plain_export_over_the_v6_algorithms() {
             .with_version(V6_VERSION)
             .with_export(Export::Text(file.clone()));
         let sim = start_simulator(vec![spec]).await;
-        let executor = TestExecutor::new(test_limits()).await;
+        let executor = ScratchSshExecutor::new(test_limits()).await;
         let device = sim_device(&sim, 0);
 
         // Act
@@ -143,7 +143,7 @@ async fn a_fixed_show_sensitive_command_on_v6_is_command_failed() {
         let sim = start_simulator(vec![spec]).await;
         let mut limits = test_limits();
         limits.command = Command::Fixed("/export show-sensitive".to_owned());
-        let executor = TestExecutor::new(limits).await;
+        let executor = ScratchSshExecutor::new(limits).await;
 
         // Act
         let e = failure(executor.run(&sim_device(&sim, 0)).await);
@@ -161,7 +161,7 @@ async fn auto_on_v7_exports_with_show_sensitive() {
         // Arrange: generated configs print `password=` only when secrets are shown.
         let spec = DeviceSpec::default().with_export(Export::Generated { lines: 1000 });
         let sim = start_simulator(vec![spec]).await;
-        let executor = TestExecutor::new(test_limits()).await;
+        let executor = ScratchSshExecutor::new(test_limits()).await;
 
         // Act
         let outcome = executor
@@ -195,7 +195,7 @@ async fn hide_sensitive_succeeds_on_v6_and_v7_without_secrets() {
         limits.command = Command::Auto {
             hide_sensitive: true,
         };
-        let executor = TestExecutor::new(limits).await;
+        let executor = ScratchSshExecutor::new(limits).await;
 
         // Act
         let v7 = executor.run(&sim_device(&sim, 0)).await.expect("v7 backup");
@@ -233,7 +233,7 @@ async fn a_generated_export_keeps_its_wrapped_continuation_lines() {
             .expect("raw export");
         raw_conn.close().await;
         let raw = String::from_utf8(raw.stdout).expect("UTF-8 export");
-        let executor = TestExecutor::new(limits).await;
+        let executor = ScratchSshExecutor::new(limits).await;
 
         // Act
         let outcome = executor.run(&device).await.expect("backup succeeds");
@@ -258,7 +258,7 @@ async fn a_device_changing_every_second_export_changes_hash_on_exports_two_and_f
         // so exports 1..=4 are generations 0, 1, 1, 2.
         let spec = DeviceSpec::default().with_change_every(2);
         let sim = start_simulator(vec![spec]).await;
-        let executor = TestExecutor::new(test_limits()).await;
+        let executor = ScratchSshExecutor::new(test_limits()).await;
         let device = sim_device(&sim, 0);
 
         // Act
@@ -287,7 +287,7 @@ async fn a_v7_device_with_an_rsa_host_key_is_backed_up_and_pinned() {
         // Arrange
         let spec = DeviceSpec::default().with_host_key(HostKeyKind::Rsa);
         let sim = start_simulator(vec![spec]).await;
-        let executor = TestExecutor::new(test_limits()).await;
+        let executor = ScratchSshExecutor::new(test_limits()).await;
         let device = sim_device(&sim, 0);
 
         // Act

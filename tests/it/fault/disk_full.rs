@@ -8,12 +8,12 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use cfgsnap::sim::{DeviceSpec, Export};
+use routeros_sim::{DeviceSpec, Export};
 use sqlx::Connection as _;
 
 use crate::helpers::{CliConfig, CliOptions, start_simulator, within};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cfgsnap");
+use crate::helpers::CFGSNAP as BIN;
 
 /// A tmpfs mounted for the test, unmounted on drop.
 struct SmallFs {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cfgsnap::sim::{DeviceSpec, Export, Fault};
+use routeros_sim::{DeviceSpec, Export, Fault};
 use sqlx::Connection as _;
 
 use super::servers::ServeProcess;
@@ -81,7 +81,7 @@ async fn hostile_devices_among_500_healthy_ones_fail_alone_and_memory_stays_boun
             .replace("max_concurrent = 8", "max_concurrent = 64\nmax_config_bytes = 1048576");
         let config = infra.dir.path().join("config.toml");
         std::fs::write(&config, toml).expect("config");
-        let node = ServeProcess::start(&config, infra.dir.path().join("serve.log"), true).await;
+        let node = ServeProcess::start(crate::helpers::CFGSNAP, &config, infra.dir.path().join("serve.log"), true).await;
         let app = TestApp::attach(node.port.expect("api"));
         let db = format!("sqlite://{}/cfgsnap.db", infra.dir.path().display());
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use cfgsnap::backup::normalize::sha256_hex;
-use cfgsnap::sim::DeviceSpec;
+use routeros_sim::DeviceSpec;
 use sqlx::PgPool;
 
 use super::servers::ServeProcess;
@@ -36,7 +36,13 @@ async fn kill_9_mid_pass_then_restart_leaves_no_stale_lock_duplicate_or_torn_sna
         std::fs::write(&config, toml).expect("config");
         let prefix = format!("t{}:backup:device:", infra.tag);
         let pool = PgPool::connect(&infra.store_url).await.expect("store pool");
-        let node = ServeProcess::start(&config, infra.dir.path().join("first.log"), true).await;
+        let node = ServeProcess::start(
+            crate::helpers::CFGSNAP,
+            &config,
+            infra.dir.path().join("first.log"),
+            true,
+        )
+        .await;
         await_devices_stored(&pool, 4, Duration::from_secs(60)).await;
         // Backups are in flight: some devices are locked.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -52,7 +58,13 @@ async fn kill_9_mid_pass_then_restart_leaves_no_stale_lock_duplicate_or_torn_sna
         node.kill().await;
         let (_, stored_at_kill) = snapshot_counts(&pool).await;
         let ttls = lock_ttls(REDIS, &prefix).await;
-        let node = ServeProcess::start(&config, infra.dir.path().join("second.log"), true).await;
+        let node = ServeProcess::start(
+            crate::helpers::CFGSNAP,
+            &config,
+            infra.dir.path().join("second.log"),
+            true,
+        )
+        .await;
 
         // Assert: the dead node's locks all lapse within their TTL.
         assert!(

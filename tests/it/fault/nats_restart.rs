@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use cfgsnap::sim::DeviceSpec;
+use routeros_sim::DeviceSpec;
 use sqlx::PgPool;
 
 use super::servers::NatsServer;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cfgsnap::sim::DeviceSpec;
+use routeros_sim::DeviceSpec;
 use sqlx::PgPool;
 
 use super::servers::ServeProcess;
@@ -35,11 +35,28 @@ async fn killing_one_of_two_pollers_mid_pass_leaves_no_trigger_unanswered_and_no
             std::fs::write(&path, toml).expect("config");
             path
         };
-        let central =
-            ServeProcess::start(&write("central", CENTRAL), dir.join("central.log"), true).await;
+        let central = ServeProcess::start(
+            crate::helpers::CFGSNAP,
+            &write("central", CENTRAL),
+            dir.join("central.log"),
+            true,
+        )
+        .await;
         let app = TestApp::attach(central.port.expect("api"));
-        let a = ServeProcess::start(&write("a", POLLER), dir.join("a.log"), false).await;
-        let b = ServeProcess::start(&write("b", POLLER), dir.join("b.log"), false).await;
+        let a = ServeProcess::start(
+            crate::helpers::CFGSNAP,
+            &write("a", POLLER),
+            dir.join("a.log"),
+            false,
+        )
+        .await;
+        let b = ServeProcess::start(
+            crate::helpers::CFGSNAP,
+            &write("b", POLLER),
+            dir.join("b.log"),
+            false,
+        )
+        .await;
         let pool = PgPool::connect(&infra.store_url).await.expect("store pool");
         await_devices_stored(&pool, 10, Duration::from_secs(60)).await;
 

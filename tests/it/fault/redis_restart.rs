@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cfgsnap::sim::{DeviceSpec, Simulator};
+use routeros_sim::{DeviceSpec, Simulator};
 
 use super::lock_ttls;
 use super::servers::RedisServer;

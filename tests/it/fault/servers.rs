@@ -8,7 +8,7 @@
 //! them); a missing one fails the test with that instruction.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,8 +17,6 @@ use tempfile::TempDir;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
-
-const CFGSNAP: &str = env!("CARGO_BIN_EXE_cfgsnap");
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
@@ -60,7 +58,7 @@ pub async fn await_port(port: u16, up: bool, what: &str) {
     }
 }
 
-pub(crate) use crate::app::process::signal;
+pub(crate) use cfgsnap_testkit::serve::{ServeProcess, signal};
 
 /// A server process that can be stopped and started again on its port.
 struct Restartable {
@@ -261,38 +259,5 @@ impl Relay {
             }
         });
         *self.running.lock().expect("relay state") = Some(tasks);
-    }
-}
-
-/// `cfgsnap serve` as a child process, logging to a file.
-pub struct ServeProcess {
-    pub child: Child,
-    pub port: Option<u16>,
-}
-
-impl ServeProcess {
-    /// Starts `cfgsnap serve --config {config}`, logging at `info` to
-    /// `{log}`; with `api`, waits for its HTTP port.
-    pub async fn start(config: &Path, log: PathBuf, api: bool) -> ServeProcess {
-        let child = Command::new(CFGSNAP)
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("cfgsnap serve starts");
-        let port = if api {
-            Some(crate::app::process::wait_for_port(&log, false).await)
-        } else {
-            None
-        };
-        ServeProcess { child, port }
-    }
-
-    /// `kill -9`, then reaps it.
-    pub async fn kill(mut self) {
-        self.child.kill().await.expect("kill -9 the node");
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use cfgsnap::sim::{DeviceSpec, Fault};
+use routeros_sim::{DeviceSpec, Fault};
 use sqlx::PgPool;
 
 use super::servers::{ServeProcess, signal};
@@ -39,7 +39,13 @@ async fn sigterm_with_100_backups_in_flight_stops_within_the_timeout_and_release
         let config = infra.dir.path().join("config.toml");
         std::fs::write(&config, &toml).expect("config");
         let prefix = format!("t{}:backup:device:", infra.tag);
-        let mut node = ServeProcess::start(&config, infra.dir.path().join("serve.log"), true).await;
+        let mut node = ServeProcess::start(
+            crate::helpers::CFGSNAP,
+            &config,
+            infra.dir.path().join("serve.log"),
+            true,
+        )
+        .await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while lock_ttls(REDIS, &prefix).await.len() < FINISHING + HANGING {
             assert!(

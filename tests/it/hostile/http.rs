@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use cfgsnap::api::Role;
-use cfgsnap::sim::DeviceSpec;
 use futures_util::future::join_all;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use routeros_sim::DeviceSpec;
 use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
@@ -23,7 +23,7 @@ const EXCHANGE: Duration = Duration::from_secs(15);
 
 /// Starts an embedded node for one simulated device `dev-0` of `t1`, with
 /// scheduled runs pushed an hour away.
-async fn node() -> (Infra, cfgsnap::sim::Simulator, TestApp) {
+async fn node() -> (Infra, routeros_sim::Simulator, TestApp) {
     let infra = Infra::new(Stack::Embedded).await;
     let sim = start_simulator(vec![DeviceSpec::default()]).await;
     let toml = infra

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use cfgsnap::sim::DeviceSpec;
+use routeros_sim::DeviceSpec;
 use serde_json::{Value, json};
 
 use super::within;
@@ -18,7 +18,7 @@ const LIMIT: Duration = Duration::from_secs(120);
 
 /// A served node for one simulated device `dev-0` of `t1`, scheduled runs
 /// pushed an hour away, and a plain client of the same NATS server.
-async fn served_node() -> (Infra, cfgsnap::sim::Simulator, TestApp, async_nats::Client) {
+async fn served_node() -> (Infra, routeros_sim::Simulator, TestApp, async_nats::Client) {
     let infra = Infra::new(Stack::Served).await;
     let sim = start_simulator(vec![DeviceSpec::default()]).await;
     let toml = infra

@@ -13,8 +13,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use cfgsnap::api::{AuthConfig, Role};
 use cfgsnap::id::TenantId;
-use cfgsnap::sim::{DeviceSpec, Export};
 use rand::RngCore as _;
+use routeros_sim::{DeviceSpec, Export};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
@@ -22,7 +22,7 @@ use super::{raw_exchange, within};
 use crate::app::{Infra, Stack, on_both_stacks};
 use crate::helpers::start_simulator;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cfgsnap");
+use crate::helpers::CFGSNAP as BIN;
 const LIMIT: Duration = Duration::from_secs(180);
 
 fn random_hex() -> String {
@@ -73,15 +73,7 @@ impl Markers {
     }
 
     fn token(&self, sub: &str, tenant: &str, role: Role) -> String {
-        AuthConfig::hs256(self.jwt_secret.as_bytes(), None, None)
-            .expect("secret long enough")
-            .mint_token(
-                sub,
-                &TenantId::parse(tenant).expect("id"),
-                role,
-                Duration::from_secs(600),
-            )
-            .expect("token")
+        cfgsnap_testkit::token::mint(self.jwt_secret.as_bytes(), sub, tenant, role)
     }
 }
 
@@ -187,7 +179,7 @@ async fn no_marker_secret_reaches_a_log_line_an_error_body_or_a_metric(stack: St
             .kill_on_drop(true)
             .spawn()
             .expect("cfgsnap serve starts");
-        let port = crate::app::process::wait_for_port(&log, false).await;
+        let port = cfgsnap_testkit::serve::wait_for_port(&log, false).await;
         let mut calls = Calls {
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),

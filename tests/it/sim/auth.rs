@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cfgsnap::sim::{DeviceSpec, Fault};
+use routeros_sim::{DeviceSpec, Fault};
 use russh::ChannelMsg;
 
 use super::{client_key, seen_fingerprint, ssh, start, stderr};

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use cfgsnap::sim::{DeviceSpec, Export, Fault};
+use routeros_sim::{DeviceSpec, Export, Fault};
 
 use super::{client_key, ssh, ssh_within, start, stderr};
 

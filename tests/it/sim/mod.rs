@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-use cfgsnap::sim::{self, DeviceSpec, Export, Simulator};
+use routeros_sim::{self as sim, DeviceSpec, Export, Simulator};
 use russh::keys::PublicKey;
 use tempfile::TempDir;
 

@@ -5,13 +5,14 @@ use cfgsnap::backup::normalize::sha256_hex;
 use cfgsnap::store::history::ChangeSummary;
 use cfgsnap::store::snapshot::Ingested;
 
-use super::{TestStore, apply_patch, both_backends, corpus, days_ago, snapshot};
+use super::{TestStore, apply_patch, corpus, days_ago, snapshot};
 
 /// A v7 export with `/ip address` and `/ip firewall filter` sections.
 const EXPORT: &str = "kaihendry-mikrotik-configs__praze.rsc";
 const ADDED_RULE: &str = "add action=drop chain=forward comment=cfgsnap-it src-address=192.0.2.66";
 
-both_backends!(
+on_both_stacks!(
+    with TestStore;
     an_added_firewall_rule_shows_in_the_history_and_in_the_stored_diff,
     a_diff_against_another_snapshot_is_computed_on_demand,
     the_first_snapshot_diffs_against_an_empty_predecessor,

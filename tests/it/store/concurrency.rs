@@ -5,12 +5,13 @@ use cfgsnap::backup::normalize::sha256_hex;
 use cfgsnap::store::snapshot::{Ingested, NewSnapshot};
 use tokio::task::JoinSet;
 
-use super::{TestStore, apply_patch, both_backends, config, corpus, days_ago, snapshot};
+use super::{TestStore, apply_patch, config, corpus, days_ago, snapshot};
 
 const TASKS: usize = 8;
 const ROUNDS: i64 = 3;
 
-both_backends!(
+on_both_stacks!(
+    with TestStore;
     the_same_event_from_eight_tasks_is_created_once,
     eight_different_events_at_once_chain_their_diffs_without_a_fork,
 );

@@ -6,9 +6,10 @@ use cfgsnap::store::Error;
 use cfgsnap::store::device::Attempt;
 use chrono::{Duration, SubsecRound, Utc};
 
-use super::{FLEET, TestStore, both_backends, config, days_ago, fleet, snapshot};
+use super::{FLEET, TestStore, config, days_ago, fleet, snapshot};
 
-both_backends!(
+on_both_stacks!(
+    with TestStore;
     sync_fleet_marks_a_removed_device_inactive_and_keeps_its_history,
     sync_fleet_refuses_to_move_a_device_with_history_to_another_tenant,
     a_host_key_is_pinned_on_first_use_only_and_audited,

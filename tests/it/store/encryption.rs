@@ -6,9 +6,10 @@ use cfgsnap::backup::normalize::sha256_hex;
 use cfgsnap::store::Store;
 use cfgsnap::store::crypto::MasterKey;
 
-use super::{Backend, TestStore, both_backends, config, corpus, days_ago, snapshot};
+use super::{Stack, TestStore, config, corpus, days_ago, snapshot};
 
-both_backends!(
+on_both_stacks!(
+    with TestStore;
     stored_records_hold_no_plaintext_line_of_the_config,
     a_different_master_key_stops_start_up_with_a_clear_error,
     two_tenants_storing_the_same_text_get_different_ciphertexts,
@@ -51,8 +52,8 @@ async fn stored_records_hold_no_plaintext_line_of_the_config(t: &TestStore) {
     // Act: the bytes at rest.
     let snapshots = t.raw_records("snapshot").await;
     let diffs = t.raw_records("snapshot_diff").await;
-    let at_rest: Vec<u8> = match t.backend {
-        Backend::Sqlite => {
+    let at_rest: Vec<u8> = match t.stack {
+        Stack::Embedded => {
             let db = t.sqlite_file();
             let mut bytes = std::fs::read(&db).expect("database file");
             let mut wal = db.into_os_string();
@@ -60,7 +61,7 @@ async fn stored_records_hold_no_plaintext_line_of_the_config(t: &TestStore) {
             bytes.extend(std::fs::read(&wal).expect("-wal file (WAL mode)"));
             bytes
         }
-        Backend::Postgres => snapshots
+        Stack::Served => snapshots
             .iter()
             .chain(&diffs)
             .flat_map(|r| r.2.clone())
@@ -70,7 +71,7 @@ async fn stored_records_hold_no_plaintext_line_of_the_config(t: &TestStore) {
     // Assert: the records are there (their nonces are), their text is not.
     assert_eq!((snapshots.len(), diffs.len()), (2, 1));
     for (id, nonce, _) in snapshots.iter().chain(&diffs) {
-        if t.backend == Backend::Sqlite {
+        if t.stack == Stack::Embedded {
             assert!(
                 contains(&at_rest, nonce),
                 "record {id} is in the scanned bytes"

@@ -4,9 +4,10 @@
 
 use cfgsnap::store::Error;
 
-use super::{TestStore, both_backends, config, days_ago, snapshot};
+use super::{TestStore, config, days_ago, snapshot};
 
-both_backends!(
+on_both_stacks!(
+    with TestStore;
     an_event_with_a_nul_character_in_a_text_field_is_invalid,
     a_statement_the_database_refuses_is_not_a_transient_error,
 );

@@ -6,9 +6,10 @@ use cfgsnap::store::Error;
 use cfgsnap::store::snapshot::Ingested;
 use chrono::Duration;
 
-use super::{TestStore, both_backends, config, days_ago, snapshot};
+use super::{TestStore, config, days_ago, snapshot};
 
-both_backends!(
+on_both_stacks!(
+    with TestStore;
     a_new_snapshot_is_created_with_its_metadata_and_content,
     the_same_event_again_is_a_duplicate_that_stores_nothing,
     a_config_that_changes_back_is_stored_again,

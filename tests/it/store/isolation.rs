@@ -5,9 +5,10 @@ use cfgsnap::store::Error;
 use cfgsnap::store::device::Attempt;
 use chrono::Utc;
 
-use super::{TestStore, both_backends, config, days_ago, snapshot};
+use super::{TestStore, config, days_ago, snapshot};
 
-both_backends!(
+on_both_stacks!(
+    with TestStore;
     another_tenant_finds_no_snapshot_of_a_device_it_does_not_own,
     another_tenant_finds_no_device_state_or_audit_event_it_does_not_own,
 );

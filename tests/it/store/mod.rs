@@ -1,5 +1,6 @@
 //! The snapshot store against real databases: every test body runs twice, on
-//! a fresh SQLite file and on a fresh PostgreSQL database (`both_backends!`).
+//! a fresh SQLite file and on a fresh PostgreSQL database
+//! (`on_both_stacks!(with TestStore; …)`).
 //! Topics: ingest, concurrency, diffs and changes, encryption, retention,
 //! tenant isolation, devices, pagination. Config and diff text hold device
 //! secrets: assertion messages print ids, hashes and counts only.
@@ -18,47 +19,20 @@ mod pagination;
 mod retention;
 
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
-use std::time::Duration;
 
 use cfgsnap::backup::Trigger;
 use cfgsnap::backup::normalize::{NORMALIZATION_VERSION, normalize, sha256_hex};
-use cfgsnap::config::{Fleet, LogFormat, Settings, StoreSettings};
+use cfgsnap::config::{Fleet, Settings, StoreSettings};
 use cfgsnap::id::{DeviceId, TenantId};
 use cfgsnap::store::Store;
 use cfgsnap::store::snapshot::{Ingested, NewSnapshot};
+use cfgsnap_testkit::ScratchDb;
+pub use cfgsnap_testkit::Stack;
+use cfgsnap_testkit::stack::Fixture;
 use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use tempfile::TempDir;
-
-/// Generates, for each named `async fn name(t: &TestStore)` of the calling
-/// module, a module `name` with a `sqlite` and a `postgres` test that start a
-/// fresh [`TestStore`], run the body and clean up when it passed.
-macro_rules! both_backends {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let t = $crate::store::TestStore::start($crate::store::Backend::Sqlite).await;
-                super::$name(&t).await;
-                t.finish().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let t = $crate::store::TestStore::start($crate::store::Backend::Postgres).await;
-                super::$name(&t).await;
-                t.finish().await;
-            }
-        }
-    )+};
-}
-use both_backends;
-
-/// Where the maintenance connection goes: it creates and drops the per-test
-/// databases.
-const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 
 /// The SQLite database's file name in the test's directory.
 const SQLITE_FILE: &str = "cfgsnap.db";
@@ -66,57 +40,44 @@ const SQLITE_FILE: &str = "cfgsnap.db";
 /// Tenants and devices of every test store: `r1`, `r2` in `t1`, `x1` in `t2`.
 pub const FLEET: &[(&str, &str)] = &[("r1", "t1"), ("r2", "t1"), ("x1", "t2")];
 
-static TRACING: LazyLock<()> = LazyLock::new(|| {
-    if std::env::var_os("TEST_LOG").is_some() {
-        cfgsnap::telemetry::init(cfgsnap::telemetry::subscriber(
-            "debug",
-            LogFormat::Text,
-            std::io::stdout,
-        ));
-    }
-});
-
-/// The database under test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 /// A connected store over its own database (SQLite file or PostgreSQL
 /// database) and master key file, with [`FLEET`] synced.
 pub struct TestStore {
     pub store: Store,
-    pub backend: Backend,
+    pub stack: Stack,
     /// The settings the store was connected with (retention 90 days, keep 2).
     pub settings: StoreSettings,
     /// Holds the SQLite file and the master key file.
     pub dir: TempDir,
-    /// The PostgreSQL database's name, dropped by [`TestStore::finish`].
-    pg_database: Option<String>,
+    /// The PostgreSQL database, dropped by [`TestStore::finish`].
+    pg_database: Option<ScratchDb>,
+}
+
+impl Fixture for TestStore {
+    async fn start(stack: Stack) -> TestStore {
+        TestStore::start(stack).await
+    }
+
+    async fn finish(self) {
+        TestStore::finish(self).await;
+    }
 }
 
 impl TestStore {
     /// Creates the database, connects (which generates the key file) and
     /// syncs [`FLEET`].
-    pub async fn start(backend: Backend) -> TestStore {
-        LazyLock::force(&TRACING);
+    pub async fn start(stack: Stack) -> TestStore {
+        cfgsnap_testkit::init_tracing();
         let dir = tempfile::tempdir().expect("tempdir for the store");
-        let (url, pg_database) = match backend {
-            Backend::Sqlite => (
+        let (url, pg_database) = match stack {
+            Stack::Embedded => (
                 format!("sqlite://{}", dir.path().join(SQLITE_FILE).display()),
                 None,
             ),
-            Backend::Postgres => {
-                let name = format!("cfgsnap_test_{:016x}", rand::random::<u64>());
-                let admin = maintenance_pool().await;
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-                    .execute(&admin)
-                    .await
-                    .expect("CREATE DATABASE for the test");
-                admin.close().await;
-                eprintln!("test database {name}");
-                (format!("{PG_SERVER}/{name}"), Some(name))
+            Stack::Served => {
+                let db = ScratchDb::for_test().await;
+                eprintln!("test database {}", db.name());
+                (db.url(), Some(db))
             }
         };
         let settings = store_settings(&url, &dir.path().join("master.key"));
@@ -124,7 +85,7 @@ impl TestStore {
         store.sync_fleet(&fleet(FLEET)).await.expect("fleet syncs");
         TestStore {
             store,
-            backend,
+            stack,
             settings,
             dir,
             pg_database,
@@ -134,17 +95,13 @@ impl TestStore {
     /// Closes the store and drops the PostgreSQL database (best effort).
     /// Not called when the test panicked: a failed test's PostgreSQL
     /// database stays for inspection (its name is in the test's output).
-    pub async fn finish(self) {
+    pub async fn finish(mut self) {
         self.store.close().await;
-        let Some(name) = &self.pg_database else {
-            return;
-        };
-        let admin = maintenance_pool().await;
-        let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await {
-            eprintln!("warning: could not drop test database {name}: {e}");
+        if let Some(db) = self.pg_database.take()
+            && let Err(e) = db.drop_now().await
+        {
+            eprintln!("warning: {e:#}");
         }
-        admin.close().await;
     }
 
     /// Settings equal to this store's but with another key file.
@@ -201,8 +158,8 @@ impl TestStore {
     /// or `snapshot_diff`), read past the store: the bytes at rest.
     pub async fn raw_records(&self, table: &str) -> Vec<(i64, Vec<u8>, Vec<u8>)> {
         let sql = format!("SELECT snapshot_id, nonce, content FROM {table} ORDER BY snapshot_id");
-        match self.backend {
-            Backend::Sqlite => {
+        match self.stack {
+            Stack::Embedded => {
                 let pool = self.raw_sqlite().await;
                 let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .fetch_all(&pool)
@@ -210,7 +167,7 @@ impl TestStore {
                 pool.close().await;
                 rows.expect("raw select")
             }
-            Backend::Postgres => {
+            Stack::Served => {
                 let pool = self.raw_pg().await;
                 let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .fetch_all(&pool)
@@ -225,8 +182,8 @@ impl TestStore {
     /// cannot show (orphans left by a missing cascade).
     pub async fn raw_count(&self, table: &str) -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {table}");
-        match self.backend {
-            Backend::Sqlite => {
+        match self.stack {
+            Stack::Embedded => {
                 let pool = self.raw_sqlite().await;
                 let n = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                     .fetch_one(&pool)
@@ -234,7 +191,7 @@ impl TestStore {
                 pool.close().await;
                 n.expect("raw count")
             }
-            Backend::Postgres => {
+            Stack::Served => {
                 let pool = self.raw_pg().await;
                 let n = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                     .fetch_one(&pool)
@@ -255,33 +212,15 @@ impl TestStore {
     }
 
     async fn raw_pg(&self) -> PgPool {
-        let name = self
+        let db = self
             .pg_database
-            .as_deref()
+            .as_ref()
             .expect("BUG: a PostgreSQL test store");
         PgPoolOptions::new()
             .max_connections(1)
-            .connect(&format!("{PG_SERVER}/{name}"))
+            .connect(&db.url())
             .await
             .expect("raw PostgreSQL connection")
-    }
-}
-
-async fn maintenance_pool() -> PgPool {
-    let url = format!("{PG_SERVER}/postgres");
-    match PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(&url)
-        .await
-    {
-        Ok(pool) => pool,
-        Err(e) => panic!(
-            "PostgreSQL is not reachable at {url} ({e}). The store tests need it on \
-             127.0.0.1:5432 with trust auth for user postgres: run scripts/test.sh, which \
-             starts it, or `pg_ctlcluster <version> main start` after adding \
-             `host all all 127.0.0.1/32 trust` to pg_hba.conf."
-        ),
     }
 }
 

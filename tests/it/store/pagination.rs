@@ -1,9 +1,10 @@
 //! Cursor pagination: newest first, `before` = the last id of the previous
 //! page, until a short or empty page.
 
-use super::{TestStore, both_backends, config, days_ago, snapshot};
+use super::{TestStore, config, days_ago, snapshot};
 
-both_backends!(
+on_both_stacks!(
+    with TestStore;
     seven_snapshots_come_in_pages_of_three_three_and_one,
     the_change_history_and_the_audit_log_page_the_same_way,
 );

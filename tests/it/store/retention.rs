@@ -3,12 +3,13 @@
 
 use chrono::Utc;
 
-use super::{TestStore, both_backends, config, days_ago, snapshot};
+use super::{TestStore, config, days_ago, snapshot};
 
 /// Ages of the snapshots of `r1`, oldest first.
 const AGES: [i64; 6] = [200, 150, 100, 50, 10, 1];
 
-both_backends!(
+on_both_stacks!(
+    with TestStore;
     snapshots_past_retention_are_deleted_with_their_diffs_and_changes,
     a_device_with_only_old_snapshots_keeps_the_newest_keep_min,
     a_second_run_deletes_nothing,

@@ -18,9 +18,9 @@ use cfgsnap::backup::{Device, Executor as _, Trigger};
 
 use crate::collect::{client_key, devices, limits};
 use crate::machine::{cpu_time, ms, percentile};
-use crate::node::{Infra, Node, Stack};
-use crate::scratch::Scratch;
+use crate::node::{Infra, Stack, TestNode};
 use crate::sim_child::{SimArgs, SimProcess};
+use tempfile::TempDir;
 
 /// Per-request bound: far above any expected latency, so a stuck call ends the run.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -44,7 +44,7 @@ pub struct TriggerArgs {
     /// Stacks to measure (comma separated).
     #[arg(
         long,
-        value_enum,
+        value_parser = crate::node::parse_stack,
         value_delimiter = ',',
         default_value = "embedded,served"
     )]
@@ -109,7 +109,7 @@ impl Samples {
 
 /// Runs the trigger-latency benchmark.
 pub async fn run(args: &TriggerArgs) -> anyhow::Result<()> {
-    let scratch = Scratch::new()?;
+    let scratch = crate::scratch_dir()?;
     let key = client_key(&scratch)?;
     let sim = SimProcess::start(&SimArgs {
         listen: SocketAddr::from(([127, 0, 0, 1], args.base_port)),
@@ -134,7 +134,7 @@ pub async fn run(args: &TriggerArgs) -> anyhow::Result<()> {
         bare_seq.print("bare collector, sequential", None);
     }
     for &stack in &args.stack {
-        let infra = Infra::new(stack, &scratch, &args.pg_url).await?;
+        let infra = Infra::try_new(stack, &args.pg_url).await?;
         let result = on_node(args, &infra, &fleet, &key).await;
         infra.finish().await;
         let (mut concurrent, mut sequential) = result?;
@@ -152,9 +152,9 @@ pub async fn run(args: &TriggerArgs) -> anyhow::Result<()> {
 async fn bare_collector(
     args: &TriggerArgs,
     fleet: &[Device],
-    scratch: &Scratch,
+    scratch: &TempDir,
 ) -> anyhow::Result<(Samples, Samples)> {
-    let known = KnownHosts::open(&scratch.path("known_hosts.json")).await?;
+    let known = KnownHosts::open(&scratch.path().join("known_hosts.json")).await?;
     let executor = Arc::new(SshExecutor::new(limits(), known));
     let call = |d: Device| {
         let executor = executor.clone();
@@ -186,18 +186,24 @@ async fn on_node(
     let ids: Vec<(String, u16)> = fleet.iter().map(|d| (d.id.to_string(), d.port)).collect();
     let roles =
         "api = true\nscheduler = false\nresponder = true\ningester = true\nretention = false";
-    let node = Node::start(&infra.config(roles, &ids, key)).await?;
-    let (port, token) = (node.port(), infra.token("bench", "bench", Role::Operator)?);
+    let node = TestNode::try_start(&crate::node::config(infra, roles, &ids, key)).await?;
+    let token = infra.token("bench", "bench", Role::Operator);
+    let http = crate::node::http_client(REQUEST_TIMEOUT)?;
+    let base = node.address.clone();
     let call = |d: Device| {
-        let token = token.clone();
+        let (token, http) = (token.clone(), http.clone());
+        let url = format!(
+            "{base}/api/tenants/bench/devices/{}/config-snapshot/trigger",
+            d.id
+        );
         async move {
-            let path = format!(
-                "/api/tenants/bench/devices/{}/config-snapshot/trigger",
-                d.id
-            );
-            match crate::http::request(port, "POST", &path, &token, REQUEST_TIMEOUT).await {
-                Ok(r) if r.status == 201 => Ok(()),
-                Ok(r) => Err(format!("http {}", r.status)),
+            match http.post(url).bearer_auth(token).send().await {
+                Ok(r) if r.status() == 201 => r
+                    .bytes()
+                    .await
+                    .map(|_| ())
+                    .map_err(|_| "transport".to_owned()),
+                Ok(r) => Err(format!("http {}", r.status().as_u16())),
                 Err(_) => Err("transport".to_owned()),
             }
         }
@@ -205,27 +211,31 @@ async fn on_node(
     // Each 201 published one snapshot event, which the ingester stores after
     // the response; every phase starts once the previous one's are stored.
     let mut published = concurrent_round(fleet, &call).await.ok.len();
-    await_ingested(port, published).await?;
+    await_ingested(&http, &base, published).await?;
     let mut all = Samples::default();
     for _ in 0..args.rounds {
         let round = concurrent_round(fleet, &call).await;
         published += round.ok.len();
         all.add(round);
-        await_ingested(port, published).await?;
+        await_ingested(&http, &base, published).await?;
     }
     let seq = sequential_calls(fleet, args.sequential, &call).await;
-    node.stop().await?;
+    node.try_stop().await?;
     Ok((all, seq))
 }
 
 /// Waits until the node's ingester has handled `events` snapshot events
 /// (`cfgsnap_ingest_total` over every final result), so that a measured phase
 /// does not share the cores with the previous phase's ingest.
-async fn await_ingested(port: u16, events: usize) -> anyhow::Result<()> {
+async fn await_ingested(http: &reqwest::Client, base: &str, events: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     loop {
-        let metrics = crate::http::request(port, "GET", "/metrics", "", REQUEST_TIMEOUT).await?;
-        let text = String::from_utf8_lossy(&metrics.body);
+        let text = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
         let handled: usize = text
             .lines()
             .filter(|l| l.starts_with("cfgsnap_ingest_total{") && !l.contains("\"retry\""))

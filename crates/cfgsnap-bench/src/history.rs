@@ -18,9 +18,10 @@ use cfgsnap::id::{DeviceId, TenantId};
 use cfgsnap::store::Store;
 
 use crate::machine::{ms, percentile};
-use crate::node::{Infra, Node};
-use crate::pg::ScratchDb;
-use crate::scratch::Scratch;
+use cfgsnap_testkit::ScratchDb;
+
+use crate::node::{Infra, TestNode};
+use tempfile::TempDir;
 
 /// Page size of every listing (the API's default).
 const PAGE: u32 = 50;
@@ -93,7 +94,7 @@ pub async fn run(args: &HistoryArgs) -> anyhow::Result<()> {
         args.devices > 0 && args.snapshots >= args.devices,
         "need at least one snapshot per device"
     );
-    let scratch = Scratch::new()?;
+    let scratch = crate::scratch_dir()?;
     let db = ScratchDb::create(&args.pg_url).await?;
     let result = measure(args, &db.url(), &scratch).await;
     if let Err(e) = db.drop_now().await {
@@ -102,10 +103,10 @@ pub async fn run(args: &HistoryArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn measure(args: &HistoryArgs, url: &str, scratch: &Scratch) -> anyhow::Result<()> {
+async fn measure(args: &HistoryArgs, url: &str, scratch: &TempDir) -> anyhow::Result<()> {
     let settings = StoreSettings {
         url: url.to_owned(),
-        encryption_key_file: Some(scratch.path("master.key")),
+        encryption_key_file: Some(scratch.path().join("master.key")),
         ..StoreSettings::default()
     };
     let store = Store::connect(&settings).await?;
@@ -316,10 +317,10 @@ async fn read_via_store(store: &Store, device: &str, f: &mut Figures) -> anyhow:
 async fn read_via_http(
     args: &HistoryArgs,
     url: &str,
-    scratch: &Scratch,
+    scratch: &TempDir,
     rng: &mut StdRng,
 ) -> anyhow::Result<Figures> {
-    let infra = Infra::with_store(scratch, url, &scratch.path("master.key"))?;
+    let infra = Infra::on_store(url, &scratch.path().join("master.key"))?;
     let mut devices: Vec<(String, u16)> = (0..args.devices)
         .map(|i| (format!("bench-{i}"), 22))
         .collect();
@@ -327,8 +328,9 @@ async fn read_via_http(
     let key = crate::collect::client_key(scratch)?;
     let roles =
         "api = true\nscheduler = false\nresponder = false\ningester = false\nretention = false";
-    let node = Node::start(&infra.config(roles, &devices, &key)).await?;
-    let (port, token) = (node.port(), infra.token("bench", "bench", Role::Viewer)?);
+    let node = TestNode::try_start(&crate::node::config(&infra, roles, &devices, &key)).await?;
+    let token = infra.token("bench", "bench", Role::Viewer);
+    let http = crate::node::http_client(REQUEST_TIMEOUT)?;
     let mut f = Figures::default();
     let result = async {
         for _ in 0..args.http_reads {
@@ -343,11 +345,13 @@ async fn read_via_http(
                         ),
                     };
                     let started = Instant::now();
-                    let r =
-                        crate::http::request(port, "GET", &path, &token, REQUEST_TIMEOUT).await?;
+                    let url = format!("{}{path}", node.address);
+                    let r = http.get(url).bearer_auth(&token).send().await?;
+                    let status = r.status();
+                    let body = r.bytes().await?;
                     let took = started.elapsed();
-                    anyhow::ensure!(r.status == 200, "GET {kind}: http {}", r.status);
-                    let body: serde_json::Value = serde_json::from_slice(&r.body)?;
+                    anyhow::ensure!(status == 200, "GET {kind}: http {status}");
+                    let body: serde_json::Value = serde_json::from_slice(&body)?;
                     f.rows += body["items"].as_array().map_or(0, Vec::len);
                     f.bucket(if page == 0 { newest } else { older }).push(took);
                     match body["next_before"].as_i64() {
@@ -360,6 +364,6 @@ async fn read_via_http(
         Ok::<_, anyhow::Error>(())
     }
     .await;
-    node.stop().await?;
+    node.try_stop().await?;
     result.map(|()| f)
 }

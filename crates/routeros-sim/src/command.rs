@@ -3,7 +3,7 @@
 //!
 //! Pure parsing; no I/O. Entry point: [`parse`].
 
-use super::export::ExportRequest;
+use super::lines::ExportRequest;
 
 /// The version probe cfgsnap sends before choosing its export command.
 const VERSION_PROBE: &str = ":put [/system resource get version]";

@@ -1,15 +1,17 @@
 //! RouterOS simulator: an SSH server (russh) that plays one or more MikroTik devices.
 //!
 //! Owns the per-device behaviour (`DeviceSpec`, `Fault`), the export text and the
-//! listeners; it never touches the rest of cfgsnap. Entry points: [`start`] returns a
+//! listeners; it depends on nothing of cfgsnap. Entry points: [`start`] returns a
 //! running [`Simulator`]; [`Scenario`] reads per-device overrides from TOML.
 
+pub mod cli;
 mod command;
 mod device;
 mod export;
 mod fault;
 mod generate;
 mod host_key;
+mod lines;
 mod menu;
 mod scenario;
 mod server;

@@ -19,7 +19,7 @@ use cfgsnap::lock::Locker;
 
 use crate::collect::{client_key, devices, limits};
 use crate::machine::{cpu_time, fd_limit, open_fds, peak_rss_mib, rss_mib};
-use crate::scratch::Scratch;
+
 use crate::sim_child::{SimArgs, SimProcess};
 
 /// Options of `makespan`.
@@ -76,7 +76,7 @@ impl SnapshotSink for CountingSink {
 
 /// Runs the makespan benchmark.
 pub async fn run(args: &MakespanArgs) -> anyhow::Result<()> {
-    let scratch = Scratch::new()?;
+    let scratch = crate::scratch_dir()?;
     let key = client_key(&scratch)?;
     let sim = SimProcess::start(&SimArgs {
         listen: SocketAddr::from(([127, 0, 0, 1], args.base_port)),
@@ -89,7 +89,7 @@ pub async fn run(args: &MakespanArgs) -> anyhow::Result<()> {
     })
     .await?;
     let fleet = devices(args.devices, args.base_port, &key)?;
-    let known = KnownHosts::open(&scratch.path("known_hosts.json")).await?;
+    let known = KnownHosts::open(&scratch.path().join("known_hosts.json")).await?;
     let executor = Arc::new(SshExecutor::new(limits(), known.clone()));
     // The same pin file twice: the first pass pins every host key, the second finds them.
     for label in ["first use (pins)", "pinned"] {

@@ -5,7 +5,7 @@
 //! (see `menu.rs`), so a device exports the same configuration every time.
 //! Entry points: [`preamble`], [`body`], [`HugeExport`].
 
-use super::export::{ExportRequest, crlf, wrap};
+use super::lines::{ExportRequest, crlf, wrap};
 use super::menu::{FILTER, MENUS, SplitMix, item};
 
 /// Pushes one item: wrapped (normal) or prefixed with its menu (terse).

@@ -1,4 +1,5 @@
-//! `cfgsnap-bench`: the benchmarks of issue #6 as release-build subcommands.
+//! `cfgsnap-bench`: cfgsnap's benchmarks as release-build subcommands, its
+//! own package (the product's builds never compile it).
 //!
 //! Each subcommand prints the machine it ran on and its figures, one
 //! `name: …` line per figure; `scripts/bench.sh` runs them all and
@@ -8,14 +9,11 @@
 mod collect;
 mod corpus;
 mod history;
-mod http;
 mod ingest;
 mod machine;
 mod makespan;
 mod micro;
 mod node;
-mod pg;
-mod scratch;
 mod sim_child;
 mod trigger;
 
@@ -24,7 +22,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-/// cfgsnap benchmarks (issue #6).
+/// cfgsnap benchmarks.
 #[derive(Debug, Parser)]
 #[command(name = "cfgsnap-bench")]
 struct Cli {
@@ -97,4 +95,13 @@ fn main() -> anyhow::Result<()> {
         Bench::History(args) => runtime.block_on(history::run(&args)),
         Bench::SimChild(_) => unreachable!("handled above"),
     }
+}
+
+/// A scratch directory for one benchmark run, `$TMPDIR/cfgsnap-bench-*`,
+/// removed with its contents when dropped.
+///
+/// # Errors
+/// When the directory cannot be created.
+fn scratch_dir() -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix("cfgsnap-bench-").tempdir()
 }

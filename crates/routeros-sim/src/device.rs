@@ -13,9 +13,10 @@ use russh::keys::PublicKey;
 use russh::server::Config;
 
 use super::command::{self, Command};
-use super::export::{self, ExportRequest};
+use super::export;
 use super::generate::HugeExport;
 use super::host_key;
+use super::lines::ExportRequest;
 use super::{DeviceSpec, Fault, HostKeyKind};
 
 /// Size of the garbage fault's output.

@@ -18,8 +18,8 @@ use cfgsnap::backup::{Auth, Command, Credentials, Device, Executor as _, Limits,
 use cfgsnap::id::{DeviceId, TenantId};
 
 use crate::machine::{cpu_time, peak_rss_mib};
-use crate::scratch::Scratch;
 use crate::sim_child::{SimArgs, SimProcess};
+use tempfile::TempDir;
 
 /// The command both cfgsnap and the baseline run (one exec per device).
 pub const EXPORT: &str = "/export show-sensitive";
@@ -80,8 +80,8 @@ pub fn limits() -> Limits {
 }
 
 /// Generates an Ed25519 client key pair with `ssh-keygen`; returns the private key path.
-pub fn client_key(scratch: &Scratch) -> anyhow::Result<PathBuf> {
-    let key = scratch.path("id_ed25519");
+pub fn client_key(scratch: &TempDir) -> anyhow::Result<PathBuf> {
+    let key = scratch.path().join("id_ed25519");
     let status = std::process::Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "cfgsnap-bench", "-f"])
         .arg(&key)
@@ -109,7 +109,7 @@ pub fn devices(n: usize, base_port: u16, key: &Path) -> anyhow::Result<Vec<Devic
 
 /// Runs the collection benchmark.
 pub async fn run(args: &CollectArgs) -> anyhow::Result<()> {
-    let scratch = Scratch::new()?;
+    let scratch = crate::scratch_dir()?;
     let key = client_key(&scratch)?;
     let sim_args = SimArgs {
         listen: SocketAddr::from(([127, 0, 0, 1], args.base_port)),
@@ -128,7 +128,8 @@ pub async fn run(args: &CollectArgs) -> anyhow::Result<()> {
     );
     for (round, &c) in args.concurrency.iter().enumerate() {
         // A fresh pin file per concurrency level: pass 1 pins (first use), pass 2 is pinned.
-        let known = KnownHosts::open(&scratch.path(&format!("known_hosts_{round}.json"))).await?;
+        let known =
+            KnownHosts::open(&scratch.path().join(format!("known_hosts_{round}.json"))).await?;
         let executor = Arc::new(SshExecutor::new(limits(), known));
         let first = pass(&executor, &devices, c, sim.pid()).await;
         first.print("cfgsnap first use (pins)", c);
@@ -141,7 +142,7 @@ pub async fn run(args: &CollectArgs) -> anyhow::Result<()> {
                 args.devices,
                 c,
                 sim.pid(),
-                scratch.dir(),
+                scratch.path(),
             )?;
             base.print("openssh ssh|xargs -P", c);
             println!(

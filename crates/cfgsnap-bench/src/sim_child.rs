@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
-use cfgsnap::sim::{self, DeviceSpec, Export, HostKeyKind};
+use routeros_sim::{self as sim, DeviceSpec, Export, HostKeyKind};
 
 /// Options of the (hidden) `sim-child` subcommand.
 #[derive(Debug, Clone, clap::Args)]

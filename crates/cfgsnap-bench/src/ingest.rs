@@ -18,8 +18,8 @@ use cfgsnap::store::snapshot::{Ingested, NewSnapshot};
 
 use crate::corpus;
 use crate::machine::{ms, percentile};
-use crate::pg::ScratchDb;
-use crate::scratch::Scratch;
+use cfgsnap_testkit::ScratchDb;
+use tempfile::TempDir;
 
 /// Where the store lives.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -59,10 +59,10 @@ pub struct IngestArgs {
 
 /// Runs the ingest benchmark.
 pub async fn run(args: &IngestArgs) -> anyhow::Result<()> {
-    let scratch = Scratch::new()?;
+    let scratch = crate::scratch_dir()?;
     match args.store {
         Backend::Sqlite => {
-            let url = format!("sqlite://{}", scratch.path("bench.db").display());
+            let url = format!("sqlite://{}", scratch.path().join("bench.db").display());
             measure(args, &url, &scratch).await
         }
         Backend::Postgres => {
@@ -76,10 +76,10 @@ pub async fn run(args: &IngestArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn measure(args: &IngestArgs, url: &str, scratch: &Scratch) -> anyhow::Result<()> {
+async fn measure(args: &IngestArgs, url: &str, scratch: &TempDir) -> anyhow::Result<()> {
     let settings = StoreSettings {
         url: url.to_owned(),
-        encryption_key_file: Some(scratch.path("master.key")),
+        encryption_key_file: Some(scratch.path().join("master.key")),
         ..StoreSettings::default()
     };
     let store = Store::connect(&settings).await?;
