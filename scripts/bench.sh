@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs cfgsnap's benchmarks (issue #6) on a release build and prints their figures.
+# Runs cfgsnap's benchmarks (the cfgsnap-bench package) on a release build and prints
+# their figures.
 #
 # Usage: scripts/bench.sh [all|normalize|diff|ingest|collect|makespan|trigger|history] [extra args for that one]
 # Needs: PostgreSQL on 127.0.0.1:5432 with trust auth (ingest, trigger, history), NATS with
@@ -17,7 +18,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/cfgsnap-target-bench}"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "open-file limit: $(ulimit -n)"
 
-cargo build --release --bin cfgsnap-bench
+cargo build --release -p cfgsnap-bench
 bench="$CARGO_TARGET_DIR/release/cfgsnap-bench"
 which="${1:-all}"
 shift || true

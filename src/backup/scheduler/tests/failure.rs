@@ -7,7 +7,7 @@ use crate::backup::AttemptStatus;
 #[tokio::test(start_paused = true)]
 async fn transient_failures_back_off_5_15_60_60_minutes_until_a_success() {
     // Arrange
-    let exec = TestExecutor::default();
+    let exec = RecordingExecutor::default();
     exec.script("r1", [Res::Fail(ErrorKind::Unreachable); 4]);
     let h = Setup::new(6 * HOUR, Duration::ZERO).start(exec, vec![device("r1")]);
 
@@ -35,7 +35,7 @@ async fn transient_failures_back_off_5_15_60_60_minutes_until_a_success() {
 #[tokio::test(start_paused = true)]
 async fn backoff_is_capped_at_an_interval_shorter_than_its_step() {
     // Arrange
-    let exec = TestExecutor::default();
+    let exec = RecordingExecutor::default();
     exec.always("r1", Res::Fail(ErrorKind::Timeout));
     let h = Setup::new(10 * MIN, Duration::ZERO).start(exec, vec![device("r1")]);
 
@@ -49,7 +49,7 @@ async fn backoff_is_capped_at_an_interval_shorter_than_its_step() {
 #[tokio::test(start_paused = true)]
 async fn an_auth_failure_blocks_until_the_credentials_change() {
     // Arrange
-    let exec = TestExecutor::default();
+    let exec = RecordingExecutor::default();
     exec.script("r1", [Res::Fail(ErrorKind::AuthFailed)]);
     let h = Setup::new(HOUR, Duration::ZERO).start(exec, vec![device("r1")]);
 
@@ -82,7 +82,7 @@ async fn an_auth_failure_blocks_until_the_credentials_change() {
 #[tokio::test(start_paused = true)]
 async fn a_host_key_mismatch_blocks_until_unblocked() {
     // Arrange
-    let exec = TestExecutor::default();
+    let exec = RecordingExecutor::default();
     exec.script("r1", [Res::Fail(ErrorKind::HostkeyMismatch)]);
     let h = Setup::new(HOUR, Duration::ZERO).start(exec, vec![device("r1")]);
 
@@ -103,7 +103,8 @@ async fn a_host_key_mismatch_blocks_until_unblocked() {
 #[tokio::test(start_paused = true)]
 async fn unblocking_a_device_that_is_not_blocked_adds_no_run() {
     // Arrange
-    let h = Setup::new(HOUR, Duration::ZERO).start(TestExecutor::default(), vec![device("r1")]);
+    let h =
+        Setup::new(HOUR, Duration::ZERO).start(RecordingExecutor::default(), vec![device("r1")]);
     h.advance_to(10 * MIN).await;
 
     // Act
@@ -117,7 +118,7 @@ async fn unblocking_a_device_that_is_not_blocked_adds_no_run() {
 #[tokio::test(start_paused = true)]
 async fn a_held_lock_is_tried_again_after_30_seconds() {
     // Arrange: the holder may have died; its lock lapses at its TTL.
-    let exec = TestExecutor::default();
+    let exec = RecordingExecutor::default();
     exec.script("r1", [Res::Locked]);
     let h = Setup::new(HOUR, Duration::ZERO).start(exec, vec![device("r1")]);
 
@@ -143,7 +144,7 @@ async fn an_unavailable_lock_backend_is_retried_soon_and_not_counted_as_a_failur
     // Arrange
     let down = Res::Fail(ErrorKind::LockUnavailable);
     let unreachable = Res::Fail(ErrorKind::Unreachable);
-    let exec = TestExecutor::default();
+    let exec = RecordingExecutor::default();
     exec.script("r1", [unreachable, down, down, unreachable, Res::Ok]);
     let h = Setup::new(6 * HOUR, Duration::ZERO).start(exec, vec![device("r1")]);
 
@@ -172,7 +173,7 @@ async fn an_unavailable_lock_backend_is_retried_soon_and_not_counted_as_a_failur
 #[tokio::test(start_paused = true)]
 async fn nothing_runs_while_the_lock_backend_is_down() {
     // Arrange: the pipeline fails closed before it touches the device.
-    let exec = TestExecutor::default();
+    let exec = RecordingExecutor::default();
     exec.always("r1", Res::Fail(ErrorKind::LockUnavailable));
     let h = Setup::new(HOUR, Duration::ZERO).start(exec, vec![device("r1")]);
 

@@ -7,7 +7,7 @@ use crate::backup::scheduler::ReloadSummary;
 #[tokio::test(start_paused = true)]
 async fn the_concurrency_cap_is_never_exceeded_and_no_device_is_dropped() {
     // Arrange: 50 devices due within a minute, 5 at a time, each held open.
-    let (exec, gate) = TestExecutor::gated();
+    let (exec, gate) = RecordingExecutor::gated();
     let names: Vec<String> = (0..50).map(|i| format!("r{i}")).collect();
     let mut setup = Setup::new(6 * HOUR, MIN);
     setup.max_concurrent = 5;
@@ -33,9 +33,9 @@ async fn the_concurrency_cap_is_never_exceeded_and_no_device_is_dropped() {
 #[tokio::test(start_paused = true)]
 async fn ten_thousand_devices_run_every_interval_with_a_thousand_at_once() {
     // Arrange: backups of a minute each; demand (2,000 at once) exceeds the cap.
-    let exec = TestExecutor {
+    let exec = RecordingExecutor {
         run_time: MIN,
-        ..TestExecutor::default()
+        ..RecordingExecutor::default()
     };
     let names: Vec<String> = (0..10_000).map(|i| format!("r{i}")).collect();
     let mut setup = Setup::new(HOUR, 5 * MIN);
@@ -58,7 +58,7 @@ async fn a_reload_adds_removes_and_restarts_devices_and_keeps_the_others() {
     // Arrange
     let jitter = 10 * MIN;
     let h = Setup::new(HOUR, jitter).start(
-        TestExecutor::default(),
+        RecordingExecutor::default(),
         vec![device("keep"), device("change"), device("gone")],
     );
     h.advance_to(30 * MIN).await;
@@ -98,7 +98,7 @@ async fn a_reload_adds_removes_and_restarts_devices_and_keeps_the_others() {
 #[tokio::test(start_paused = true)]
 async fn the_in_flight_backup_of_a_removed_device_finishes_and_is_reported() {
     // Arrange
-    let (exec, gate) = TestExecutor::gated();
+    let (exec, gate) = RecordingExecutor::gated();
     let h = Setup::new(HOUR, Duration::ZERO).start(exec, vec![device("r1")]);
     h.advance_to(SEC).await;
     assert_eq!(h.exec.running(), 1);
@@ -120,7 +120,7 @@ async fn the_in_flight_backup_of_a_removed_device_finishes_and_is_reported() {
 #[tokio::test(start_paused = true)]
 async fn a_changed_device_waits_for_its_in_flight_backup_before_running_again() {
     // Arrange
-    let (exec, gate) = TestExecutor::gated();
+    let (exec, gate) = RecordingExecutor::gated();
     let h = Setup::new(HOUR, Duration::ZERO).start(exec, vec![device("r1")]);
     h.advance_to(SEC).await;
 
@@ -150,8 +150,8 @@ async fn disabled_devices_are_never_scheduled() {
         enabled: false,
         ..device("off")
     };
-    let h =
-        Setup::new(HOUR, Duration::ZERO).start(TestExecutor::default(), vec![device("on"), off]);
+    let h = Setup::new(HOUR, Duration::ZERO)
+        .start(RecordingExecutor::default(), vec![device("on"), off]);
 
     // Act
     h.advance_to(5 * HOUR).await;
@@ -176,7 +176,7 @@ async fn disabled_devices_are_never_scheduled() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_starts_nothing_new_and_lets_the_in_flight_backup_finish() {
     // Arrange: one permit; r1 or r2 runs (held), the other waits for it.
-    let (exec, gate) = TestExecutor::gated();
+    let (exec, gate) = RecordingExecutor::gated();
     let mut setup = Setup::new(HOUR, Duration::ZERO);
     setup.max_concurrent = 1;
     let h = setup.start(exec, vec![device("r1"), device("r2")]);

@@ -1,5 +1,5 @@
 //! Tests of the scheduler's task loop on a paused tokio clock, with the local
-//! locker, a scripted [`TestExecutor`] and a [`RecordingSink`]. By theme:
+//! locker, a scripted [`RecordingExecutor`] and a [`RecordingSink`]. By theme:
 //! `timing` (intervals, jitter, skip), `failure` (backoff, blocks, locks),
 //! `fleet` (concurrency, reload, disabled devices, shutdown).
 
@@ -87,7 +87,7 @@ fn outcome(device: &Device, trigger: Trigger) -> Outcome {
 /// when gated, lets each call through only with one permit of the gate.
 /// Each call takes `run_time` of (paused) time.
 #[derive(Default)]
-struct TestExecutor {
+struct RecordingExecutor {
     run_time: Duration,
     calls: Mutex<HashMap<String, Vec<(Instant, String)>>>,
     script: Mutex<HashMap<String, VecDeque<Res>>>,
@@ -97,7 +97,7 @@ struct TestExecutor {
     gate: Option<Arc<Semaphore>>,
 }
 
-impl TestExecutor {
+impl RecordingExecutor {
     fn gated() -> (Self, Arc<Semaphore>) {
         let gate = Arc::new(Semaphore::new(0));
         let exec = Self {
@@ -163,7 +163,7 @@ impl TestExecutor {
     }
 }
 
-impl Executor for TestExecutor {
+impl Executor for RecordingExecutor {
     async fn run(&self, device: &Device, trigger: Trigger) -> Result<Outcome> {
         let id = device.id.to_string();
         let call = (Instant::now(), device.host.clone());
@@ -256,7 +256,7 @@ impl Setup {
         }
     }
 
-    fn start(self, exec: TestExecutor, devices: Vec<Device>) -> Harness {
+    fn start(self, exec: RecordingExecutor, devices: Vec<Device>) -> Harness {
         let exec = Arc::new(exec);
         let sink = Arc::new(RecordingSink::default());
         let shutdown = CancellationToken::new();
@@ -292,7 +292,7 @@ impl Setup {
 
 /// A running scheduler and what the test observes it through.
 struct Harness {
-    exec: Arc<TestExecutor>,
+    exec: Arc<RecordingExecutor>,
     sink: Arc<RecordingSink>,
     clock: WallClock,
     shutdown: CancellationToken,

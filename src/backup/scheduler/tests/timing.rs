@@ -11,7 +11,7 @@ async fn devices_run_once_per_interval_at_exact_instants() {
     // Arrange
     let jitter = 10 * MIN;
     let h = Setup::new(HOUR, jitter).start(
-        TestExecutor::default(),
+        RecordingExecutor::default(),
         vec![device("r1"), device("r2"), device("r3")],
     );
 
@@ -60,7 +60,7 @@ async fn first_runs_fall_within_the_jitter() {
     let jitter = 5 * MIN;
     let names: Vec<String> = (0..20).map(|i| format!("r{i}")).collect();
     let devices = names.iter().map(|n| device(n)).collect();
-    let h = Setup::new(6 * HOUR, jitter).start(TestExecutor::default(), devices);
+    let h = Setup::new(6 * HOUR, jitter).start(RecordingExecutor::default(), devices);
 
     // Act
     h.advance_to(jitter + SEC).await;
@@ -85,8 +85,8 @@ async fn a_device_interval_overrides_the_default() {
         interval: Some(15 * MIN),
         ..device("fast")
     };
-    let h =
-        Setup::new(HOUR, Duration::ZERO).start(TestExecutor::default(), vec![device("slow"), fast]);
+    let h = Setup::new(HOUR, Duration::ZERO)
+        .start(RecordingExecutor::default(), vec![device("slow"), fast]);
 
     // Act
     h.advance_to(HOUR - SEC).await;
@@ -118,7 +118,10 @@ async fn a_run_is_skipped_when_another_node_succeeded_within_half_the_interval()
     record("r2", 40).await;
 
     // Act
-    let h = setup.start(TestExecutor::default(), vec![device("r1"), device("r2")]);
+    let h = setup.start(
+        RecordingExecutor::default(),
+        vec![device("r1"), device("r2")],
+    );
     h.advance_to(HOUR + SEC).await;
 
     // Assert: r1 waits one interval, then runs (its success is 70 min old).
