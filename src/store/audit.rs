@@ -7,7 +7,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::warn;
 
-use super::{Result, Store, on_db};
+use super::db::{Conn, on_conn, on_db};
+use super::{MAX_PAGE, Result, Store};
 
 /// What an audit event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,29 +78,32 @@ impl AuditEvent {
     }
 }
 
-/// Inserts an audit event with `$executor` (a transaction or a pool of
-/// either backend); evaluates to `store::Result<()>`. A macro rather than a
-/// generic function: the same statement is instantiated for each backend,
-/// like the queries under [`on_db!`].
-macro_rules! insert_audit {
-    ($executor:expr, $tenant:expr, $device:expr, $action:expr, $actor:expr, $detail:expr) => {
+/// Inserts an audit event on `conn`: inside the caller's transaction, or
+/// on a pooled connection for an event of its own.
+pub(crate) async fn insert_audit(
+    conn: Conn<'_>,
+    tenant_id: &str,
+    device_id: Option<&str>,
+    action: Action,
+    actor: Option<&str>,
+    detail: &Value,
+) -> Result<()> {
+    on_conn!(conn, |c| {
         sqlx::query(
             "INSERT INTO audit_event (tenant_id, device_id, action, actor, detail, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind($tenant)
-        .bind($device)
-        .bind($crate::store::audit::Action::as_str($action))
-        .bind($actor)
-        .bind(::serde_json::Value::to_string($detail))
-        .bind(::chrono::Utc::now())
-        .execute($executor)
-        .await
-        .map(|_| ())
-        .map_err($crate::store::Error::from)
-    };
+        .bind(tenant_id)
+        .bind(device_id)
+        .bind(action.as_str())
+        .bind(actor)
+        .bind(detail.to_string())
+        .bind(Utc::now())
+        .execute(c)
+        .await?;
+    });
+    Ok(())
 }
-pub(crate) use insert_audit;
 
 impl Store {
     /// Records an audit event outside any transaction.
@@ -114,7 +118,8 @@ impl Store {
         actor: Option<&str>,
         detail: &Value,
     ) -> Result<()> {
-        on_db!(&self.db, pool, _d => insert_audit!(pool, tenant_id, device_id, action, actor, detail))
+        let mut pooled = self.db.acquire().await?;
+        insert_audit(pooled.conn(), tenant_id, device_id, action, actor, detail).await
     }
 
     /// Records an audit event; a failure is logged at `warn` and swallowed,
@@ -131,7 +136,12 @@ impl Store {
             .audit(tenant_id, device_id, action, actor, detail)
             .await
         {
-            warn!(error.message = %e, error.cause_chain = ?e, action = action.as_str(), "recording an audit event failed");
+            warn!(
+                error.message = %e,
+                error.cause_chain = ?e,
+                action = action.as_str(),
+                "recording an audit event failed"
+            );
         }
     }
 
@@ -145,7 +155,7 @@ impl Store {
         limit: u32,
         before: Option<i64>,
     ) -> Result<Vec<AuditEvent>> {
-        let rows = on_db!(&self.db, pool, _d => {
+        let rows = on_db!(&self.db, |pool| {
             sqlx::query_as::<_, AuditEvent>(
                 "SELECT audit_event_id, tenant_id, device_id, action, actor, detail, created_at \
                  FROM audit_event WHERE tenant_id = $1 AND audit_event_id < $2 \
@@ -153,7 +163,7 @@ impl Store {
             )
             .bind(tenant_id)
             .bind(before.unwrap_or(i64::MAX))
-            .bind(i64::from(limit.clamp(1, super::history::MAX_PAGE)))
+            .bind(i64::from(limit.clamp(1, MAX_PAGE)))
             .fetch_all(pool)
             .await?
         });

@@ -155,7 +155,11 @@ fn create_private_file(path: &Path) -> io::Result<File> {
 
 fn remove_or_warn(path: &Path) {
     if let Err(e) = fs::remove_file(path) {
-        tracing::warn!(path = %path.display(), error.message = %e, "removing partial master key file failed");
+        tracing::warn!(
+            path = %path.display(),
+            error.message = %e,
+            "removing partial master key file failed"
+        );
     }
 }
 
@@ -165,7 +169,10 @@ fn warn_if_shared(path: &Path, file: &File) {
     if let Ok(meta) = file.metadata()
         && meta.permissions().mode() & 0o077 != 0
     {
-        tracing::warn!(path = %path.display(), "master key file is accessible to group or others; use mode 0600");
+        tracing::warn!(
+            path = %path.display(),
+            "master key file is accessible to group or others; use mode 0600"
+        );
     }
 }
 
