@@ -3,11 +3,12 @@
 //! Details are small JSON objects and never hold config or diff text.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 use tracing::warn;
 
 use super::db::{Conn, on_conn, on_db};
+use super::record::UnknownName;
 use super::{MAX_PAGE, Result, Store};
 
 /// What an audit event records.
@@ -34,6 +35,19 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, for parsing a stored name.
+    pub const ALL: [Action; 9] = [
+        Action::SnapshotCreated,
+        Action::SnapshotSkippedDuplicate,
+        Action::SnapshotStale,
+        Action::DiffGenerated,
+        Action::ManualTrigger,
+        Action::HostKeyPinned,
+        Action::HostKeyReset,
+        Action::DeletedRetention,
+        Action::EventRejected,
+    ];
+
     /// The stored name, e.g. `config_snapshot_created`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -50,6 +64,25 @@ impl Action {
     }
 }
 
+/// Serializes as the stored name ([`Action::as_str`]).
+impl Serialize for Action {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Reads a stored action name ([`Action::as_str`]).
+impl TryFrom<String> for Action {
+    type Error = UnknownName;
+
+    fn try_from(value: String) -> std::result::Result<Self, UnknownName> {
+        Action::ALL
+            .into_iter()
+            .find(|a| a.as_str() == value)
+            .ok_or_else(|| UnknownName::new("audit action", value))
+    }
+}
+
 /// One audit event as listed.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AuditEvent {
@@ -60,8 +93,9 @@ pub struct AuditEvent {
     pub tenant_id: Option<String>,
     /// Device, when the event concerns one.
     pub device_id: Option<String>,
-    /// Action name.
-    pub action: String,
+    /// What the event records.
+    #[sqlx(try_from = "String")]
+    pub action: Action,
     /// Who did it (`sub` of the caller), when a person did.
     pub actor: Option<String>,
     /// JSON details.
@@ -168,5 +202,21 @@ impl Store {
             .await?
         });
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_serialize_as_their_stored_names_and_read_back() {
+        for a in Action::ALL {
+            let json = serde_json::to_value(a).expect("serializes");
+            assert_eq!(json, a.as_str());
+            assert_eq!(Action::try_from(a.as_str().to_owned()).ok(), Some(a));
+        }
+        let err = Action::try_from("teleported".to_owned()).expect_err("unknown");
+        assert!(err.to_string().contains("teleported"), "{err}");
     }
 }

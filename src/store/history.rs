@@ -10,7 +10,7 @@ use super::crypto::Sealed;
 use super::db::{Conn, on_conn, on_db};
 use super::record::{content_aad, diff_aad, diff_label};
 use super::{Error, Result, Store};
-use crate::backup::changes;
+use crate::backup::{Trigger, changes};
 use crate::telemetry::spawn_blocking_with_tracing;
 
 pub use super::MAX_PAGE;
@@ -29,8 +29,9 @@ pub struct SnapshotMeta {
     pub sha256_hash: String,
     /// When it was collected.
     pub collected_at: DateTime<Utc>,
-    /// `scheduled` or `manual`.
-    pub trigger: String,
+    /// What started the backup.
+    #[sqlx(try_from = "String")]
+    pub trigger: Trigger,
     /// RouterOS version, if known.
     pub routeros_version: Option<String>,
     /// Bytes of the normalized export.

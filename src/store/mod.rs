@@ -36,6 +36,8 @@ pub mod snapshot;
 use crypto::{Cipher, CryptoError, MasterKey};
 use db::{Db, on_db};
 
+pub use record::UnknownName;
+
 /// Largest page a listing returns.
 pub const MAX_PAGE: u32 = 500;
 

@@ -10,7 +10,6 @@ use super::prepare::Prepared;
 use crate::backup::changes::Change;
 use crate::store::crypto::Sealed;
 use crate::store::db::{Conn, on_conn};
-use crate::store::record::trigger_str;
 use crate::store::{Error, Result};
 
 /// The newest snapshot's identity: enough to decide duplicate or stale
@@ -96,7 +95,7 @@ pub(super) async fn insert_snapshot(
         .bind(snap.device_id.as_str())
         .bind(&snap.sha256_hash)
         .bind(collected_at)
-        .bind(trigger_str(snap.trigger))
+        .bind(snap.trigger.as_str())
         .bind(snap.routeros_version.as_deref())
         .bind(prepared.size_bytes)
         .bind(prepared.line_count)
