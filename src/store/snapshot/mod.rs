@@ -14,7 +14,7 @@ use serde_json::json;
 use tracing::instrument;
 
 use super::audit::{Action, insert_audit};
-use super::db::Conn;
+use super::db::{Conn, Tx};
 use super::record::diff_aad;
 use super::{Result, Store};
 
@@ -71,22 +71,9 @@ impl Store {
         };
         let prepared = self.prepare(snap, previous).await?;
         let snapshot_id = sql::insert_snapshot(tx.conn(), snap, collected_at, &prepared).await?;
-        if let (Some(prev), Some(text)) = (&newest, &prepared.diff_text) {
-            let tenant = snap.tenant_id.as_str();
-            let aad = diff_aad(device, snapshot_id);
-            let sealed = self.cipher.seal(tenant, &aad, text.as_bytes())?;
-            let previous_id = prev.snapshot_id;
-            sql::insert_diff(
-                tx.conn(),
-                tenant,
-                snapshot_id,
-                previous_id,
-                &prepared,
-                &sealed,
-            )
-            .await?;
-            sql::insert_changes(tx.conn(), tenant, snapshot_id, &prepared.changes).await?;
-            audit_diff(tx.conn(), snap, snapshot_id, previous_id, &prepared).await?;
+        if let Some(prev) = &newest {
+            self.store_diff(&mut tx, snap, snapshot_id, prev.snapshot_id, &prepared)
+                .await?;
         }
         audit_created(tx.conn(), snap, collected_at, snapshot_id, &prepared).await?;
         sql::note_success(tx.conn(), device, collected_at).await?;
@@ -96,6 +83,37 @@ impl Store {
             lines_added: prepared.lines_added,
             lines_removed: prepared.lines_removed,
         })
+    }
+}
+
+impl Store {
+    /// Stores the sealed diff against the previous version, its
+    /// per-component changes and their audit event, when there is a diff.
+    async fn store_diff(
+        &self,
+        tx: &mut Tx,
+        snap: &NewSnapshot,
+        snapshot_id: i64,
+        previous_id: i64,
+        prepared: &Prepared,
+    ) -> Result<()> {
+        let Some(text) = &prepared.diff_text else {
+            return Ok(());
+        };
+        let tenant = snap.tenant_id.as_str();
+        let aad = diff_aad(snap.device_id.as_str(), snapshot_id);
+        let sealed = self.cipher.seal(tenant, &aad, text.as_bytes())?;
+        sql::insert_diff(
+            tx.conn(),
+            tenant,
+            snapshot_id,
+            previous_id,
+            prepared,
+            &sealed,
+        )
+        .await?;
+        sql::insert_changes(tx.conn(), tenant, snapshot_id, &prepared.changes).await?;
+        audit_diff(tx.conn(), snap, snapshot_id, previous_id, prepared).await
     }
 }
 
