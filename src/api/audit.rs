@@ -39,7 +39,7 @@ impl From<AuditEvent> for AuditEventResponse {
             id: e.id,
             tenant_id: e.tenant_id,
             device_id: e.device_id,
-            action: e.action,
+            action: e.action.as_str().to_owned(),
             actor: e.actor,
             detail,
             created_at: e.created_at,

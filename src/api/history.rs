@@ -65,7 +65,7 @@ impl From<SnapshotMeta> for SnapshotResponse {
             device_id: m.device_id,
             sha256_hash: m.sha256_hash,
             collected_at: m.collected_at,
-            trigger: m.trigger,
+            trigger: m.trigger.as_str().to_owned(),
             routeros_version: m.routeros_version,
             size_bytes: m.size_bytes,
             line_count: m.line_count,

@@ -32,13 +32,12 @@ pub mod auth;
 pub mod devices;
 pub mod error;
 pub mod history;
-pub mod jwt;
 pub mod ops;
 pub mod path;
 pub mod problem;
 pub mod trigger;
 
-pub use auth::{AuthConfig, AuthConfigError, Caller, Role};
+pub use auth::{AuthConfig, AuthConfigError, Caller, Role, jwt};
 pub use error::ApiError;
 pub use trigger::TriggerLimiter;
 

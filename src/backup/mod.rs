@@ -39,6 +39,19 @@ pub enum Trigger {
     Manual,
 }
 
+impl Trigger {
+    /// Every trigger, for parsing a stored name.
+    pub const ALL: [Trigger; 2] = [Trigger::Scheduled, Trigger::Manual];
+
+    /// The name in JSON and in the store, e.g. `scheduled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Scheduled => "scheduled",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
 /// How to log in to a device. Secrets stay wrapped until the SSH call.
 #[derive(Clone)]
 pub enum Auth {

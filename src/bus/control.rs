@@ -114,12 +114,3 @@ impl SnapshotSink for Bus {
         }
     }
 }
-
-/// This node's name when `roles.node_id` is unset: the host name, else `cfgsnap`.
-pub fn default_poller_id() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "cfgsnap".to_owned())
-}

@@ -97,7 +97,7 @@ impl LocalBus {
                 attempts: broadcast::channel(CONTROL_BACKLOG).0,
                 hostkey_resets: broadcast::channel(CONTROL_BACKLOG).0,
             }),
-            poller_id: super::default_poller_id().into(),
+            poller_id: crate::bus::default_poller_id().into(),
         }
     }
 

@@ -6,10 +6,10 @@
 //!
 //! Entry points: [`Bus::connect`], [`responder::spawn_responder`],
 //! [`ingest::spawn_ingester`]. Layout: `wire` and `json` (the JSON),
-//! `subject` (every name), `nats` and `object` (NATS, configs beyond
+//! `subject` (every name), `nats/` (NATS; `nats/object` for configs beyond
 //! `max_payload`), `local`, `subscription`, `control` (attempt reports,
 //! host-key resets, the [`SnapshotSink`](crate::backup::SnapshotSink)
-//! impl), `responder`, `ingest` and `ingest_loop`, `codec` (gzip).
+//! impl), `responder`, `ingest/` (the ingester and its loops), `codec` (gzip).
 
 use std::time::Duration;
 
@@ -19,17 +19,14 @@ use anyhow::{Context as _, anyhow};
 pub mod codec;
 mod control;
 pub mod ingest;
-mod ingest_loop;
 mod json;
 mod local;
 mod nats;
-mod object;
 pub mod responder;
 mod subject;
 mod subscription;
 pub mod wire;
 
-pub use control::default_poller_id;
 pub use local::LocalBus;
 pub use nats::NatsBus;
 pub use subject::Subjects;
@@ -40,6 +37,15 @@ pub use wire::{
 
 use local::LocalPayload;
 use subscription::TriggerInner;
+
+/// This node's name when `roles.node_id` is unset: the host name, else `cfgsnap`.
+pub fn default_poller_id() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "cfgsnap".to_owned())
+}
 
 /// Result type of the bus module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -43,7 +43,7 @@ pub(super) async fn list(
                 "{:>8}  {:<25}  {:<9}  {:<12}  {:>9}  {:>7}  {:>7}",
                 s.id,
                 s.collected_at.format("%Y-%m-%dT%H:%M:%SZ"),
-                s.trigger,
+                s.trigger.as_str(),
                 s.sha256_hash.get(..12).unwrap_or(&s.sha256_hash),
                 s.size_bytes,
                 s.lines_added.map_or("-".into(), |n| n.to_string()),

@@ -3,11 +3,13 @@
 //! Details are small JSON objects and never hold config or diff text.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 use tracing::warn;
 
-use super::{Result, Store, on_db};
+use super::db::{Conn, on_conn, on_db};
+use super::record::UnknownName;
+use super::{MAX_PAGE, Result, Store};
 
 /// What an audit event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +35,19 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, for parsing a stored name.
+    pub const ALL: [Action; 9] = [
+        Action::SnapshotCreated,
+        Action::SnapshotSkippedDuplicate,
+        Action::SnapshotStale,
+        Action::DiffGenerated,
+        Action::ManualTrigger,
+        Action::HostKeyPinned,
+        Action::HostKeyReset,
+        Action::DeletedRetention,
+        Action::EventRejected,
+    ];
+
     /// The stored name, e.g. `config_snapshot_created`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,6 +64,25 @@ impl Action {
     }
 }
 
+/// Serializes as the stored name ([`Action::as_str`]).
+impl Serialize for Action {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Reads a stored action name ([`Action::as_str`]).
+impl TryFrom<String> for Action {
+    type Error = UnknownName;
+
+    fn try_from(value: String) -> std::result::Result<Self, UnknownName> {
+        Action::ALL
+            .into_iter()
+            .find(|a| a.as_str() == value)
+            .ok_or_else(|| UnknownName::new("audit action", value))
+    }
+}
+
 /// One audit event as listed.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AuditEvent {
@@ -59,8 +93,9 @@ pub struct AuditEvent {
     pub tenant_id: Option<String>,
     /// Device, when the event concerns one.
     pub device_id: Option<String>,
-    /// Action name.
-    pub action: String,
+    /// What the event records.
+    #[sqlx(try_from = "String")]
+    pub action: Action,
     /// Who did it (`sub` of the caller), when a person did.
     pub actor: Option<String>,
     /// JSON details.
@@ -77,29 +112,32 @@ impl AuditEvent {
     }
 }
 
-/// Inserts an audit event with `$executor` (a transaction or a pool of
-/// either backend); evaluates to `store::Result<()>`. A macro rather than a
-/// generic function: the same statement is instantiated for each backend,
-/// like the queries under [`on_db!`].
-macro_rules! insert_audit {
-    ($executor:expr, $tenant:expr, $device:expr, $action:expr, $actor:expr, $detail:expr) => {
+/// Inserts an audit event on `conn`: inside the caller's transaction, or
+/// on a pooled connection for an event of its own.
+pub(crate) async fn insert_audit(
+    conn: Conn<'_>,
+    tenant_id: &str,
+    device_id: Option<&str>,
+    action: Action,
+    actor: Option<&str>,
+    detail: &Value,
+) -> Result<()> {
+    on_conn!(conn, |c| {
         sqlx::query(
             "INSERT INTO audit_event (tenant_id, device_id, action, actor, detail, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind($tenant)
-        .bind($device)
-        .bind($crate::store::audit::Action::as_str($action))
-        .bind($actor)
-        .bind(::serde_json::Value::to_string($detail))
-        .bind(::chrono::Utc::now())
-        .execute($executor)
-        .await
-        .map(|_| ())
-        .map_err($crate::store::Error::from)
-    };
+        .bind(tenant_id)
+        .bind(device_id)
+        .bind(action.as_str())
+        .bind(actor)
+        .bind(detail.to_string())
+        .bind(Utc::now())
+        .execute(c)
+        .await?;
+    });
+    Ok(())
 }
-pub(crate) use insert_audit;
 
 impl Store {
     /// Records an audit event outside any transaction.
@@ -114,7 +152,8 @@ impl Store {
         actor: Option<&str>,
         detail: &Value,
     ) -> Result<()> {
-        on_db!(&self.db, pool, _d => insert_audit!(pool, tenant_id, device_id, action, actor, detail))
+        let mut pooled = self.db.acquire().await?;
+        insert_audit(pooled.conn(), tenant_id, device_id, action, actor, detail).await
     }
 
     /// Records an audit event; a failure is logged at `warn` and swallowed,
@@ -131,7 +170,12 @@ impl Store {
             .audit(tenant_id, device_id, action, actor, detail)
             .await
         {
-            warn!(error.message = %e, error.cause_chain = ?e, action = action.as_str(), "recording an audit event failed");
+            warn!(
+                error.message = %e,
+                error.cause_chain = ?e,
+                action = action.as_str(),
+                "recording an audit event failed"
+            );
         }
     }
 
@@ -145,7 +189,7 @@ impl Store {
         limit: u32,
         before: Option<i64>,
     ) -> Result<Vec<AuditEvent>> {
-        let rows = on_db!(&self.db, pool, _d => {
+        let rows = on_db!(&self.db, |pool| {
             sqlx::query_as::<_, AuditEvent>(
                 "SELECT audit_event_id, tenant_id, device_id, action, actor, detail, created_at \
                  FROM audit_event WHERE tenant_id = $1 AND audit_event_id < $2 \
@@ -153,10 +197,26 @@ impl Store {
             )
             .bind(tenant_id)
             .bind(before.unwrap_or(i64::MAX))
-            .bind(i64::from(limit.clamp(1, super::history::MAX_PAGE)))
+            .bind(i64::from(limit.clamp(1, MAX_PAGE)))
             .fetch_all(pool)
             .await?
         });
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_serialize_as_their_stored_names_and_read_back() {
+        for a in Action::ALL {
+            let json = serde_json::to_value(a).expect("serializes");
+            assert_eq!(json, a.as_str());
+            assert_eq!(Action::try_from(a.as_str().to_owned()).ok(), Some(a));
+        }
+        let err = Action::try_from("teleported".to_owned()).expect_err("unknown");
+        assert!(err.to_string().contains("teleported"), "{err}");
     }
 }

@@ -6,7 +6,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::audit::{Action, insert_audit};
-use super::{Error, Result, Store, on_db};
+use super::db::{Conn, on_conn, on_db};
+use super::{Error, Result, Store};
 use crate::config::Fleet;
 
 /// A device with its backup state, as listed.
@@ -64,47 +65,13 @@ pub enum Attempt {
     },
 }
 
-/// The device-state `UPDATE` of one attempt, on `$executor`.
-macro_rules! update_state {
-    ($executor:expr, $device:expr, $at:expr, $attempt:expr) => {
-        match $attempt {
-            Attempt::Success => sqlx::query(
-                "UPDATE device SET last_attempt_at = $2, last_success_at = $2, last_status = 'success', \
-                 last_error_kind = NULL, consecutive_failures = 0, next_attempt_at = NULL, \
-                 blocked_reason = NULL, updated_at = $2 WHERE device_id = $1",
-            )
-            .bind($device)
-            .bind($at)
-            .execute($executor)
-            .await,
-            Attempt::Locked => sqlx::query(
-                "UPDATE device SET last_attempt_at = $2, last_status = 'locked', updated_at = $2 WHERE device_id = $1",
-            )
-            .bind($device)
-            .bind($at)
-            .execute($executor)
-            .await,
-            Attempt::Failed { error_kind, next_attempt_at, blocked_reason } => sqlx::query(
-                "UPDATE device SET last_attempt_at = $2, last_status = 'failed', last_error_kind = $3, \
-                 consecutive_failures = consecutive_failures + 1, next_attempt_at = $4, \
-                 blocked_reason = COALESCE($5, blocked_reason), updated_at = $2 WHERE device_id = $1",
-            )
-            .bind($device)
-            .bind($at)
-            .bind(error_kind.as_str())
-            .bind(*next_attempt_at)
-            .bind(blocked_reason.as_deref())
-            .execute($executor)
-            .await,
-        }
-    };
-}
-
 const STATE_SELECT: &str = "SELECT d.device_id, d.tenant_id, d.name, d.host, d.port, d.active, \
-     d.host_key_fingerprint, d.last_attempt_at, d.last_success_at, d.last_status, d.last_error_kind, \
-     d.consecutive_failures, d.next_attempt_at, d.blocked_reason, \
-     (SELECT s.snapshot_id FROM snapshot s WHERE s.device_id = d.device_id ORDER BY s.snapshot_id DESC LIMIT 1) AS newest_snapshot_id, \
-     (SELECT s.sha256_hash FROM snapshot s WHERE s.device_id = d.device_id ORDER BY s.snapshot_id DESC LIMIT 1) AS newest_sha256_hash \
+     d.host_key_fingerprint, d.last_attempt_at, d.last_success_at, d.last_status, \
+     d.last_error_kind, d.consecutive_failures, d.next_attempt_at, d.blocked_reason, \
+     (SELECT s.snapshot_id FROM snapshot s WHERE s.device_id = d.device_id \
+      ORDER BY s.snapshot_id DESC LIMIT 1) AS newest_snapshot_id, \
+     (SELECT s.sha256_hash FROM snapshot s WHERE s.device_id = d.device_id \
+      ORDER BY s.snapshot_id DESC LIMIT 1) AS newest_sha256_hash \
      FROM device d";
 
 impl Store {
@@ -121,60 +88,12 @@ impl Store {
 
     async fn sync_fleet_once(&self, fleet: &Fleet) -> Result<()> {
         let now = Utc::now();
-        on_db!(&self.db, pool, d => {
-            let mut tx = pool.begin_with(d.begin_write).await?;
-            // A device's snapshots are encrypted with its tenant's key and
-            // carry its tenant: moving a device with history to another
-            // tenant would strand that history, so it is refused.
-            let owners: Vec<(String, String)> = sqlx::query_as(
-                "SELECT d.device_id, d.tenant_id FROM device d \
-                 WHERE EXISTS (SELECT 1 FROM snapshot s WHERE s.device_id = d.device_id)",
-            )
-            .fetch_all(&mut *tx)
-            .await?;
-            for dev in &fleet.devices {
-                if let Some((_, old)) = owners
-                    .iter()
-                    .find(|(id, t)| id == dev.id.as_str() && t != dev.tenant.as_str())
-                {
-                    return Err(Error::Unexpected(anyhow::anyhow!(
-                        "device {} has snapshots in tenant {old}; it cannot move to tenant {} (give it a new id instead)",
-                        dev.id,
-                        dev.tenant
-                    )));
-                }
-            }
-            for t in &fleet.tenants {
-                sqlx::query(
-                    "INSERT INTO tenant (tenant_id, name, created_at, updated_at) VALUES ($1, $2, $3, $3) \
-                     ON CONFLICT (tenant_id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at",
-                )
-                .bind(t.id.as_str())
-                .bind(&t.name)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            sqlx::query("UPDATE device SET active = FALSE").execute(&mut *tx).await?;
-            for dev in &fleet.devices {
-                sqlx::query(
-                    "INSERT INTO device (device_id, tenant_id, name, host, port, active, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6) \
-                     ON CONFLICT (device_id) DO UPDATE SET tenant_id = excluded.tenant_id, name = excluded.name, \
-                     host = excluded.host, port = excluded.port, active = TRUE, updated_at = excluded.updated_at",
-                )
-                .bind(dev.id.as_str())
-                .bind(dev.tenant.as_str())
-                .bind(&dev.name)
-                .bind(&dev.host)
-                .bind(i32::from(dev.port))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
+        let mut tx = self.db.begin_write().await?;
+        refuse_tenant_moves(tx.conn(), fleet).await?;
+        upsert_tenants(tx.conn(), fleet, now).await?;
+        deactivate_devices(tx.conn()).await?;
+        upsert_devices(tx.conn(), fleet, now).await?;
+        tx.commit().await
     }
 
     /// A tenant's devices with their backup state, by id.
@@ -183,8 +102,11 @@ impl Store {
     /// Database failures.
     pub async fn list_devices(&self, tenant_id: &str) -> Result<Vec<DeviceState>> {
         let sql = format!("{STATE_SELECT} WHERE d.tenant_id = $1 ORDER BY d.device_id");
-        let rows = on_db!(&self.db, pool, _d => {
-            sqlx::query_as::<_, DeviceState>(sqlx::AssertSqlSafe(sql)).bind(tenant_id).fetch_all(pool).await?
+        let rows = on_db!(&self.db, |pool| {
+            sqlx::query_as::<_, DeviceState>(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .fetch_all(pool)
+                .await?
         });
         Ok(rows)
     }
@@ -195,7 +117,7 @@ impl Store {
     /// [`Error::DeviceNotFound`] when the device is not this tenant's.
     pub async fn get_device(&self, tenant_id: &str, device_id: &str) -> Result<DeviceState> {
         let sql = format!("{STATE_SELECT} WHERE d.tenant_id = $1 AND d.device_id = $2");
-        let row = on_db!(&self.db, pool, _d => {
+        let row = on_db!(&self.db, |pool| {
             sqlx::query_as::<_, DeviceState>(sqlx::AssertSqlSafe(sql))
                 .bind(tenant_id)
                 .bind(device_id)
@@ -210,11 +132,13 @@ impl Store {
     /// # Errors
     /// Database failures.
     pub async fn pinned_host_key(&self, device_id: &str) -> Result<Option<String>> {
-        let fp = on_db!(&self.db, pool, _d => {
-            sqlx::query_scalar::<_, Option<String>>("SELECT host_key_fingerprint FROM device WHERE device_id = $1")
-                .bind(device_id)
-                .fetch_optional(pool)
-                .await?
+        let fp = on_db!(&self.db, |pool| {
+            sqlx::query_scalar::<_, Option<String>>(
+                "SELECT host_key_fingerprint FROM device WHERE device_id = $1",
+            )
+            .bind(device_id)
+            .fetch_optional(pool)
+            .await?
         });
         Ok(fp.flatten())
     }
@@ -225,30 +149,16 @@ impl Store {
     /// # Errors
     /// [`Error::DeviceNotFound`] for an unknown device.
     pub async fn pin_host_key(&self, device_id: &str, fingerprint: &str) -> Result<()> {
-        on_db!(&self.db, pool, d => {
-            let mut tx = pool.begin_with(d.begin_write).await?;
-            let tenant: Option<String> = sqlx::query_scalar("SELECT tenant_id FROM device WHERE device_id = $1")
-                .bind(device_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let tenant = tenant.ok_or(Error::DeviceNotFound)?;
-            let pinned = sqlx::query(
-                "UPDATE device SET host_key_fingerprint = $2, host_key_pinned_at = $3 \
-                 WHERE device_id = $1 AND host_key_fingerprint IS NULL",
-            )
-            .bind(device_id)
-            .bind(fingerprint)
-            .bind(Utc::now())
-            .execute(&mut *tx)
+        let mut tx = self.db.begin_write().await?;
+        let tenant = device_tenant(tx.conn(), device_id)
             .await?
-            .rows_affected();
-            if pinned == 1 {
-                let detail = json!({ "fingerprint": fingerprint });
-                insert_audit!(&mut *tx, tenant.as_str(), Some(device_id), Action::HostKeyPinned, None::<&str>, &detail)?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
+            .ok_or(Error::DeviceNotFound)?;
+        if pin_if_unset(tx.conn(), device_id, fingerprint).await? {
+            let detail = json!({ "fingerprint": fingerprint });
+            let action = Action::HostKeyPinned;
+            insert_audit(tx.conn(), &tenant, Some(device_id), action, None, &detail).await?;
+        }
+        tx.commit().await
     }
 
     /// Forgets a device's pinned key and lifts a host-key block (an admin's
@@ -262,31 +172,23 @@ impl Store {
         device_id: &str,
         actor: &str,
     ) -> Result<()> {
-        on_db!(&self.db, pool, d => {
-            let mut tx = pool.begin_with(d.begin_write).await?;
-            let old: Option<Option<String>> = sqlx::query_scalar(
-                "SELECT host_key_fingerprint FROM device WHERE tenant_id = $1 AND device_id = $2",
-            )
-            .bind(tenant_id)
-            .bind(device_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let old = old.ok_or(Error::DeviceNotFound)?;
-            sqlx::query(
-                "UPDATE device SET host_key_fingerprint = NULL, host_key_pinned_at = NULL, \
-                 blocked_reason = CASE WHEN blocked_reason = 'hostkey_mismatch' THEN NULL ELSE blocked_reason END, \
-                 updated_at = $3 WHERE tenant_id = $1 AND device_id = $2",
-            )
-            .bind(tenant_id)
-            .bind(device_id)
-            .bind(Utc::now())
-            .execute(&mut *tx)
-            .await?;
-            let detail = json!({ "previous_fingerprint": old });
-            insert_audit!(&mut *tx, tenant_id, Some(device_id), Action::HostKeyReset, Some(actor), &detail)?;
-            tx.commit().await?;
-        });
-        Ok(())
+        let mut tx = self.db.begin_write().await?;
+        let old = pinned_in_tenant(tx.conn(), tenant_id, device_id)
+            .await?
+            .ok_or(Error::DeviceNotFound)?;
+        clear_pin(tx.conn(), tenant_id, device_id).await?;
+        let detail = json!({ "previous_fingerprint": old });
+        let action = Action::HostKeyReset;
+        insert_audit(
+            tx.conn(),
+            tenant_id,
+            Some(device_id),
+            action,
+            Some(actor),
+            &detail,
+        )
+        .await?;
+        tx.commit().await
     }
 
     /// Records how a backup attempt ended in the device's state.
@@ -322,15 +224,212 @@ impl Store {
     }
 
     async fn record_ordered(&self, ordered: &[(&str, DateTime<Utc>, &Attempt)]) -> Result<()> {
-        on_db!(&self.db, pool, d => {
-            let mut tx = pool.begin_with(d.begin_write).await?;
-            for (device_id, at, attempt) in ordered {
-                update_state!(&mut *tx, *device_id, *at, *attempt)?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
+        let mut tx = self.db.begin_write().await?;
+        for (device_id, at, attempt) in ordered {
+            update_state(tx.conn(), device_id, *at, attempt).await?;
+        }
+        tx.commit().await
     }
+}
+
+/// Refuses a fleet that moves a device with history to another tenant: its
+/// snapshots are encrypted with its tenant's key and carry its tenant, so
+/// the move would strand that history.
+async fn refuse_tenant_moves(conn: Conn<'_>, fleet: &Fleet) -> Result<()> {
+    let owners: Vec<(String, String)> = on_conn!(conn, |c| {
+        sqlx::query_as(
+            "SELECT d.device_id, d.tenant_id FROM device d \
+             WHERE EXISTS (SELECT 1 FROM snapshot s WHERE s.device_id = d.device_id)",
+        )
+        .fetch_all(c)
+        .await?
+    });
+    for dev in &fleet.devices {
+        if let Some((_, old)) = owners
+            .iter()
+            .find(|(id, t)| id == dev.id.as_str() && t != dev.tenant.as_str())
+        {
+            return Err(Error::Unexpected(anyhow::anyhow!(
+                "device {} has snapshots in tenant {old}; it cannot move to tenant {} \
+                 (give it a new id instead)",
+                dev.id,
+                dev.tenant
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn upsert_tenants(mut conn: Conn<'_>, fleet: &Fleet, now: DateTime<Utc>) -> Result<()> {
+    for t in &fleet.tenants {
+        on_conn!(conn.reborrow(), |c| {
+            sqlx::query(
+                "INSERT INTO tenant (tenant_id, name, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $3) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET name = excluded.name, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(t.id.as_str())
+            .bind(&t.name)
+            .bind(now)
+            .execute(c)
+            .await?;
+        });
+    }
+    Ok(())
+}
+
+/// Marks every device inactive; [`upsert_devices`] then reactivates the
+/// configured ones.
+async fn deactivate_devices(conn: Conn<'_>) -> Result<()> {
+    on_conn!(conn, |c| {
+        sqlx::query("UPDATE device SET active = FALSE")
+            .execute(c)
+            .await?;
+    });
+    Ok(())
+}
+
+async fn upsert_devices(mut conn: Conn<'_>, fleet: &Fleet, now: DateTime<Utc>) -> Result<()> {
+    for dev in &fleet.devices {
+        on_conn!(conn.reborrow(), |c| {
+            sqlx::query(
+                "INSERT INTO device (device_id, tenant_id, name, host, port, active, \
+                 created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6) \
+                 ON CONFLICT (device_id) DO UPDATE SET tenant_id = excluded.tenant_id, \
+                 name = excluded.name, host = excluded.host, port = excluded.port, \
+                 active = TRUE, updated_at = excluded.updated_at",
+            )
+            .bind(dev.id.as_str())
+            .bind(dev.tenant.as_str())
+            .bind(&dev.name)
+            .bind(&dev.host)
+            .bind(i32::from(dev.port))
+            .bind(now)
+            .execute(c)
+            .await?;
+        });
+    }
+    Ok(())
+}
+
+/// The tenant of a device, `None` for an unknown device.
+async fn device_tenant(conn: Conn<'_>, device_id: &str) -> Result<Option<String>> {
+    let tenant = on_conn!(conn, |c| {
+        sqlx::query_scalar("SELECT tenant_id FROM device WHERE device_id = $1")
+            .bind(device_id)
+            .fetch_optional(c)
+            .await?
+    });
+    Ok(tenant)
+}
+
+/// Pins `fingerprint` unless a key is pinned already; whether it did.
+async fn pin_if_unset(conn: Conn<'_>, device_id: &str, fingerprint: &str) -> Result<bool> {
+    let pinned = on_conn!(conn, |c| {
+        sqlx::query(
+            "UPDATE device SET host_key_fingerprint = $2, host_key_pinned_at = $3 \
+             WHERE device_id = $1 AND host_key_fingerprint IS NULL",
+        )
+        .bind(device_id)
+        .bind(fingerprint)
+        .bind(Utc::now())
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(pinned == 1)
+}
+
+/// The pinned fingerprint of a tenant's device (`Some(None)` when none is
+/// pinned), `None` when the device is not the tenant's.
+async fn pinned_in_tenant(
+    conn: Conn<'_>,
+    tenant_id: &str,
+    device_id: &str,
+) -> Result<Option<Option<String>>> {
+    let pinned = on_conn!(conn, |c| {
+        sqlx::query_scalar(
+            "SELECT host_key_fingerprint FROM device WHERE tenant_id = $1 AND device_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(device_id)
+        .fetch_optional(c)
+        .await?
+    });
+    Ok(pinned)
+}
+
+/// Forgets the pinned key and lifts a block for a host-key mismatch.
+async fn clear_pin(conn: Conn<'_>, tenant_id: &str, device_id: &str) -> Result<()> {
+    on_conn!(conn, |c| {
+        sqlx::query(
+            "UPDATE device SET host_key_fingerprint = NULL, host_key_pinned_at = NULL, \
+             blocked_reason = CASE WHEN blocked_reason = 'hostkey_mismatch' THEN NULL \
+             ELSE blocked_reason END, updated_at = $3 \
+             WHERE tenant_id = $1 AND device_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(device_id)
+        .bind(Utc::now())
+        .execute(c)
+        .await?;
+    });
+    Ok(())
+}
+
+/// The device-state `UPDATE` of one attempt.
+async fn update_state(
+    conn: Conn<'_>,
+    device_id: &str,
+    at: DateTime<Utc>,
+    attempt: &Attempt,
+) -> Result<()> {
+    match attempt {
+        Attempt::Success => on_conn!(conn, |c| {
+            sqlx::query(
+                "UPDATE device SET last_attempt_at = $2, last_success_at = $2, \
+                 last_status = 'success', last_error_kind = NULL, consecutive_failures = 0, \
+                 next_attempt_at = NULL, blocked_reason = NULL, updated_at = $2 \
+                 WHERE device_id = $1",
+            )
+            .bind(device_id)
+            .bind(at)
+            .execute(c)
+            .await?;
+        }),
+        Attempt::Locked => on_conn!(conn, |c| {
+            sqlx::query(
+                "UPDATE device SET last_attempt_at = $2, last_status = 'locked', \
+                 updated_at = $2 WHERE device_id = $1",
+            )
+            .bind(device_id)
+            .bind(at)
+            .execute(c)
+            .await?;
+        }),
+        Attempt::Failed {
+            error_kind,
+            next_attempt_at,
+            blocked_reason,
+        } => on_conn!(conn, |c| {
+            sqlx::query(
+                "UPDATE device SET last_attempt_at = $2, last_status = 'failed', \
+                 last_error_kind = $3, consecutive_failures = consecutive_failures + 1, \
+                 next_attempt_at = $4, blocked_reason = COALESCE($5, blocked_reason), \
+                 updated_at = $2 WHERE device_id = $1",
+            )
+            .bind(device_id)
+            .bind(at)
+            .bind(error_kind.as_str())
+            .bind(*next_attempt_at)
+            .bind(blocked_reason.as_deref())
+            .execute(c)
+            .await?;
+        }),
+    }
+    Ok(())
 }
 
 impl crate::backup::HostKeys for Store {

@@ -7,13 +7,13 @@ use serde::Serialize;
 use tracing::instrument;
 
 use super::crypto::Sealed;
-use super::snapshot::{content_aad, diff_aad, diff_label};
-use super::{Error, Result, Store, on_db};
-use crate::backup::changes;
+use super::db::{Conn, on_conn, on_db};
+use super::record::{content_aad, diff_aad, diff_label};
+use super::{Error, Result, Store};
+use crate::backup::{Trigger, changes};
 use crate::telemetry::spawn_blocking_with_tracing;
 
-/// Largest page a listing returns.
-pub const MAX_PAGE: u32 = 500;
+pub use super::MAX_PAGE;
 
 /// One snapshot's metadata.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
@@ -29,8 +29,9 @@ pub struct SnapshotMeta {
     pub sha256_hash: String,
     /// When it was collected.
     pub collected_at: DateTime<Utc>,
-    /// `scheduled` or `manual`.
-    pub trigger: String,
+    /// What started the backup.
+    #[sqlx(try_from = "String")]
+    pub trigger: Trigger,
     /// RouterOS version, if known.
     pub routeros_version: Option<String>,
     /// Bytes of the normalized export.
@@ -90,9 +91,10 @@ pub struct ChangeSummary {
 // Line counts are INTEGER (int4 on PostgreSQL) in the schema and i64 here:
 // the casts make PostgreSQL return int8, which sqlx decodes as i64 (SQLite's
 // INTEGER is 64-bit already).
-const META_COLUMNS: &str = "s.snapshot_id, s.tenant_id, s.device_id, s.sha256_hash, s.collected_at, \
-     s.trigger, s.routeros_version, s.size_bytes, s.line_count, s.normalization_version, \
-     CAST(d.lines_added AS BIGINT) AS lines_added, CAST(d.lines_removed AS BIGINT) AS lines_removed, \
+const META_COLUMNS: &str = "s.snapshot_id, s.tenant_id, s.device_id, s.sha256_hash, \
+     s.collected_at, s.trigger, s.routeros_version, s.size_bytes, s.line_count, \
+     s.normalization_version, CAST(d.lines_added AS BIGINT) AS lines_added, \
+     CAST(d.lines_removed AS BIGINT) AS lines_removed, \
      d.previous_snapshot_id AS previous_snapshot_id, s.warnings";
 
 #[derive(sqlx::FromRow)]
@@ -118,11 +120,12 @@ impl Store {
         before: Option<i64>,
     ) -> Result<Vec<SnapshotMeta>> {
         let sql = format!(
-            "SELECT {META_COLUMNS} FROM snapshot s LEFT JOIN snapshot_diff d ON d.snapshot_id = s.snapshot_id \
+            "SELECT {META_COLUMNS} FROM snapshot s \
+             LEFT JOIN snapshot_diff d ON d.snapshot_id = s.snapshot_id \
              WHERE s.tenant_id = $1 AND s.device_id = $2 AND s.snapshot_id < $3 \
              ORDER BY s.snapshot_id DESC LIMIT $4"
         );
-        let rows = on_db!(&self.db, pool, _d => {
+        let rows = on_db!(&self.db, |pool| {
             sqlx::query_as::<_, SnapshotMeta>(sqlx::AssertSqlSafe(sql))
                 .bind(tenant_id)
                 .bind(device_id)
@@ -146,10 +149,11 @@ impl Store {
         snapshot_id: i64,
     ) -> Result<SnapshotMeta> {
         let sql = format!(
-            "SELECT {META_COLUMNS} FROM snapshot s LEFT JOIN snapshot_diff d ON d.snapshot_id = s.snapshot_id \
+            "SELECT {META_COLUMNS} FROM snapshot s \
+             LEFT JOIN snapshot_diff d ON d.snapshot_id = s.snapshot_id \
              WHERE s.tenant_id = $1 AND s.device_id = $2 AND s.snapshot_id = $3"
         );
-        let row = on_db!(&self.db, pool, _d => {
+        let row = on_db!(&self.db, |pool| {
             sqlx::query_as::<_, SnapshotMeta>(sqlx::AssertSqlSafe(sql))
                 .bind(tenant_id)
                 .bind(device_id)
@@ -200,7 +204,7 @@ impl Store {
         device_id: &str,
         snapshot_id: i64,
     ) -> Result<SealedRow> {
-        let row = on_db!(&self.db, pool, _d => {
+        let row = on_db!(&self.db, |pool| {
             sqlx::query_as::<_, SealedRow>(
                 "SELECT sha256_hash, key_id, nonce, content FROM snapshot \
                  WHERE tenant_id = $1 AND device_id = $2 AND snapshot_id = $3",
@@ -287,7 +291,7 @@ impl Store {
         device_id: &str,
         snapshot_id: i64,
     ) -> Result<Option<String>> {
-        let row = on_db!(&self.db, pool, _d => {
+        let row = on_db!(&self.db, |pool| {
             sqlx::query_as::<_, (String, Vec<u8>, Vec<u8>)>(
                 "SELECT key_id, nonce, content FROM snapshot_diff \
                  WHERE tenant_id = $1 AND snapshot_id = $2",
@@ -323,7 +327,7 @@ impl Store {
         device_id: &str,
         snapshot_id: i64,
     ) -> Result<Option<i64>> {
-        let id = on_db!(&self.db, pool, _d => {
+        let id = on_db!(&self.db, |pool| {
             sqlx::query_scalar::<_, i64>(
                 "SELECT snapshot_id FROM snapshot WHERE tenant_id = $1 AND device_id = $2 \
                  AND snapshot_id < $3 ORDER BY snapshot_id DESC LIMIT 1",
@@ -349,43 +353,12 @@ impl Store {
         limit: u32,
         before: Option<i64>,
     ) -> Result<Vec<HistoryEntry>> {
-        let (entries, changes) = on_db!(&self.db, pool, _d => {
-            let entries = sqlx::query_as::<_, (i64, DateTime<Utc>, i64, i64)>(
-                "SELECT s.snapshot_id, s.collected_at, CAST(d.lines_added AS BIGINT), \
-                 CAST(d.lines_removed AS BIGINT) \
-                 FROM snapshot s JOIN snapshot_diff d ON d.snapshot_id = s.snapshot_id \
-                 WHERE s.tenant_id = $1 AND s.device_id = $2 AND s.snapshot_id < $3 \
-                 ORDER BY s.snapshot_id DESC LIMIT $4",
-            )
-            .bind(tenant_id)
-            .bind(device_id)
-            .bind(before.unwrap_or(i64::MAX))
-            .bind(i64::from(limit.clamp(1, MAX_PAGE)))
-            .fetch_all(pool)
-            .await?;
-            let oldest = entries.last().map_or(i64::MAX, |e| e.0);
-            let newest = entries.first().map_or(i64::MIN, |e| e.0);
-            // The id range is on `s`, next to the device: the index on
-            // (device_id, snapshot_id) then bounds the scan to this page
-            // even in PostgreSQL's generic plan (a prepared statement after
-            // five runs). On `c.snapshot_id` the generic plan guessed 0.5 %
-            // of config_change for the range and scanned every change in it,
-            // all devices' (~110 ms at a million snapshots).
-            let changes = sqlx::query_as::<_, ChangeSummary>(
-                "SELECT c.snapshot_id, c.component, c.summary, CAST(c.lines_added AS BIGINT) AS lines_added, \
-                 CAST(c.lines_removed AS BIGINT) AS lines_removed \
-                 FROM config_change c JOIN snapshot s ON s.snapshot_id = c.snapshot_id \
-                 WHERE s.tenant_id = $1 AND s.device_id = $2 AND s.snapshot_id BETWEEN $3 AND $4 \
-                 ORDER BY c.config_change_id",
-            )
-            .bind(tenant_id)
-            .bind(device_id)
-            .bind(oldest)
-            .bind(newest)
-            .fetch_all(pool)
-            .await?;
-            (entries, changes)
-        });
+        let mut pooled = self.db.acquire().await?;
+        let (before, limit) = (before.unwrap_or(i64::MAX), limit.clamp(1, MAX_PAGE));
+        let entries = changed_snapshots(pooled.conn(), tenant_id, device_id, before, limit).await?;
+        let oldest = entries.last().map_or(i64::MAX, |e| e.0);
+        let newest = entries.first().map_or(i64::MIN, |e| e.0);
+        let changes = changes_in(pooled.conn(), tenant_id, device_id, oldest, newest).await?;
         Ok(entries
             .into_iter()
             .map(
@@ -412,7 +385,7 @@ impl Store {
     /// # Errors
     /// [`Error::SnapshotNotFound`].
     pub async fn snapshot_owner(&self, snapshot_id: i64) -> Result<(String, String)> {
-        let row = on_db!(&self.db, pool, _d => {
+        let row = on_db!(&self.db, |pool| {
             sqlx::query_as::<_, (String, String)>(
                 "SELECT tenant_id, device_id FROM snapshot WHERE snapshot_id = $1",
             )
@@ -422,4 +395,65 @@ impl Store {
         });
         row.ok_or(Error::SnapshotNotFound)
     }
+}
+
+/// The snapshots of a page (ids below `before`, at most `limit`) that
+/// differ from their predecessor, newest first, with their line counts.
+async fn changed_snapshots(
+    conn: Conn<'_>,
+    tenant_id: &str,
+    device_id: &str,
+    before: i64,
+    limit: u32,
+) -> Result<Vec<(i64, DateTime<Utc>, i64, i64)>> {
+    let rows = on_conn!(conn, |c| {
+        sqlx::query_as(
+            "SELECT s.snapshot_id, s.collected_at, CAST(d.lines_added AS BIGINT), \
+             CAST(d.lines_removed AS BIGINT) \
+             FROM snapshot s JOIN snapshot_diff d ON d.snapshot_id = s.snapshot_id \
+             WHERE s.tenant_id = $1 AND s.device_id = $2 AND s.snapshot_id < $3 \
+             ORDER BY s.snapshot_id DESC LIMIT $4",
+        )
+        .bind(tenant_id)
+        .bind(device_id)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(c)
+        .await?
+    });
+    Ok(rows)
+}
+
+/// The per-component changes of a device's snapshots with ids in
+/// `oldest..=newest`, in the order they were recorded.
+async fn changes_in(
+    conn: Conn<'_>,
+    tenant_id: &str,
+    device_id: &str,
+    oldest: i64,
+    newest: i64,
+) -> Result<Vec<ChangeSummary>> {
+    // The id range is on `s`, next to the device: the index on
+    // (device_id, snapshot_id) then bounds the scan to this page
+    // even in PostgreSQL's generic plan (a prepared statement after
+    // five runs). On `c.snapshot_id` the generic plan guessed 0.5 %
+    // of config_change for the range and scanned every change in it,
+    // all devices' (~110 ms at a million snapshots).
+    let rows = on_conn!(conn, |c| {
+        sqlx::query_as::<_, ChangeSummary>(
+            "SELECT c.snapshot_id, c.component, c.summary, \
+             CAST(c.lines_added AS BIGINT) AS lines_added, \
+             CAST(c.lines_removed AS BIGINT) AS lines_removed \
+             FROM config_change c JOIN snapshot s ON s.snapshot_id = c.snapshot_id \
+             WHERE s.tenant_id = $1 AND s.device_id = $2 AND s.snapshot_id BETWEEN $3 AND $4 \
+             ORDER BY c.config_change_id",
+        )
+        .bind(tenant_id)
+        .bind(device_id)
+        .bind(oldest)
+        .bind(newest)
+        .fetch_all(c)
+        .await?
+    });
+    Ok(rows)
 }

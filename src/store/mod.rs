@@ -1,12 +1,17 @@
 //! Persistence: PostgreSQL or SQLite behind one [`Store`], with encryption at
-//! rest (`crypto`), snapshot ingest and history (`snapshot`), devices, their
-//! pinned host keys and backup state (`device`), the audit log (`audit`) and
-//! retention (`retention`). All SQL of cfgsnap lives under this module.
+//! rest (`crypto/`), snapshot ingest (`snapshot/`), the read side of
+//! snapshots (`history`), devices, their pinned host keys and backup state
+//! (`device`), the audit log (`audit`) and retention (`retention`); `db`
+//! holds the pool, transaction and connection of either backend, `record`
+//! how sealed records are bound to their rows. All SQL of cfgsnap lives
+//! under this module.
 //!
 //! Every query takes the tenant it serves and filters by it, so a query for
 //! tenant A never returns tenant B's rows. Queries are written once and run on
-//! both backends through [`on_db!`], which instantiates the same code for each
-//! pool type; `$1` placeholders work on both.
+//! both backends through `on_db!`/`on_conn!`, which instantiate the same code
+//! for each backend; `$1` placeholders work on both. Statements that take
+//! part in a transaction take a connection, so their caller decides the
+//! transaction's boundary.
 
 use std::future::Future;
 use std::path::Path;
@@ -14,19 +19,27 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use crate::config::StoreSettings;
 
 pub mod audit;
 pub mod crypto;
+mod db;
 pub mod device;
 pub mod history;
+mod record;
 pub mod retention;
 pub mod snapshot;
 
 use crypto::{Cipher, CryptoError, MasterKey};
+use db::{Db, on_db};
+
+pub use record::UnknownName;
+
+/// Largest page a listing returns.
+pub const MAX_PAGE: u32 = 500;
 
 /// Result type of the store module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -167,53 +180,6 @@ fn is_transient(e: &sqlx::Error) -> bool {
     }
 }
 
-/// The database behind the store.
-#[derive(Clone, Debug)]
-pub(crate) enum Db {
-    Postgres(PgPool),
-    Sqlite(SqlitePool),
-}
-
-/// Runs the same body against whichever pool the store has. `$pool` is bound
-/// to the concrete pool and `$d` to the backend's [`Dialect`].
-macro_rules! on_db {
-    ($db:expr, $pool:ident, $d:ident => $body:expr) => {
-        match $db {
-            $crate::store::Db::Postgres($pool) => {
-                let $d = $crate::store::Dialect::POSTGRES;
-                $body
-            }
-            $crate::store::Db::Sqlite($pool) => {
-                let $d = $crate::store::Dialect::SQLITE;
-                $body
-            }
-        }
-    };
-}
-pub(crate) use on_db;
-
-/// The few places where the SQL of the two backends differs.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Dialect {
-    /// Statement that opens a write transaction. SQLite takes the write
-    /// lock up front (`IMMEDIATE`), so two ingests never both read the
-    /// same newest snapshot and fork the history.
-    pub begin_write: &'static str,
-    /// Row lock suffix for a `SELECT` inside a write transaction.
-    pub for_update: &'static str,
-}
-
-impl Dialect {
-    pub const POSTGRES: Dialect = Dialect {
-        begin_write: "BEGIN",
-        for_update: " FOR UPDATE",
-    };
-    pub const SQLITE: Dialect = Dialect {
-        begin_write: "BEGIN IMMEDIATE",
-        for_update: "",
-    };
-}
-
 /// The snapshot store: a database pool and the cipher for records at rest.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -247,9 +213,10 @@ impl Store {
     /// match the data stops start-up with a clear error instead of failing
     /// (and dropping) every later ingest.
     async fn check_master_key(&self) -> Result<()> {
-        let newest = on_db!(&self.db, pool, _d => {
+        let newest = on_db!(&self.db, |pool| {
             sqlx::query_as::<_, (String, String, i64)>(
-                "SELECT tenant_id, device_id, snapshot_id FROM snapshot ORDER BY snapshot_id DESC LIMIT 1",
+                "SELECT tenant_id, device_id, snapshot_id FROM snapshot \
+                 ORDER BY snapshot_id DESC LIMIT 1",
             )
             .fetch_optional(pool)
             .await?
@@ -259,7 +226,8 @@ impl Store {
         };
         match self.snapshot_content(&tenant, &device, id).await {
             Err(Error::Crypto(e)) => Err(Error::Unexpected(anyhow::Error::new(e).context(
-                "the configured master key cannot read the stored snapshots; configure the key they were written with",
+                "the configured master key cannot read the stored snapshots; \
+                 configure the key they were written with",
             ))),
             other => other.map(|_| ()),
         }
@@ -278,7 +246,7 @@ impl Store {
     /// # Errors
     /// [`Error::Unavailable`] when it does not.
     pub async fn ping(&self) -> Result<()> {
-        on_db!(&self.db, pool, _d => {
+        on_db!(&self.db, |pool| {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
         Ok(())
@@ -294,7 +262,7 @@ impl Store {
 
     /// Closes the pool, waiting for checked-out connections.
     pub async fn close(&self) {
-        on_db!(&self.db, pool, _d => pool.close().await);
+        on_db!(&self.db, |pool| pool.close().await);
     }
 }
 
@@ -359,12 +327,15 @@ async fn load_master_key(db: &Db, settings: &StoreSettings) -> Result<Cipher> {
 
 async fn key_from_file(db: &Db, path: &Path) -> Result<MasterKey> {
     if !path.exists() {
-        let snapshots: i64 = on_db!(db, pool, _d => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM snapshot").fetch_one(pool).await?
+        let snapshots: i64 = on_db!(db, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM snapshot")
+                .fetch_one(pool)
+                .await?
         });
         if snapshots > 0 {
             return Err(Error::Unexpected(anyhow::anyhow!(
-                "master key file {} is missing but the store holds {snapshots} encrypted snapshots; restore the key file",
+                "master key file {} is missing but the store holds {snapshots} encrypted \
+                 snapshots; restore the key file",
                 path.display()
             )));
         }

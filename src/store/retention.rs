@@ -11,7 +11,8 @@ use serde_json::json;
 use tracing::{info, instrument};
 
 use super::audit::{Action, insert_audit};
-use super::{Result, Store, on_db};
+use super::db::{Conn, on_conn};
+use super::{Result, Store};
 
 /// Snapshots deleted per transaction.
 pub const BATCH: i64 = 500;
@@ -44,34 +45,55 @@ impl Store {
     }
 
     async fn retention_batch(&self, cutoff: DateTime<Utc>, keep_min: u32) -> Result<u64> {
-        on_db!(&self.db, pool, d => {
-            let mut tx = pool.begin_with(d.begin_write).await?;
-            let victims: Vec<(i64, String, String)> = sqlx::query_as(
-                "SELECT snapshot_id, tenant_id, device_id FROM ( \
-                   SELECT snapshot_id, tenant_id, device_id, collected_at, \
-                   ROW_NUMBER() OVER (PARTITION BY device_id ORDER BY snapshot_id DESC) AS rn \
-                   FROM snapshot) ranked \
-                 WHERE rn > $1 AND collected_at < $2 ORDER BY snapshot_id LIMIT $3",
-            )
-            .bind(i64::from(keep_min))
-            .bind(cutoff)
-            .bind(BATCH)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut per_device: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
-            for (id, tenant, device) in &victims {
-                sqlx::query("DELETE FROM snapshot WHERE snapshot_id = $1")
-                    .bind(*id)
-                    .execute(&mut *tx)
-                    .await?;
-                per_device.entry((tenant.clone(), device.clone())).or_default().push(*id);
-            }
-            for ((tenant, device), ids) in &per_device {
-                let detail = json!({ "snapshot_ids": ids, "count": ids.len(), "cutoff": cutoff });
-                insert_audit!(&mut *tx, tenant.as_str(), Some(device.as_str()), Action::DeletedRetention, None::<&str>, &detail)?;
-            }
-            tx.commit().await?;
-            Ok(victims.len() as u64)
-        })
+        let mut tx = self.db.begin_write().await?;
+        let victims = select_victims(tx.conn(), cutoff, keep_min).await?;
+        let mut per_device: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
+        for (id, tenant, device) in &victims {
+            delete_snapshot(tx.conn(), *id).await?;
+            let key = (tenant.clone(), device.clone());
+            per_device.entry(key).or_default().push(*id);
+        }
+        for ((tenant, device), ids) in &per_device {
+            let detail = json!({ "snapshot_ids": ids, "count": ids.len(), "cutoff": cutoff });
+            let action = Action::DeletedRetention;
+            insert_audit(tx.conn(), tenant, Some(device), action, None, &detail).await?;
+        }
+        tx.commit().await?;
+        Ok(victims.len() as u64)
     }
+}
+
+/// The next batch of snapshots past retention: older than `cutoff` and not
+/// among the newest `keep_min` of their device, oldest first.
+async fn select_victims(
+    conn: Conn<'_>,
+    cutoff: DateTime<Utc>,
+    keep_min: u32,
+) -> Result<Vec<(i64, String, String)>> {
+    let victims = on_conn!(conn, |c| {
+        sqlx::query_as(
+            "SELECT snapshot_id, tenant_id, device_id FROM ( \
+               SELECT snapshot_id, tenant_id, device_id, collected_at, \
+               ROW_NUMBER() OVER (PARTITION BY device_id ORDER BY snapshot_id DESC) AS rn \
+               FROM snapshot) ranked \
+             WHERE rn > $1 AND collected_at < $2 ORDER BY snapshot_id LIMIT $3",
+        )
+        .bind(i64::from(keep_min))
+        .bind(cutoff)
+        .bind(BATCH)
+        .fetch_all(c)
+        .await?
+    });
+    Ok(victims)
+}
+
+/// Deletes one snapshot; its diff and changes go with it (cascade).
+async fn delete_snapshot(conn: Conn<'_>, snapshot_id: i64) -> Result<()> {
+    on_conn!(conn, |c| {
+        sqlx::query("DELETE FROM snapshot WHERE snapshot_id = $1")
+            .bind(snapshot_id)
+            .execute(c)
+            .await?;
+    });
+    Ok(())
 }

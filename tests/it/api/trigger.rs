@@ -29,7 +29,7 @@ async fn audited(api: &TestApi, outcome: &str) -> Value {
         .expect("audit");
     let event = events
         .iter()
-        .find(|e| e.action == "config_backup_manual_trigger")
+        .find(|e| e.action.as_str() == "config_backup_manual_trigger")
         .expect("the trigger is audited");
     let detail = event.detail_json();
     assert_eq!(detail["outcome"], outcome, "audit detail: {detail}");

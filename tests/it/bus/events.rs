@@ -137,7 +137,7 @@ async fn a_published_snapshot_is_stored_once_even_when_republished(stack: Stack)
         content == text,
         "stored content differs from the published text"
     );
-    assert_eq!(meta.trigger, "manual");
+    assert_eq!(meta.trigger.as_str(), "manual");
     assert_eq!(count(&ts.audit("t1").await, "config_snapshot_created"), 1);
     tb.stop().await;
 }

@@ -184,7 +184,7 @@ impl TestStore {
         let events = events.expect("audit lists");
         events
             .into_iter()
-            .map(|e| (e.action.clone(), e.detail_json()))
+            .map(|e| (e.action.as_str().to_owned(), e.detail_json()))
             .collect()
     }
 }

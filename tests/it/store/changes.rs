@@ -147,7 +147,7 @@ async fn an_added_firewall_rule_shows_in_the_history_and_in_the_stored_diff(t: &
         .expect("list_audit");
     let generated = events
         .iter()
-        .find(|e| e.action == "config_diff_generated")
+        .find(|e| e.action.as_str() == "config_diff_generated")
         .expect("config_diff_generated audited");
     assert_eq!(
         generated.detail_json()["changes"][0],

@@ -134,7 +134,7 @@ async fn reset_host_key_forgets_the_key_lifts_its_block_and_audits_the_actor(t: 
     let events = s.list_audit("t1", 10, None).await.expect("list_audit");
     let resets: Vec<(Option<&str>, Option<&str>)> = events
         .iter()
-        .filter(|e| e.action == "ssh_host_key_reset")
+        .filter(|e| e.action.as_str() == "ssh_host_key_reset")
         .map(|e| (e.device_id.as_deref(), e.actor.as_deref()))
         .collect();
     assert_eq!(

@@ -44,7 +44,7 @@ async fn a_new_snapshot_is_created_with_its_metadata_and_content(t: &TestStore) 
         .expect("get_snapshot");
     assert_eq!(meta.sha256_hash, snap.sha256_hash);
     assert_eq!(meta.collected_at, snap.collected_at);
-    assert_eq!(meta.trigger, "scheduled");
+    assert_eq!(meta.trigger.as_str(), "scheduled");
     assert_eq!(meta.routeros_version.as_deref(), Some("7.15"));
     assert_eq!(meta.size_bytes as usize, text.len());
     assert_eq!(meta.line_count as usize, text.lines().count());

@@ -148,7 +148,7 @@ impl TestStore {
             .expect("list_audit")
             .into_iter()
             .filter(|e| e.device_id.as_deref() == Some(device))
-            .map(|e| e.action)
+            .map(|e| e.action.as_str().to_owned())
             .collect();
         actions.reverse();
         actions

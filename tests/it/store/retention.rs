@@ -107,7 +107,7 @@ async fn snapshots_past_retention_are_deleted_with_their_diffs_and_changes(t: &T
         .expect("list_audit");
     let retention: Vec<_> = events
         .iter()
-        .filter(|e| e.action == "config_snapshot_deleted_retention")
+        .filter(|e| e.action.as_str() == "config_snapshot_deleted_retention")
         .collect();
     let [event] = &retention[..] else {
         panic!("one retention event expected, got {}", retention.len());

@@ -1,7 +1,7 @@
-//! The ingester's loops: over the JetStream pull consumer (lanes of one
-//! device each at a time; ack, nak with backoff, term; re-queue when the
-//! store stayed down through every delivery), over the local queue (hold
-//! and retry), and over attempt reports. What to do with an event is decided in `ingest`.
+//! The ingest loop over the JetStream pull consumer: lanes of one device
+//! each at a time; ack, nak with backoff, term; re-queue when the store
+//! stayed down through every delivery. What to do with an event is decided
+//! in `event`.
 
 use std::future::Future;
 use std::hash::{BuildHasher as _, RandomState};
@@ -10,18 +10,14 @@ use std::time::Duration;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::consumer::pull::MessagesErrorKind;
-use futures_util::{FutureExt as _, StreamExt as _};
+use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, debug, error, warn};
 
-use super::ingest::{Ingester, Payload, Verdict, to_attempt};
-use super::local::{LocalBus, LocalEvent, LocalPayload};
-use super::nats::NatsBus;
-use super::{Bus, Subscription};
-use crate::backup::AttemptReport;
-use crate::store::Store;
+use super::event::{Ingester, Payload, Verdict};
+use crate::bus::nats::NatsBus;
 
 /// Pause before re-subscribing after the consumer's stream failed.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
@@ -160,7 +156,7 @@ async fn handle_nats(ingester: &Ingester, nats: &NatsBus, message: async_nats::j
             match message.double_ack().await {
                 Ok(()) => {
                     if let Some(r) = reference {
-                        nats.delete_config(&r).await;
+                        nats.objects.delete_config(&r).await;
                     }
                 }
                 // Redelivery is harmless: the store skips the duplicate.
@@ -226,147 +222,5 @@ async fn with_progress<F: Future>(
 async fn ack(message: &async_nats::jetstream::Message, kind: AckKind) {
     if let Err(e) = message.ack_with(kind).await {
         warn!(error.message = %e, subject = %message.subject, "acknowledging an event failed");
-    }
-}
-
-/// Takes events from the local queue until `shutdown`, then gives the
-/// events still queued one attempt each.
-pub(crate) async fn run_local(ingester: Ingester, local: LocalBus, shutdown: CancellationToken) {
-    loop {
-        let next = tokio::select! {
-            () = shutdown.cancelled() => break,
-            next = local.next_event() => next,
-        };
-        match next {
-            Some(event) => {
-                handle_local(&ingester, &event, Some(&shutdown), local.max_deliver()).await
-            }
-            None => return,
-        }
-    }
-    while let Some(event) = local.try_next_event().await {
-        handle_local(&ingester, &event, None, 1).await;
-    }
-}
-
-/// Holds the event and retries it in place: the queue behind it waits,
-/// so order is kept and memory stays bounded while the store is down.
-/// Transient store errors are retried until the store returns; other
-/// failures up to `max_deliver` deliveries. `shutdown` ends the retries.
-async fn handle_local(
-    ingester: &Ingester,
-    event: &LocalEvent,
-    shutdown: Option<&CancellationToken>,
-    max_deliver: i64,
-) {
-    let mut delivered: i64 = 1;
-    loop {
-        let payload = match &event.payload {
-            LocalPayload::Event(e) => Payload::Event(e.clone()),
-            LocalPayload::Raw(bytes) => Payload::Json(bytes),
-        };
-        let (verdict, meta) = ingester.process(&event.subject, payload).await;
-        let reason = match verdict {
-            Verdict::Done { ingested, .. } => {
-                debug!(subject = %event.subject, result = ?ingested, "event ingested");
-                return;
-            }
-            Verdict::Reject(reason) => {
-                ingester
-                    .audit_rejected(&event.subject, &meta, &reason, delivered)
-                    .await;
-                return;
-            }
-            Verdict::Retry { reason, transient } => {
-                let give_up = shutdown.is_none()
-                    || (!transient && max_deliver > 0 && delivered >= max_deliver);
-                if give_up {
-                    let reason = format!("gave up after {delivered} deliveries: {reason}");
-                    error!(subject = %event.subject, reason = %reason, "snapshot event not stored");
-                    ingester
-                        .audit_rejected(&event.subject, &meta, &reason, delivered)
-                        .await;
-                    return;
-                }
-                reason
-            }
-        };
-        let delay = ingester.options.delay(delivered);
-        warn!(subject = %event.subject, reason = %reason, delivered, retry_in = ?delay, "ingest failed; retrying");
-        if let Some(token) = shutdown {
-            tokio::select! {
-                () = token.cancelled() => {
-                    error!(subject = %event.subject, "shutting down: a queued snapshot event was not stored");
-                    return;
-                }
-                () = tokio::time::sleep(delay) => {}
-            }
-        }
-        delivered += 1;
-    }
-}
-
-/// Most attempt reports recorded in one transaction.
-const ATTEMPT_BATCH: usize = 64;
-
-/// Records attempt reports until `shutdown`: each report that arrives, with
-/// those already waiting behind it (up to [`ATTEMPT_BATCH`]), in one
-/// transaction, so a pass over a large fleet costs one commit per batch.
-pub(crate) async fn run_attempts(
-    store: Store,
-    bus: Bus,
-    mut reports: Subscription<AttemptReport>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let next = tokio::select! {
-            () = shutdown.cancelled() => return,
-            next = reports.next() => next,
-        };
-        let Some(first) = next else {
-            return;
-        };
-        let mut batch = vec![first];
-        let mut ended = false;
-        while batch.len() < ATTEMPT_BATCH {
-            match reports.next().now_or_never() {
-                Some(Some(report)) => batch.push(report),
-                Some(None) => {
-                    ended = true;
-                    break;
-                }
-                None => break,
-            }
-        }
-        record_batch(&store, &bus, &batch).await;
-        if ended {
-            return;
-        }
-    }
-}
-
-/// Records the reports whose subject matches their ids; best effort.
-async fn record_batch(store: &Store, bus: &Bus, batch: &[(String, AttemptReport)]) {
-    let valid: Vec<_> = batch
-        .iter()
-        .filter(|(subject, report)| {
-            let ids = (report.tenant_id.as_str(), report.device_id.as_str());
-            let matches = bus.subjects().parse_attempt(subject) == Some(ids);
-            if !matches {
-                warn!(subject = %subject, "attempt report does not match its subject; skipped");
-            }
-            matches
-        })
-        .map(|(_, report)| (report, to_attempt(report)))
-        .collect();
-    let rows: Vec<_> = valid
-        .iter()
-        .map(|(report, attempt)| (report.device_id.as_str(), report.at, attempt))
-        .collect();
-    if rows.is_empty() {
-        return;
-    }
-    if let Err(e) = store.record_attempts(&rows).await {
-        warn!(error.message = %e, error.cause_chain = ?e, reports = rows.len(), "recording attempts failed");
     }
 }

@@ -1,73 +1,18 @@
-//! Authorization: the [`Caller`] extractor authenticates the
-//! `Authorization: Bearer` token through [`AuthConfig`] (in `jwt`), and
-//! [`Caller::require`] is the one check of tenant and role (DESIGN.md §4):
-//! `viewer` < `operator` < `admin` < `super_admin`; `super_admin` acts in
-//! any tenant, everyone else only in their own.
-//!
-//! Tokens are never logged; failures say what was wrong, not what was sent.
+//! The authenticated [`Caller`]: the extractor reads the
+//! `Authorization: Bearer` token and verifies it with the state's
+//! [`AuthConfig`](super::AuthConfig), and [`Caller::require`] is the one
+//! check of tenant and role (DESIGN.md §4): `super_admin` acts in any
+//! tenant, everyone else only in their own.
 
-use std::fmt;
 use std::future::{Ready, ready};
-use std::str::FromStr;
 
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-use super::AppState;
-use super::error::ApiError;
+use super::role::Role;
+use crate::api::AppState;
+use crate::api::error::ApiError;
 use crate::id::TenantId;
-
-pub use super::jwt::{AuthConfig, AuthConfigError, MIN_SECRET_BYTES, install_crypto_provider};
-
-/// A caller's role; each includes the rights of the ones before it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Reads devices and history.
-    Viewer,
-    /// Also triggers backups.
-    Operator,
-    /// Also resets host keys and reads the audit log.
-    Admin,
-    /// Everything, in every tenant.
-    SuperAdmin,
-}
-
-impl Role {
-    /// The claim value, e.g. `super_admin`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-            Role::SuperAdmin => "super_admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "viewer" => Ok(Role::Viewer),
-            "operator" => Ok(Role::Operator),
-            "admin" => Ok(Role::Admin),
-            "super_admin" => Ok(Role::SuperAdmin),
-            _ => Err("role must be one of viewer, operator, admin, super_admin".into()),
-        }
-    }
-}
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,17 +80,6 @@ mod tests {
 
     fn tenant(s: &str) -> TenantId {
         TenantId::parse(s).expect("valid")
-    }
-
-    #[test]
-    fn roles_are_ordered_and_parse_their_claim_names() {
-        assert!(Role::Viewer < Role::Operator);
-        assert!(Role::Operator < Role::Admin);
-        assert!(Role::Admin < Role::SuperAdmin);
-        for r in [Role::Viewer, Role::Operator, Role::Admin, Role::SuperAdmin] {
-            assert_eq!(r.as_str().parse::<Role>(), Ok(r));
-        }
-        assert!("root".parse::<Role>().is_err());
     }
 
     #[test]

@@ -1,122 +1,24 @@
-//! The ingester (DESIGN.md §3.2, §7): consumes snapshot events and stores
-//! them, and records attempt reports in the devices' backup state.
-//!
-//! Per event: parse → subject matches the payload → resolve the text
-//! (plain, gzip, object store) → [`Store::ingest`] → ack only after the
-//! commit. Malformed or poison events are terminated and audited
-//! `snapshot_event_rejected` (reason and subject, never the text). Other
-//! failures are retried with backoff; on NATS the delivery that reaches
-//! `max_deliver` is audited and terminated, unless the store was merely
-//! unavailable: then the event is re-queued at the end of the stream.
-//! Locally, transient store errors are retried until the store returns
-//! (the event exists nowhere else).
-//!
-//! Entry point: [`spawn_ingester`]; the loops live in `bus/ingest_loop.rs`.
-
-use std::time::Duration;
+//! The decision about one snapshot event ([`Ingester::process`]): parse,
+//! check the subject against the payload, resolve the text (plain, gzip,
+//! object store), [`Store::ingest`], and the audit row of a rejected event.
+//! Never acks: the loops in `pull` and `queue` act on the [`Verdict`].
 
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::{Instrument as _, info_span, warn};
+use tracing::warn;
 
-use super::wire::{self, ContentEncoding, SnapshotEvent};
-use super::{Bus, ConfigRef, Result};
-use super::{codec, ingest_loop};
-use crate::backup::{AttemptReport, AttemptStatus, ErrorKind};
-use crate::id::TenantId;
-use crate::metrics::{IngestResult, Metrics};
+use super::IngestOptions;
+use crate::bus::Bus;
+use crate::bus::codec;
+use crate::bus::wire::{self, ConfigRef, ContentEncoding, SnapshotEvent};
+use crate::id::{DeviceId, TenantId};
+use crate::metrics::IngestResult;
 use crate::store::audit::Action;
-use crate::store::device::Attempt;
 use crate::store::snapshot::Ingested;
 use crate::store::{self, Store};
 use crate::telemetry::spawn_blocking_with_tracing;
 
 /// Audit tenant of a rejected event whose tenant is unknown.
 pub const UNKNOWN_TENANT: &str = "_unknown";
-
-/// Tuning of an ingester.
-#[derive(Debug, Clone)]
-pub struct IngestOptions {
-    /// Delay before redelivery after the n-th failed delivery (the last
-    /// entry repeats).
-    pub backoff: Vec<Duration>,
-    /// Events a NATS ingester fetches ahead; small, so that fetched events
-    /// do not wait past `ack_wait` behind a slow one.
-    pub batch: usize,
-    /// Events a NATS ingester stores at once, on separate database
-    /// connections; each device's events keep their order (one lane per
-    /// device). The database's commits, not the CPU, bound one lane.
-    pub lanes: usize,
-    /// Where ingest results are counted (`cfgsnap_ingest_total`).
-    pub metrics: Option<Metrics>,
-}
-
-impl Default for IngestOptions {
-    fn default() -> Self {
-        let s = Duration::from_secs;
-        Self {
-            backoff: vec![s(1), s(5), s(30), s(60), s(120), s(300)],
-            batch: 8,
-            lanes: 8,
-            metrics: None,
-        }
-    }
-}
-
-impl IngestOptions {
-    /// The delay after the `delivered`-th delivery failed.
-    pub fn delay(&self, delivered: i64) -> Duration {
-        let i = usize::try_from(delivered.max(1) - 1).unwrap_or(usize::MAX);
-        self.backoff
-            .get(i)
-            .or(self.backoff.last())
-            .copied()
-            .unwrap_or(Duration::from_secs(1))
-    }
-}
-
-/// Starts the ingester on `bus`: the event loop (a NATS durable pull
-/// consumer `{durable}`, or the local queue) and the attempt-report loop.
-/// Several ingesters on one durable share the events. Both loops stop
-/// taking work on `shutdown` and finish the events in hand.
-///
-/// # Errors
-/// When the consumer or the attempt subscription cannot be created.
-pub async fn spawn_ingester(
-    bus: &Bus,
-    store: Store,
-    options: IngestOptions,
-    shutdown: CancellationToken,
-    tracker: &TaskTracker,
-) -> Result<()> {
-    let ingester = Ingester {
-        bus: bus.clone(),
-        store: store.clone(),
-        options,
-    };
-    let attempts = bus.subscribe_attempts().await?;
-    match bus {
-        Bus::Nats(nats) => {
-            let consumer = nats.ingest_consumer().await?;
-            let span = info_span!("bus.ingest", backend = "nats");
-            tracker.spawn(
-                ingest_loop::run_nats(ingester, nats.clone(), consumer, shutdown.clone())
-                    .instrument(span),
-            );
-        }
-        Bus::Local(local) => {
-            let span = info_span!("bus.ingest", backend = "local");
-            tracker.spawn(
-                ingest_loop::run_local(ingester, local.clone(), shutdown.clone()).instrument(span),
-            );
-        }
-    }
-    let span = info_span!("bus.attempts");
-    tracker
-        .spawn(ingest_loop::run_attempts(store, bus.clone(), attempts, shutdown).instrument(span));
-    Ok(())
-}
 
 /// An event as received.
 pub(crate) enum Payload<'a> {
@@ -226,7 +128,7 @@ impl Ingester {
                 }
             }
             Some(ContentEncoding::ObjectStore) => match (&self.bus, &reference) {
-                (Bus::Nats(nats), Some(r)) => match nats.fetch_config(r).await {
+                (Bus::Nats(nats), Some(r)) => match nats.objects.fetch_config(r).await {
                     Ok(resolved) => resolved,
                     Err(e) => return retry(error_chain(&e), false),
                 },
@@ -272,7 +174,7 @@ impl Ingester {
             .unwrap_or_else(|| UNKNOWN_TENANT.to_owned());
         let device = meta.device_id.clone().or_else(|| {
             from_subject
-                .and_then(|(_, d)| crate::id::DeviceId::parse(d).ok())
+                .and_then(|(_, d)| DeviceId::parse(d).ok())
                 .map(|d| d.to_string())
         });
         let subject: String = subject.chars().take(256).collect();
@@ -310,21 +212,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 fn retry(reason: String, transient: bool) -> Verdict {
     Verdict::Retry { reason, transient }
-}
-
-/// The store's view of an attempt report.
-pub fn to_attempt(report: &AttemptReport) -> Attempt {
-    match report.status {
-        AttemptStatus::Success => Attempt::Success,
-        AttemptStatus::Locked => Attempt::Locked,
-        AttemptStatus::Failed => Attempt::Failed {
-            error_kind: report
-                .error_kind
-                .unwrap_or(ErrorKind::Internal)
-                .as_str()
-                .to_owned(),
-            next_attempt_at: report.next_attempt_at,
-            blocked_reason: report.blocked_reason.map(|k| k.as_str().to_owned()),
-        },
-    }
 }

@@ -1,8 +1,11 @@
-//! Configs beyond the server's `max_payload` on NATS: the encoding choice
-//! of a snapshot event (plain → gzip inline → object store), fetching and
-//! deleting `config_ref` objects, and the bucket itself. Objects are the
-//! gzip of the text, named `{tenant_id}/{Nats-Msg-Id}`; ingesters delete
-//! them after the ack, the bucket's max age removes any left behind.
+//! Configs beyond the server's `max_payload` on NATS ([`ConfigObjects`]):
+//! the encoding choice of a snapshot event (plain → gzip inline → object
+//! store), fetching and deleting `config_ref` objects, and the bucket
+//! itself. Objects are the gzip of the text, named
+//! `{tenant_id}/{Nats-Msg-Id}`; ingesters delete them after the ack, the
+//! bucket's max age removes any left behind. Knows nothing of the stream.
+
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use async_nats::jetstream;
@@ -11,13 +14,46 @@ use async_nats::jetstream::stream::StorageType;
 use tokio::io::AsyncReadExt as _;
 use tracing::warn;
 
-use super::codec::{self, MAX_CONFIG_TEXT_BYTES};
-use super::nats::{NatsBus, STREAM_MAX_AGE};
-use super::wire::{ConfigRef, ContentEncoding, SnapshotEvent};
-use super::{Error, Result};
+use crate::bus::codec::{self, MAX_CONFIG_TEXT_BYTES};
+use crate::bus::wire::{ConfigRef, ContentEncoding, SnapshotEvent};
+use crate::bus::{Error, Result};
 use crate::telemetry::spawn_blocking_with_tracing;
 
-impl NatsBus {
+/// The object store bucket of configs too large for one event.
+pub(crate) struct ConfigObjects {
+    store: ObjectStore,
+    bucket: String,
+}
+
+impl ConfigObjects {
+    /// Creates the bucket `bucket` whose objects expire after `max_age`, or
+    /// opens it when it exists with another configuration.
+    pub(crate) async fn open(
+        js: &jetstream::Context,
+        bucket: &str,
+        max_age: Duration,
+    ) -> Result<ConfigObjects> {
+        let config = object_store::Config {
+            bucket: bucket.to_owned(),
+            description: Some("cfgsnap configs too large for one event".into()),
+            max_age,
+            storage: StorageType::File,
+            ..Default::default()
+        };
+        let store = match js.create_object_store(config).await {
+            Ok(store) => store,
+            Err(create) => js.get_object_store(bucket).await.map_err(|_| {
+                Error::Unavailable(
+                    anyhow!(create).context(format!("creating object store {bucket}")),
+                )
+            })?,
+        };
+        Ok(ConfigObjects {
+            store,
+            bucket: bucket.to_owned(),
+        })
+    }
+
     /// The event's JSON within `budget` bytes, choosing the encoding.
     pub(crate) async fn encode(
         &self,
@@ -65,12 +101,12 @@ impl NatsBus {
             meta.config_text_gzip = None;
         }
         let name = format!("{}/{msg_id}", event.tenant_id);
-        self.objects
+        self.store
             .put(name.as_str(), &mut gz.as_slice())
             .await
             .map_err(|e| Error::Unavailable(anyhow!(e).context("storing a large config object")))?;
         meta.config_ref = Some(ConfigRef {
-            bucket: self.subjects.object_bucket.clone(),
+            bucket: self.bucket.clone(),
             name,
             size: gz.len() as u64,
             encoding: "gzip".into(),
@@ -90,7 +126,7 @@ impl NatsBus {
         &self,
         reference: &ConfigRef,
     ) -> Result<std::result::Result<String, String>> {
-        if reference.bucket != self.subjects.object_bucket {
+        if reference.bucket != self.bucket {
             return Ok(Err(format!(
                 "config_ref names unknown bucket {:?}",
                 reference.bucket
@@ -102,7 +138,7 @@ impl NatsBus {
         if reference.size > MAX_CONFIG_TEXT_BYTES as u64 {
             return Ok(Err("config_ref object is too large".into()));
         }
-        let mut object = match self.objects.get(reference.name.as_str()).await {
+        let mut object = match self.store.get(reference.name.as_str()).await {
             Ok(object) => object,
             Err(e) if e.kind() == object_store::GetErrorKind::NotFound => {
                 return Ok(Err(
@@ -130,26 +166,8 @@ impl NatsBus {
     /// Deletes a config object once its event is acknowledged; best effort
     /// (the bucket's max age removes what is left).
     pub(crate) async fn delete_config(&self, reference: &ConfigRef) {
-        if let Err(e) = self.objects.delete(reference.name.as_str()).await {
+        if let Err(e) = self.store.delete(reference.name.as_str()).await {
             warn!(error.message = %e, object = %reference.name, "deleting a config object failed");
         }
-    }
-}
-
-/// Creates the object store bucket, or opens it when it exists with
-/// another configuration.
-pub(crate) async fn open_bucket(js: &jetstream::Context, bucket: &str) -> Result<ObjectStore> {
-    let config = object_store::Config {
-        bucket: bucket.to_owned(),
-        description: Some("cfgsnap configs too large for one event".into()),
-        max_age: STREAM_MAX_AGE,
-        storage: StorageType::File,
-        ..Default::default()
-    };
-    match js.create_object_store(config).await {
-        Ok(store) => Ok(store),
-        Err(create) => js.get_object_store(bucket).await.map_err(|_| {
-            Error::Unavailable(anyhow!(create).context(format!("creating object store {bucket}")))
-        }),
     }
 }

@@ -15,8 +15,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret as _, SecretBox};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Caller, Role};
-use super::error::ApiError;
+use super::caller::Caller;
+use super::role::Role;
+use crate::api::error::ApiError;
 use crate::config::AuthSettings;
 use crate::id::TenantId;
 

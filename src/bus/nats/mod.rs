@@ -1,6 +1,6 @@
 //! The NATS backend: core request-reply for triggers, JetStream for snapshot
 //! events (stream, dedup by `Nats-Msg-Id`, a durable pull consumer), the
-//! object store for configs beyond `max_payload` (in `object.rs`), core
+//! object store for configs beyond `max_payload` (`object`), core
 //! subjects for control messages. The client reconnects by itself, with no
 //! reconnect limit, and re-subscribes.
 //!
@@ -13,17 +13,19 @@ use std::time::Duration;
 use anyhow::anyhow;
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::object_store::ObjectStore;
 use async_nats::jetstream::stream::{RetentionPolicy, StorageType};
 use async_nats::jetstream::{self, stream};
 use async_nats::{Client, ConnectOptions, Event, Request, RequestErrorKind};
 use futures_util::StreamExt as _;
 use tracing::{debug, info, warn};
 
-use super::object::open_bucket;
-use super::wire::SnapshotEvent;
-use super::{Error, Published, Result, Subjects};
+use crate::bus::wire::SnapshotEvent;
+use crate::bus::{Error, Published, Result, Subjects};
 use crate::config::BusSettings;
+
+mod object;
+
+use object::ConfigObjects;
 
 /// How long the stream keeps events, acknowledged or not; also the age at
 /// which large-config objects expire if no ingester deleted them.
@@ -44,7 +46,7 @@ const HEADER_OVERHEAD: usize = 64;
 pub struct NatsBus {
     pub(crate) client: Client,
     pub(crate) js: Arc<jetstream::Context>,
-    pub(crate) objects: Arc<ObjectStore>,
+    pub(crate) objects: Arc<ConfigObjects>,
     pub(crate) subjects: Arc<Subjects>,
     pub(crate) max_deliver: i64,
     pub(crate) ack_wait: Duration,
@@ -82,7 +84,7 @@ impl NatsBus {
         .map_err(|e| {
             Error::Unavailable(anyhow!(e).context(format!("creating stream {}", subjects.stream)))
         })?;
-        let objects = open_bucket(&js, &subjects.object_bucket).await?;
+        let objects = ConfigObjects::open(&js, &subjects.object_bucket, STREAM_MAX_AGE).await?;
         info!(url = %url, stream = %subjects.stream, "bus connected to NATS");
         Ok(NatsBus {
             client,
@@ -91,7 +93,7 @@ impl NatsBus {
             subjects: Arc::new(subjects),
             max_deliver: settings.max_deliver,
             ack_wait: settings.ack_wait,
-            poller_id: super::default_poller_id().into(),
+            poller_id: crate::bus::default_poller_id().into(),
         })
     }
 
@@ -153,7 +155,7 @@ impl NatsBus {
             .client
             .max_payload()
             .saturating_sub(HEADER_OVERHEAD + msg_id.len());
-        let (payload, encoding) = self.encode(event, &msg_id, budget).await?;
+        let (payload, encoding) = self.objects.encode(event, &msg_id, budget).await?;
         let ack = self
             .js
             .send_publish(

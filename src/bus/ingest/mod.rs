@@ -1,0 +1,75 @@
+//! The ingester (DESIGN.md §3.2, §7): consumes snapshot events and stores
+//! them, and records attempt reports in the devices' backup state.
+//!
+//! Per event: parse → subject matches the payload → resolve the text
+//! (plain, gzip, object store) → [`Store::ingest`] → ack only after the
+//! commit. Malformed or poison events are terminated and audited
+//! `snapshot_event_rejected` (reason and subject, never the text). Other
+//! failures are retried with backoff; on NATS the delivery that reaches
+//! `max_deliver` is audited and terminated, unless the store was merely
+//! unavailable: then the event is re-queued at the end of the stream.
+//! Locally, transient store errors are retried until the store returns
+//! (the event exists nowhere else).
+//!
+//! Entry point: [`spawn_ingester`]. Layout: `event` decides about one
+//! event, `pull` (NATS) and `queue` (local) are the event loops,
+//! `attempts` the attempt-report loop, `options` the tuning.
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument as _, info_span};
+
+use super::{Bus, Result};
+use crate::store::Store;
+
+mod attempts;
+mod event;
+mod options;
+mod pull;
+mod queue;
+
+pub use attempts::to_attempt;
+pub use event::UNKNOWN_TENANT;
+pub use options::IngestOptions;
+
+use event::Ingester;
+
+/// Starts the ingester on `bus`: the event loop (a NATS durable pull
+/// consumer `{durable}`, or the local queue) and the attempt-report loop.
+/// Several ingesters on one durable share the events. Both loops stop
+/// taking work on `shutdown` and finish the events in hand.
+///
+/// # Errors
+/// When the consumer or the attempt subscription cannot be created.
+pub async fn spawn_ingester(
+    bus: &Bus,
+    store: Store,
+    options: IngestOptions,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<()> {
+    let ingester = Ingester {
+        bus: bus.clone(),
+        store: store.clone(),
+        options,
+    };
+    let attempts = bus.subscribe_attempts().await?;
+    match bus {
+        Bus::Nats(nats) => {
+            let consumer = nats.ingest_consumer().await?;
+            let span = info_span!("bus.ingest", backend = "nats");
+            tracker.spawn(
+                pull::run_nats(ingester, nats.clone(), consumer, shutdown.clone()).instrument(span),
+            );
+        }
+        Bus::Local(local) => {
+            let span = info_span!("bus.ingest", backend = "local");
+            tracker.spawn(
+                queue::run_local(ingester, local.clone(), shutdown.clone()).instrument(span),
+            );
+        }
+    }
+    let span = info_span!("bus.attempts");
+    tracker.spawn(attempts::run_attempts(store, bus.clone(), attempts, shutdown).instrument(span));
+    Ok(())
+}
