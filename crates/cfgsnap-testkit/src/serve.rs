@@ -19,27 +19,72 @@ pub struct ServeProcess {
     pub log: PathBuf,
 }
 
+/// How [`ServeProcess::start_with`] runs the node.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Whether the node serves the API: then `start_with` waits for its port.
+    pub api: bool,
+    /// `RUST_LOG` of the node.
+    pub rust_log: &'static str,
+    /// Where standard output goes (discarded when `None`).
+    pub stdout: Option<PathBuf>,
+    /// Whether a node that does not start shows its log in the failure (not
+    /// for tests whose log may hold what they check is never logged).
+    pub show_log: bool,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            api: true,
+            rust_log: "info",
+            stdout: None,
+            show_log: false,
+        }
+    }
+}
+
 impl ServeProcess {
     /// Starts `{bin} serve --config {config}`, logging at `info` to `log`;
     /// with `api`, waits for its HTTP port. The log stays out of failure
-    /// messages (it may hold what a test checks is never logged).
+    /// messages.
     pub async fn start(
         bin: impl AsRef<Path>,
         config: &Path,
         log: PathBuf,
         api: bool,
     ) -> ServeProcess {
+        let options = ServeOptions {
+            api,
+            ..ServeOptions::default()
+        };
+        ServeProcess::start_with(bin, config, log, &options).await
+    }
+
+    /// Starts `{bin} serve --config {config}` as `options` say, logging to
+    /// `log`.
+    pub async fn start_with(
+        bin: impl AsRef<Path>,
+        config: &Path,
+        log: PathBuf,
+        options: &ServeOptions,
+    ) -> ServeProcess {
+        let stdout = match &options.stdout {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("the stdout file")),
+            None => Stdio::null(),
+        };
         let child = Command::new(bin.as_ref())
             .args(["serve", "--config"])
             .arg(config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .env("RUST_LOG", options.rust_log)
+            .stdin(Stdio::null())
+            .stdout(stdout)
             .stderr(std::fs::File::create(&log).expect("the log file can be created"))
             .kill_on_drop(true)
             .spawn()
             .expect("cfgsnap serve starts");
-        let port = match api {
-            true => Some(wait_for_port(&log, false).await),
+        let port = match options.api {
+            true => Some(wait_for_port(&log, options.show_log).await),
             false => None,
         };
         ServeProcess { child, port, log }

@@ -2,10 +2,9 @@
 //! configuration file, answers /healthz and /readyz, serves a trigger with a
 //! token from `cfgsnap token`, reloads on SIGHUP and exits 0 on SIGTERM.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use cfgsnap_testkit::serve::{signal, wait_for_port};
+use cfgsnap_testkit::serve::{ServeOptions, ServeProcess, signal};
 use routeros_sim::DeviceSpec;
 use serde_json::Value;
 use tokio::process::Command;
@@ -28,16 +27,12 @@ async fn serve_starts_serves_a_trigger_reloads_on_sighup_and_exits_cleanly_on_si
     )
     .expect("config");
     let log = infra.dir.path().join("serve.log");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("cfgsnap serve starts");
-    let port = wait_for_port(&log, true).await;
+    let options = ServeOptions {
+        show_log: true,
+        ..ServeOptions::default()
+    };
+    let node = ServeProcess::start_with(BIN, &config, log.clone(), &options).await;
+    let (mut child, port) = (node.child, node.port.expect("the api role serves"));
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
 

@@ -7,22 +7,20 @@
 //! `/download` and `/diff` may hold the export's own marker: serving the
 //! export is their job.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine as _;
-use cfgsnap::api::{AuthConfig, Role};
-use cfgsnap::id::TenantId;
+use cfgsnap::api::Role;
+use cfgsnap_testkit::serve::{ServeOptions, ServeProcess};
 use rand::RngCore as _;
 use routeros_sim::{DeviceSpec, Export};
 use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use super::{raw_exchange, within};
 use crate::app::{Infra, Stack, on_both_stacks};
-use crate::helpers::start_simulator;
-
 use crate::helpers::CFGSNAP as BIN;
+use crate::helpers::start_simulator;
 const LIMIT: Duration = Duration::from_secs(180);
 
 fn random_hex() -> String {
@@ -169,17 +167,13 @@ async fn no_marker_secret_reaches_a_log_line_an_error_body_or_a_metric(stack: St
         );
         std::fs::write(&config, toml).expect("config");
         let log = dir.join("serve.log");
-        let child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "trace")
-            .stdout(std::fs::File::create(dir.join("serve.out")).expect("stdout file"))
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("cfgsnap serve starts");
-        let port = cfgsnap_testkit::serve::wait_for_port(&log, false).await;
+        let options = ServeOptions {
+            rust_log: "trace",
+            stdout: Some(dir.join("serve.out")),
+            ..ServeOptions::default()
+        };
+        let node = ServeProcess::start_with(BIN, &config, log.clone(), &options).await;
+        let (child, port) = (node.child, node.port.expect("the api role serves"));
         let mut calls = Calls {
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
@@ -233,10 +227,12 @@ async fn no_marker_secret_reaches_a_log_line_an_error_body_or_a_metric(stack: St
         }
         calls.call("GET", "/api/tenants/t1/audit-events?limit=200", &admin).await;
         // Error responses, the secrets themselves sent as tokens included.
-        let forged = AuthConfig::hs256(b"not-the-secret-0123456789abcdef-0123", None, None)
-            .expect("secret")
-            .mint_token("eve", &TenantId::parse("t1").expect("id"), Role::Admin, Duration::from_secs(60))
-            .expect("token");
+        let forged = cfgsnap_testkit::token::mint(
+            b"not-the-secret-0123456789abcdef-0123",
+            "eve",
+            "t1",
+            Role::Admin,
+        );
         for token in [
             forged.as_str(),
             markers.jwt_secret.as_str(),
