@@ -57,6 +57,7 @@
 //! the path above, and replies with the outcome, which `api::error` maps to
 //! `201`, `409`, `502` or `504`.
 
+pub mod account;
 pub mod api;
 pub mod app;
 pub mod backup;

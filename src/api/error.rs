@@ -62,6 +62,32 @@ pub enum ApiError {
     /// Authenticated, but not allowed here.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A sign-in with an unknown user, a wrong password or a disabled
+    /// account: one answer for all three.
+    #[error("invalid user name or password")]
+    InvalidCredentials,
+    /// A cookie-authenticated change without the session's CSRF token, or
+    /// from another origin.
+    #[error("{0}")]
+    CsrfFailed(&'static str),
+    /// Over the sign-in attempts allowed for a user name or address.
+    #[error("too many sign-in attempts; retry in {} s", retry_after_secs(*.retry_after))]
+    SignInRateLimited {
+        /// When the next attempt is allowed.
+        retry_after: Duration,
+    },
+    /// Local sign-in needs an HS256 secret to sign access tokens.
+    #[error("local sign-in needs an HS256 secret (auth.jwt_secret_env or auth.jwt_secret_file)")]
+    SignInUnavailable,
+    /// No such account in the caller's view.
+    #[error("user not found")]
+    UserNotFound,
+    /// The user name is taken.
+    #[error("a user of that name exists")]
+    UserExists,
+    /// The change would leave no enabled super_admin.
+    #[error("the last enabled super_admin cannot be disabled or deleted")]
+    LastSuperAdmin,
     /// Unknown device, or another tenant's.
     #[error("device not found")]
     DeviceNotFound,
@@ -130,6 +156,13 @@ impl ApiError {
             ApiError::MissingToken => "missing_token",
             ApiError::InvalidToken(_) => "invalid_token",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::CsrfFailed(_) => "csrf_failed",
+            ApiError::SignInRateLimited { .. } => "rate_limited",
+            ApiError::SignInUnavailable => "sign_in_unavailable",
+            ApiError::UserNotFound => "user_not_found",
+            ApiError::UserExists => "user_exists",
+            ApiError::LastSuperAdmin => "last_super_admin",
             ApiError::DeviceNotFound => "device_not_found",
             ApiError::SnapshotNotFound => "snapshot_not_found",
             ApiError::RouteNotFound => "not_found",
@@ -208,8 +241,14 @@ impl ResponseError for ApiError {
             ApiError::BadId { .. } | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ApiError::MissingToken | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::MissingToken | ApiError::InvalidToken(_) | ApiError::InvalidCredentials => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::Forbidden(_) | ApiError::CsrfFailed(_) => StatusCode::FORBIDDEN,
+            ApiError::UserNotFound => StatusCode::NOT_FOUND,
+            ApiError::UserExists | ApiError::LastSuperAdmin => StatusCode::CONFLICT,
+            ApiError::SignInRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::SignInUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::DeviceNotFound | ApiError::SnapshotNotFound | ApiError::RouteNotFound => {
                 StatusCode::NOT_FOUND
             }
@@ -258,7 +297,7 @@ impl ResponseError for ApiError {
                     HeaderValue::from_static(r#"Bearer error="invalid_token""#),
                 ));
             }
-            ApiError::RateLimited { retry_after } => {
+            ApiError::RateLimited { retry_after } | ApiError::SignInRateLimited { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs(*retry_after)));
             }
             _ => {}
@@ -273,6 +312,13 @@ impl From<store::Error> for ApiError {
         match e {
             store::Error::SnapshotNotFound => ApiError::SnapshotNotFound,
             store::Error::DeviceNotFound => ApiError::DeviceNotFound,
+            store::Error::AccountNotFound => ApiError::UserNotFound,
+            store::Error::AccountExists => ApiError::UserExists,
+            store::Error::LastSuperAdmin => ApiError::LastSuperAdmin,
+            store::Error::InvalidAccount(detail) => ApiError::BadRequest {
+                code: "bad_body",
+                detail: detail.to_owned(),
+            },
             e @ (store::Error::Unavailable(_) | store::Error::DiskFull(_)) => {
                 ApiError::StoreUnavailable(e)
             }

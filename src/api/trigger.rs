@@ -228,7 +228,7 @@ fn audit(
     let write = async move {
         store
             .audit_best_effort(
-                &tenant,
+                Some(&tenant),
                 Some(&device),
                 Action::ManualTrigger,
                 Some(&actor),

@@ -14,6 +14,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::account::Role;
+
 mod resolve;
 
 pub use resolve::{Fleet, Tenant};
@@ -26,8 +28,10 @@ pub struct Settings {
     pub server: ServerSettings,
     /// `[roles]`: which modules this process runs.
     pub roles: RoleSettings,
-    /// `[auth]`: JWT verification and trigger rate limit.
+    /// `[auth]`: JWT verification, sessions, rate limits, who sees secrets.
     pub auth: AuthSettings,
+    /// `[ui]`: the session cookie.
+    pub ui: UiSettings,
     /// `[store]`: where snapshots live.
     pub store: StoreSettings,
     /// `[bus]`: trigger request-reply and snapshot events.
@@ -114,6 +118,22 @@ pub struct AuthSettings {
     pub audience: Option<String>,
     /// Manual triggers allowed per caller and minute.
     pub trigger_rate_per_minute: u32,
+    /// A session unused this long ends.
+    #[serde(with = "humantime_serde")]
+    pub session_idle_timeout: Duration,
+    /// A session ends this long after sign-in, used or not.
+    #[serde(with = "humantime_serde")]
+    pub session_absolute_timeout: Duration,
+    /// Lifetime of the access tokens sign-in returns (they also end with
+    /// their session).
+    #[serde(with = "humantime_serde")]
+    pub access_token_ttl: Duration,
+    /// Sign-in attempts allowed per user name and minute.
+    pub login_attempts_per_minute: u32,
+    /// Sign-in attempts allowed per client address and minute.
+    pub login_attempts_per_address_per_minute: u32,
+    /// The lowest role that sees configurations with their secrets.
+    pub reveal_secrets_role: Role,
 }
 
 impl Default for AuthSettings {
@@ -125,8 +145,22 @@ impl Default for AuthSettings {
             issuer: None,
             audience: None,
             trigger_rate_per_minute: 10,
+            session_idle_timeout: Duration::from_secs(60 * 60),
+            session_absolute_timeout: Duration::from_secs(12 * 60 * 60),
+            access_token_ttl: Duration::from_secs(15 * 60),
+            login_attempts_per_minute: 5,
+            login_attempts_per_address_per_minute: 30,
+            reveal_secrets_role: Role::Admin,
         }
     }
+}
+
+/// `[ui]`: the browser side of sign-in.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct UiSettings {
+    /// Send the session cookie without `Secure`, for plain-HTTP demos only.
+    pub insecure_cookies: bool,
 }
 
 /// `[store]`.

@@ -148,8 +148,36 @@ impl Settings {
                 );
             }
         }
-        if self.auth.trigger_rate_per_minute == 0 {
-            p.push("auth.trigger_rate_per_minute", "must be at least 1");
+        self.check_auth(p);
+    }
+
+    fn check_auth(&self, p: &mut Problems) {
+        let a = &self.auth;
+        let counts = [
+            ("auth.trigger_rate_per_minute", a.trigger_rate_per_minute),
+            (
+                "auth.login_attempts_per_minute",
+                a.login_attempts_per_minute,
+            ),
+            (
+                "auth.login_attempts_per_address_per_minute",
+                a.login_attempts_per_address_per_minute,
+            ),
+        ];
+        for (key, n) in counts {
+            if n == 0 {
+                p.push(key, "must be at least 1");
+            }
+        }
+        let times = [
+            ("auth.session_idle_timeout", a.session_idle_timeout),
+            ("auth.session_absolute_timeout", a.session_absolute_timeout),
+            ("auth.access_token_ttl", a.access_token_ttl),
+        ];
+        for (key, d) in times {
+            if d.is_zero() {
+                p.push(key, "must be longer than 0s");
+            }
         }
     }
 

@@ -32,11 +32,27 @@ pub enum Action {
     DeletedRetention,
     /// A snapshot event was malformed or could never be stored.
     EventRejected,
+    /// Someone signed in.
+    LoginSucceeded,
+    /// A sign-in was refused (unknown user, wrong password, disabled).
+    LoginFailed,
+    /// Sign-ins were refused for too many attempts.
+    LoginRateLimited,
+    /// Someone signed out.
+    Logout,
+    /// An account was created.
+    UserCreated,
+    /// An account's role, password or state changed.
+    UserUpdated,
+    /// An account was deleted.
+    UserDeleted,
+    /// A caller explicitly asked for a configuration with its secrets.
+    SecretsRevealed,
 }
 
 impl Action {
     /// Every action, for parsing a stored name.
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 17] = [
         Action::SnapshotCreated,
         Action::SnapshotSkippedDuplicate,
         Action::SnapshotStale,
@@ -46,6 +62,14 @@ impl Action {
         Action::HostKeyReset,
         Action::DeletedRetention,
         Action::EventRejected,
+        Action::LoginSucceeded,
+        Action::LoginFailed,
+        Action::LoginRateLimited,
+        Action::Logout,
+        Action::UserCreated,
+        Action::UserUpdated,
+        Action::UserDeleted,
+        Action::SecretsRevealed,
     ];
 
     /// The stored name, e.g. `config_snapshot_created`.
@@ -60,6 +84,14 @@ impl Action {
             Action::HostKeyReset => "ssh_host_key_reset",
             Action::DeletedRetention => "config_snapshot_deleted_retention",
             Action::EventRejected => "snapshot_event_rejected",
+            Action::LoginSucceeded => "login_succeeded",
+            Action::LoginFailed => "login_failed",
+            Action::LoginRateLimited => "login_rate_limited",
+            Action::Logout => "logout",
+            Action::UserCreated => "user_created",
+            Action::UserUpdated => "user_updated",
+            Action::UserDeleted => "user_deleted",
+            Action::SecretsRevealed => "config_secrets_revealed",
         }
     }
 }
@@ -116,7 +148,7 @@ impl AuditEvent {
 /// on a pooled connection for an event of its own.
 pub(crate) async fn insert_audit(
     conn: Conn<'_>,
-    tenant_id: &str,
+    tenant_id: Option<&str>,
     device_id: Option<&str>,
     action: Action,
     actor: Option<&str>,
@@ -146,7 +178,7 @@ impl Store {
     /// Database failures.
     pub async fn audit(
         &self,
-        tenant_id: &str,
+        tenant_id: Option<&str>,
         device_id: Option<&str>,
         action: Action,
         actor: Option<&str>,
@@ -160,7 +192,7 @@ impl Store {
     /// for side effects that must not undo what they record.
     pub async fn audit_best_effort(
         &self,
-        tenant_id: &str,
+        tenant_id: Option<&str>,
         device_id: Option<&str>,
         action: Action,
         actor: Option<&str>,

@@ -156,7 +156,15 @@ impl Store {
         if pin_if_unset(tx.conn(), device_id, fingerprint).await? {
             let detail = json!({ "fingerprint": fingerprint });
             let action = Action::HostKeyPinned;
-            insert_audit(tx.conn(), &tenant, Some(device_id), action, None, &detail).await?;
+            insert_audit(
+                tx.conn(),
+                Some(&tenant),
+                Some(device_id),
+                action,
+                None,
+                &detail,
+            )
+            .await?;
         }
         tx.commit().await
     }
@@ -181,7 +189,7 @@ impl Store {
         let action = Action::HostKeyReset;
         insert_audit(
             tx.conn(),
-            tenant_id,
+            Some(tenant_id),
             Some(device_id),
             action,
             Some(actor),

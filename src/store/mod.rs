@@ -1,7 +1,8 @@
 //! Persistence: PostgreSQL or SQLite behind one [`Store`], with encryption at
 //! rest (`crypto/`), snapshot ingest (`snapshot/`), the read side of
 //! snapshots (`history`), devices, their pinned host keys and backup state
-//! (`device`), the audit log (`audit`) and retention (`retention`); `db`
+//! (`device`), the audit log (`audit`), retention (`retention`), and local
+//! accounts and their sign-in sessions (`account`, `session`); `db`
 //! holds the pool, transaction and connection of either backend, `record`
 //! how sealed records are bound to their rows. All SQL of cfgsnap lives
 //! under this module.
@@ -24,6 +25,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use crate::config::StoreSettings;
 
+pub mod account;
 pub mod audit;
 pub mod crypto;
 mod db;
@@ -31,6 +33,7 @@ pub mod device;
 pub mod history;
 mod record;
 pub mod retention;
+pub mod session;
 pub mod snapshot;
 
 use crypto::{Cipher, CryptoError, MasterKey};
@@ -60,6 +63,18 @@ pub enum Error {
     /// a hash that does not match the text, an unknown device.
     #[error("invalid snapshot: {0}")]
     InvalidSnapshot(String),
+    /// No account of that name.
+    #[error("account not found")]
+    AccountNotFound,
+    /// The user name is taken.
+    #[error("an account of that name exists")]
+    AccountExists,
+    /// Role and tenant do not fit together.
+    #[error("invalid account: {0}")]
+    InvalidAccount(&'static str),
+    /// The change would leave no enabled super_admin.
+    #[error("the last enabled super_admin cannot be disabled or deleted")]
+    LastSuperAdmin,
     /// The database could not be reached or is busy; retrying may succeed.
     #[error("store unavailable")]
     Unavailable(#[source] sqlx::Error),

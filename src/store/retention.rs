@@ -56,7 +56,7 @@ impl Store {
         for ((tenant, device), ids) in &per_device {
             let detail = json!({ "snapshot_ids": ids, "count": ids.len(), "cutoff": cutoff });
             let action = Action::DeletedRetention;
-            insert_audit(tx.conn(), tenant, Some(device), action, None, &detail).await?;
+            insert_audit(tx.conn(), Some(tenant), Some(device), action, None, &detail).await?;
         }
         tx.commit().await?;
         Ok(victims.len() as u64)

@@ -9,7 +9,7 @@ use std::future::{Ready, ready};
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
-use super::role::Role;
+use crate::account::Role;
 use crate::api::AppState;
 use crate::api::error::ApiError;
 use crate::id::TenantId;

@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret as _, SecretBox};
 use serde::{Deserialize, Serialize};
 
 use super::caller::Caller;
-use super::role::Role;
+use crate::account::Role;
 use crate::api::error::ApiError;
 use crate::config::AuthSettings;
 use crate::id::TenantId;

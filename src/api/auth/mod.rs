@@ -10,8 +10,7 @@
 
 mod caller;
 pub mod jwt;
-mod role;
 
+pub use crate::account::Role;
 pub use caller::Caller;
 pub use jwt::{AuthConfig, AuthConfigError, MIN_SECRET_BYTES, install_crypto_provider};
-pub use role::Role;

@@ -188,7 +188,7 @@ impl Ingester {
         });
         self.store
             .audit_best_effort(
-                &tenant,
+                Some(&tenant),
                 device.as_deref(),
                 Action::EventRejected,
                 None,

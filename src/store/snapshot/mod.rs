@@ -156,7 +156,7 @@ async fn audit_skipped(
         "trigger": snap.trigger,
     });
     let (tenant, device) = (snap.tenant_id.as_str(), Some(snap.device_id.as_str()));
-    insert_audit(conn, tenant, device, action, None, &detail).await
+    insert_audit(conn, Some(tenant), device, action, None, &detail).await
 }
 
 async fn audit_diff(
@@ -174,7 +174,15 @@ async fn audit_diff(
         "changes": prepared.changes.iter().map(|c| &c.summary).collect::<Vec<_>>(),
     });
     let (tenant, device) = (snap.tenant_id.as_str(), Some(snap.device_id.as_str()));
-    insert_audit(conn, tenant, device, Action::DiffGenerated, None, &detail).await
+    insert_audit(
+        conn,
+        Some(tenant),
+        device,
+        Action::DiffGenerated,
+        None,
+        &detail,
+    )
+    .await
 }
 
 async fn audit_created(
@@ -194,5 +202,13 @@ async fn audit_created(
         "warnings": snap.warnings.len(),
     });
     let (tenant, device) = (snap.tenant_id.as_str(), Some(snap.device_id.as_str()));
-    insert_audit(conn, tenant, device, Action::SnapshotCreated, None, &detail).await
+    insert_audit(
+        conn,
+        Some(tenant),
+        device,
+        Action::SnapshotCreated,
+        None,
+        &detail,
+    )
+    .await
 }

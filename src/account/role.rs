@@ -1,6 +1,6 @@
 //! The caller's [`Role`]: `viewer` < `operator` < `admin` < `super_admin`,
 //! each including the rights of the ones before it, as the `role` claim
-//! names them. No checks of its own: [`Caller::require`](super::Caller::require)
+//! names them. No checks of its own: `api::auth::Caller::require`
 //! compares roles.
 
 use std::fmt;
