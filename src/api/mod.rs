@@ -6,7 +6,8 @@
 //! route pattern, the header and request body limits. Every error, extractor failures
 //! and unknown routes included, is an `application/problem+json` document
 //! built by [`error::ApiError`]. Handlers live in `devices`, `history`,
-//! `trigger` and `ops`; authentication in `auth`; id extractors in `path`.
+//! `trigger`, `ops`, `signin` (sign-in sessions) and `user` (a tenant's
+//! accounts); authentication in `auth`; id extractors in `path`.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -35,9 +36,11 @@ pub mod history;
 pub mod ops;
 pub mod path;
 pub mod problem;
+pub mod signin;
 pub mod trigger;
+pub mod user;
 
-pub use auth::{AuthConfig, AuthConfigError, Caller, Role, jwt};
+pub use auth::{AuthConfig, AuthConfigError, Caller, LoginLimiter, Role, SessionPolicy, jwt};
 pub use error::ApiError;
 pub use trigger::TriggerLimiter;
 
@@ -65,6 +68,12 @@ pub struct AppState {
     pub auth: Arc<AuthConfig>,
     /// Per-caller trigger rate limit; call [`TriggerLimiter::prune`] periodically.
     pub limiter: TriggerLimiter,
+    /// Sign-in attempt limits; call [`LoginLimiter::prune`] periodically.
+    pub login_limiter: LoginLimiter,
+    /// Session timeouts and the cookie's attributes.
+    pub sessions: SessionPolicy,
+    /// The lowest role that sees configurations with their secrets.
+    pub reveal_role: Role,
     /// Metrics registry.
     pub metrics: Metrics,
     /// How long a trigger waits for the responder (`bus.trigger_timeout`).
@@ -98,6 +107,9 @@ impl AppState {
             fleet,
             auth: Arc::new(auth),
             limiter: TriggerLimiter::new(settings.auth.trigger_rate_per_minute),
+            login_limiter: LoginLimiter::new(&settings.auth),
+            sessions: SessionPolicy::from_settings(settings),
+            reveal_role: settings.auth.reveal_secrets_role,
             metrics,
             trigger_timeout: settings.bus.trigger_timeout,
             shutdown_timeout: settings.server.shutdown_timeout,
@@ -234,7 +246,20 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             resource(&format!("{DEVICE}/config-snapshot/trigger")).post(trigger::trigger_backup),
         )
-        .service(resource("/api/tenants/{tid}/audit-events").get(audit::list_audit_events));
+        .service(resource("/api/tenants/{tid}/audit-events").get(audit::list_audit_events))
+        .service(resource("/api/auth/login").post(signin::login))
+        .service(resource("/api/auth/logout").post(signin::logout))
+        .service(resource("/api/auth/me").get(signin::me))
+        .service(
+            resource("/api/tenants/{tid}/users")
+                .get(user::list_users)
+                .post(user::create_user),
+        )
+        .service(
+            resource("/api/tenants/{tid}/users/{username}")
+                .patch(user::update_user)
+                .delete(user::delete_user),
+        );
 }
 
 /// A resource whose unsupported methods answer `405` as a problem document.

@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::{audit, devices, history, trigger};
+use super::{audit, devices, history, signin, trigger, user};
 
 /// How long each readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -133,6 +133,13 @@ pub async fn openapi() -> HttpResponse {
         history::config_history,
         audit::list_audit_events,
         trigger::trigger_backup,
+        signin::login,
+        signin::logout,
+        signin::me,
+        user::list_users,
+        user::create_user,
+        user::update_user,
+        user::delete_user,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth),
@@ -141,6 +148,8 @@ pub async fn openapi() -> HttpResponse {
         (name = "history", description = "Snapshots, contents, diffs and the change timeline"),
         (name = "audit", description = "The audit log"),
         (name = "trigger", description = "Manual backups"),
+        (name = "auth", description = "Sign-in sessions"),
+        (name = "users", description = "A tenant's local accounts"),
         (name = "ops", description = "Health, readiness, metrics, this document"),
     )
 )]

@@ -201,6 +201,7 @@ impl Parts<'_> {
         );
         tasks::spawn_limiter_pruning(
             state.limiter.clone(),
+            state.login_limiter.clone(),
             self.producers.token.clone(),
             &self.producers.tracker,
         );

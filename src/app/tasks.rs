@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument as _, info, info_span, warn};
 
 use super::HostKeyStore;
-use crate::api::TriggerLimiter;
+use crate::api::{LoginLimiter, TriggerLimiter};
 use crate::backup::scheduler::SchedulerHandle;
 use crate::bus::Bus;
 use crate::config::{AuthSettings, StoreSettings};
@@ -48,6 +48,7 @@ pub(super) fn spawn_retention(
 /// stays bounded by the callers of the last minute.
 pub(super) fn spawn_limiter_pruning(
     limiter: TriggerLimiter,
+    logins: LoginLimiter,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) {
@@ -55,7 +56,10 @@ pub(super) fn spawn_limiter_pruning(
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(60)) => limiter.prune(),
+                () = tokio::time::sleep(Duration::from_secs(60)) => {
+                    limiter.prune();
+                    logins.prune();
+                }
             }
         }
     });

@@ -36,16 +36,23 @@ const LEEWAY_SECS: u64 = 30;
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
-    tenant_id: TenantId,
+    /// Required for every role but `super_admin`, which may act anywhere.
+    tenant_id: Option<TenantId>,
     role: Role,
+    /// The sign-in session of a token `POST /api/auth/login` issued.
+    #[serde(default)]
+    sid: Option<String>,
 }
 
 /// The claims `cfgsnap token` writes.
 #[derive(Debug, Serialize)]
 struct MintedClaims<'a> {
     sub: &'a str,
-    tenant_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<&'a str>,
     role: Role,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
     iat: u64,
     exp: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -261,15 +268,51 @@ impl AuthConfig {
             sub,
             tenant_id,
             role,
+            sid,
         } = data.claims;
         if sub.is_empty() || sub.len() > MAX_SUB_LEN {
             return Err(ApiError::InvalidToken("sub must be 1 to 256 bytes"));
+        }
+        if tenant_id.is_none() && role != Role::SuperAdmin {
+            return Err(ApiError::InvalidToken(
+                "claims sub, tenant_id and role are required and role must be viewer, operator, admin or super_admin",
+            ));
+        }
+        if sid
+            .as_ref()
+            .is_some_and(|s| s.is_empty() || s.len() > MAX_SUB_LEN)
+        {
+            return Err(ApiError::InvalidToken("sid must be 1 to 256 bytes"));
         }
         Ok(Caller {
             sub,
             tenant_id,
             role,
+            sid,
+            via_cookie: false,
         })
+    }
+
+    /// Whether this configuration can sign tokens (an HS256 secret), as
+    /// local sign-in needs.
+    pub fn can_mint(&self) -> bool {
+        self.signing.is_some()
+    }
+
+    /// Mints the access token of sign-in session `sid` for `sub`, valid for
+    /// `ttl` (and only while the session is open).
+    ///
+    /// # Errors
+    /// [`AuthConfigError::NotHs256`] when verification uses a public key.
+    pub fn mint_session_token(
+        &self,
+        sub: &str,
+        tenant: Option<&str>,
+        role: Role,
+        sid: &str,
+        ttl: Duration,
+    ) -> Result<String, AuthConfigError> {
+        self.mint(sub, tenant, role, Some(sid), ttl)
     }
 
     /// Mints a token for `sub` in `tenant` with `role`, valid for `ttl`,
@@ -284,12 +327,24 @@ impl AuthConfig {
         role: Role,
         ttl: Duration,
     ) -> Result<String, AuthConfigError> {
+        self.mint(sub, Some(tenant.as_str()), role, None, ttl)
+    }
+
+    fn mint(
+        &self,
+        sub: &str,
+        tenant_id: Option<&str>,
+        role: Role,
+        sid: Option<&str>,
+        ttl: Duration,
+    ) -> Result<String, AuthConfigError> {
         let key = self.signing.as_ref().ok_or(AuthConfigError::NotHs256)?;
         let now = jsonwebtoken::get_current_timestamp();
         let claims = MintedClaims {
             sub,
-            tenant_id: tenant.as_str(),
+            tenant_id,
             role,
+            sid,
             iat: now,
             exp: now.saturating_add(ttl.as_secs()),
             iss: self.issuer.as_deref(),
@@ -344,7 +399,7 @@ mod tests {
             .expect("minted");
         let caller = auth.verify(&token).expect("valid");
         assert_eq!(caller.sub, "alice");
-        assert_eq!(caller.tenant_id, tenant);
+        assert_eq!(caller.tenant_id, Some(tenant));
         assert_eq!(caller.role, Role::Admin);
     }
 
