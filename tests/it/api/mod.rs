@@ -13,7 +13,9 @@ mod devices;
 mod history;
 pub(crate) mod isolation;
 mod ops;
+mod signin;
 mod trigger;
+mod users;
 
 use std::sync::Arc;
 
