@@ -22,6 +22,7 @@ pub mod executor;
 pub mod known_hosts;
 pub mod normalize;
 pub mod pipeline;
+pub mod redact;
 pub mod scheduler;
 pub mod ssh;
 pub mod validate;
