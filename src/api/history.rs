@@ -6,7 +6,8 @@
 //! default 50) and `?before=` (an id); the body is
 //! `{"items": [...], "next_before": id | null}`, where `next_before` is the
 //! `before` of the next page and `null` on the last page. Config text is
-//! served with `Cache-Control: no-store`: it holds device secrets.
+//! served with `Cache-Control: no-store`: it holds device secrets, which
+//! callers below `auth.reveal_secrets_role` see masked (`secrets`).
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
@@ -18,6 +19,7 @@ use super::AppState;
 use super::auth::{Caller, Role};
 use super::error::{ApiError, Problem, TenantRouteErrors};
 use super::path::{DevicePath, PageQuery, SnapshotId, SnapshotPath, paginate};
+use super::secrets::{self, RevealQuery};
 use crate::store::history::{ChangeSummary, HistoryEntry, SnapshotMeta};
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
@@ -154,6 +156,8 @@ pub struct DiffQuery {
     /// Another snapshot of the same device; the previous one when absent.
     #[param(value_type = Option<i64>, minimum = 1)]
     pub against: Option<SnapshotId>,
+    /// `true` to see secrets (see [`RevealQuery`]).
+    pub reveal: Option<bool>,
 }
 
 /// A device's snapshots, newest first.
@@ -221,7 +225,7 @@ pub async fn get_snapshot(
     get,
     path = "/api/tenants/{tid}/devices/{did}/config-snapshots/{sid}/content",
     tag = "history",
-    params(SnapshotPath),
+    params(SnapshotPath, RevealQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The normalized export", body = String, content_type = "text/plain; charset=utf-8"),
@@ -232,13 +236,16 @@ pub async fn get_snapshot(
 pub async fn snapshot_content(
     path: SnapshotPath,
     caller: Caller,
+    query: web::Query<RevealQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&path.tid, Role::Viewer)?;
+    let secrets = secrets::secrets_for(&caller, &state, &path, query.reveal).await?;
     let text = state
         .store
         .snapshot_content(path.tid.as_str(), path.did.as_str(), path.sid.0)
         .await?;
+    let text = secrets::apply(text, secrets).await?;
     Ok(config_text(TEXT_PLAIN, text, None))
 }
 
@@ -247,7 +254,7 @@ pub async fn snapshot_content(
     get,
     path = "/api/tenants/{tid}/devices/{did}/config-snapshots/{sid}/download",
     tag = "history",
-    params(SnapshotPath),
+    params(SnapshotPath, RevealQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The export as an attachment `router-{device_name}-{YYYYMMDDTHHMMSSZ}.rsc`",
@@ -260,12 +267,15 @@ pub async fn snapshot_content(
 pub async fn download_snapshot(
     path: SnapshotPath,
     caller: Caller,
+    query: web::Query<RevealQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&path.tid, Role::Viewer)?;
+    let secrets = secrets::secrets_for(&caller, &state, &path, query.reveal).await?;
     let (tid, did) = (path.tid.as_str(), path.did.as_str());
     let meta = state.store.get_snapshot(tid, did, path.sid.0).await?;
     let text = state.store.snapshot_content(tid, did, path.sid.0).await?;
+    let text = secrets::apply(text, secrets).await?;
     let filename = download_filename(&state.device_name(&path.did), meta.collected_at);
     Ok(config_text(TEXT_PLAIN, text, Some(&filename)))
 }
@@ -291,10 +301,11 @@ pub async fn snapshot_diff(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&path.tid, Role::Viewer)?;
-    let against = query.against.map(|s| s.0);
+    let secrets = secrets::secrets_for(&caller, &state, &path, query.reveal).await?;
+    let ids = (path.sid.0, query.against.map(|s| s.0));
     let diff = state
         .store
-        .snapshot_diff(path.tid.as_str(), path.did.as_str(), path.sid.0, against)
+        .diff_as(path.tid.as_str(), path.did.as_str(), ids, secrets)
         .await?;
     Ok(config_text(TEXT_DIFF, diff, None))
 }

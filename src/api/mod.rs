@@ -36,6 +36,7 @@ pub mod history;
 pub mod ops;
 pub mod path;
 pub mod problem;
+pub mod secrets;
 pub mod signin;
 pub mod trigger;
 pub mod user;

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, Problem};
+use super::error::{ApiError, Problem, TenantRouteErrors};
 use super::path::TenantPath;
 use crate::account::{Password, Role, Username, password};
 use crate::store::account::{Account, AccountChange, NewAccount};
@@ -97,7 +97,7 @@ fn username(req: &HttpRequest) -> Result<Username, ApiError> {
     params(TenantPath),
     responses(
         (status = 200, description = "The tenant's accounts", body = UserList),
-        (status = 403, description = "Not an admin of the tenant", body = Problem, content_type = "application/problem+json"),
+        TenantRouteErrors,
     ),
     security(("bearer" = []))
 )]
@@ -121,8 +121,7 @@ pub async fn list_users(
     request_body = CreateUserRequest,
     responses(
         (status = 201, description = "Created", body = UserResponse),
-        (status = 400, description = "Bad user name, password or body", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin of the tenant, or a role above the caller's", body = Problem, content_type = "application/problem+json"),
+        TenantRouteErrors,
         (status = 409, description = "The name is taken (`user_exists`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -161,8 +160,7 @@ pub async fn create_user(
     request_body = UpdateUserRequest,
     responses(
         (status = 200, description = "Changed", body = UserResponse),
-        (status = 400, description = "Bad password or body", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin, or an account or role above the caller's", body = Problem, content_type = "application/problem+json"),
+        TenantRouteErrors,
         (status = 404, description = "No such account in the tenant (`user_not_found`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -209,7 +207,7 @@ pub async fn update_user(
     params(TenantPath, ("username" = String, Path, description = "User name")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "Not an admin, or an account above the caller's", body = Problem, content_type = "application/problem+json"),
+        TenantRouteErrors,
         (status = 404, description = "No such account in the tenant (`user_not_found`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))

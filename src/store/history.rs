@@ -10,10 +10,19 @@ use super::crypto::Sealed;
 use super::db::{Conn, on_conn, on_db};
 use super::record::{content_aad, diff_aad, diff_label};
 use super::{Error, Result, Store};
-use crate::backup::{Trigger, changes};
+use crate::backup::{Trigger, changes, redact};
 use crate::telemetry::spawn_blocking_with_tracing;
 
 pub use super::MAX_PAGE;
+
+/// Whether text read from the store shows the secrets it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// As stored.
+    Shown,
+    /// Masked by `backup::redact` (DESIGN.md §12).
+    Masked,
+}
 
 /// One snapshot's metadata.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
@@ -255,13 +264,33 @@ impl Store {
         snapshot_id: i64,
         against: Option<i64>,
     ) -> Result<String> {
+        let ids = (snapshot_id, against);
+        self.diff_as(tenant_id, device_id, ids, Secrets::Shown)
+            .await
+    }
+
+    /// [`Store::snapshot_diff`] with the secrets of both sides as `secrets`
+    /// says: masked ones are computed from masked texts (`backup::redact`),
+    /// so a changed secret still shows as changed, without its values.
+    ///
+    /// # Errors
+    /// As [`Store::snapshot_diff`].
+    pub async fn diff_as(
+        &self,
+        tenant_id: &str,
+        device_id: &str,
+        (snapshot_id, against): (i64, Option<i64>),
+        secrets: Secrets,
+    ) -> Result<String> {
         let new = self
             .sealed_content(tenant_id, device_id, snapshot_id)
             .await?;
         let against = match against {
             Some(id) => Some(id),
             None => {
-                if let Some(text) = self.stored_diff(tenant_id, device_id, snapshot_id).await? {
+                if secrets == Secrets::Shown
+                    && let Some(text) = self.stored_diff(tenant_id, device_id, snapshot_id).await?
+                {
                     return Ok(text);
                 }
                 self.previous_id(tenant_id, device_id, snapshot_id).await?
@@ -279,6 +308,10 @@ impl Store {
         let new_text = self.open_content(tenant_id, device_id, new).await?;
         let deadline = self.diff_deadline;
         spawn_blocking_with_tracing(move || {
+            let (old_text, new_text) = match secrets {
+                Secrets::Shown => (old_text, new_text),
+                Secrets::Masked => redact::redact_pair(&old_text, &new_text),
+            };
             changes::diff(&old_text, &new_text, &old_label, &new_label, deadline).text
         })
         .await

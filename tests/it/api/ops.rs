@@ -53,6 +53,13 @@ const ROUTES: &[(&str, &str, bool)] = &[
         true,
     ),
     ("get", "/api/tenants/{tid}/audit-events", true),
+    ("post", "/api/auth/login", false),
+    ("post", "/api/auth/logout", true),
+    ("get", "/api/auth/me", true),
+    ("get", "/api/tenants/{tid}/users", true),
+    ("post", "/api/tenants/{tid}/users", true),
+    ("patch", "/api/tenants/{tid}/users/{username}", true),
+    ("delete", "/api/tenants/{tid}/users/{username}", true),
 ];
 
 async fn healthz_is_always_ok(stack: Stack) {
@@ -159,7 +166,12 @@ async fn the_openapi_document_lists_every_route(stack: Stack) {
         );
         let responses = op["responses"].as_object().expect("responses");
         if *secured {
+            // 403 is for tenant routes (a tenant or role the caller lacks).
+            let tenant_route = path.starts_with("/api/tenants/");
             for status in ["200", "401", "403"] {
+                if status == "403" && !tenant_route {
+                    continue;
+                }
                 let any_success = status == "200" && responses.keys().any(|k| k.starts_with('2'));
                 assert!(
                     responses.contains_key(status) || any_success,
