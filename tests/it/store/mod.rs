@@ -8,6 +8,7 @@
 //! PostgreSQL must listen on 127.0.0.1:5432 with trust auth for `postgres`;
 //! when it does not, the PostgreSQL tests fail and say how to start it.
 
+mod account;
 mod changes;
 mod concurrency;
 mod device;
