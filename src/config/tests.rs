@@ -61,6 +61,23 @@ fn a_minimal_config_gets_the_documented_defaults() {
     assert_eq!(settings.bus.url, "local");
     assert_eq!(settings.store.url, "sqlite://data/cfgsnap.db");
     assert_eq!(settings.auth.trigger_rate_per_minute, 10);
+    assert_eq!(
+        settings.auth.session_idle_timeout,
+        Duration::from_secs(3600)
+    );
+    assert_eq!(
+        settings.auth.session_absolute_timeout,
+        Duration::from_secs(12 * 3600)
+    );
+    assert_eq!(settings.auth.access_token_ttl, Duration::from_secs(15 * 60));
+    assert_eq!(
+        settings.auth.reveal_secrets_role,
+        crate::account::Role::Admin
+    );
+    assert!(
+        !settings.ui.insecure_cookies,
+        "cookies are Secure unless asked"
+    );
     assert_eq!(fleet.devices[0].port, 22);
     assert!(fleet.devices[0].enabled);
     assert_eq!(fleet.devices[0].name, "r1");
@@ -273,4 +290,35 @@ fn an_endless_secret_file_is_refused_without_reading_it_all() {
         has(&p, "credentials[0].password_file", "larger than 64 KiB"),
         "{p:?}"
     );
+}
+
+#[test]
+fn an_unknown_reveal_role_is_reported_with_the_roles() {
+    // Arrange
+    let toml = format!("{BASE}\n[auth]\nreveal_secrets_role = \"root\"\n");
+
+    // Act
+    let problems = problems(&toml);
+
+    // Assert
+    assert!(
+        has(&problems, "auth.reveal_secrets_role", "viewer"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn zero_session_timeouts_and_attempt_limits_are_refused() {
+    let toml = format!(
+        "{BASE}\n[auth]\nsession_idle_timeout = \"0s\"\naccess_token_ttl = \"0s\"\n\
+         login_attempts_per_minute = 0\n"
+    );
+    let problems = problems(&toml);
+    for key in [
+        "auth.session_idle_timeout",
+        "auth.access_token_ttl",
+        "auth.login_attempts_per_minute",
+    ] {
+        assert!(has(&problems, key, ""), "{key} not reported: {problems:?}");
+    }
 }
