@@ -3,8 +3,10 @@
 //! the scheduler, the trigger responder and the CLI share.
 //!
 //! Submodules: `ssh` (russh client), `normalize` and `validate` (pure),
-//! `known_hosts` (pinned host keys), `executor` (the SSH implementation),
-//! `pipeline` (lock → collect → publish → unlock), `scheduler` (when to run).
+//! `changes` (unified diffs and change summaries), `redact` (masking secrets
+//! in export text, pure), `known_hosts` (pinned host keys), `executor` (the
+//! SSH implementation), `pipeline` (lock → collect → publish → unlock),
+//! `scheduler` (when to run).
 
 use std::fmt;
 use std::future::Future;

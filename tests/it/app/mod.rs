@@ -127,7 +127,8 @@ impl TestApp {
         body["items"].as_array().cloned().unwrap_or_default()
     }
 
-    /// `GET …/config-snapshots/{sid}/content` of `device`: status and body.
+    /// `GET …/config-snapshots/{sid}/content` of `device` as stored (by an
+    /// admin, who sees secrets): status and body.
     pub async fn content(&self, device: &str, sid: i64) -> (u16, String) {
         let resp = self
             .client
@@ -135,7 +136,7 @@ impl TestApp {
                 "{}/api/tenants/t1/devices/{device}/config-snapshots/{sid}/content",
                 self.address
             ))
-            .bearer_auth(self.token(Role::Viewer))
+            .bearer_auth(self.token(Role::Admin))
             .send()
             .await
             .expect("content request");
