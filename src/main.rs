@@ -14,8 +14,28 @@ use cfgsnap::cli::{self, Cli, Cmd, Exit};
 use cfgsnap::config::Settings;
 use cfgsnap::telemetry;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// How long the process waits at exit for blocking work (a stuck file or
+/// database call) before it exits anyway.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(run());
+    // A task still blocked on a backend that is down must not hold the exit.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    code
+}
+
+async fn run() -> ExitCode {
     let args = Cli::parse();
     let path = args.config.clone();
     let settings = match Settings::load(&path) {

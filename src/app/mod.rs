@@ -10,14 +10,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::api::{self, AppState, AuthConfig};
 use crate::backup::executor::SshExecutor;
 use crate::backup::known_hosts::KnownHosts;
-use crate::backup::pipeline::{self, Pipeline};
+use crate::backup::pipeline::{self, Handover, Pipeline};
 use crate::backup::scheduler::{
     ReloadSummary, Scheduler, SchedulerHandle, SchedulerSettings, WallClock,
 };
@@ -30,10 +28,12 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 mod host_keys;
+mod stage;
 mod tasks;
 
 pub use host_keys::HostKeyStore;
 use host_keys::Metered;
+use stage::Stage;
 pub use tasks::ensure_jwt_secret_file;
 
 /// The executor every backup of this node goes through.
@@ -54,6 +54,8 @@ pub struct App {
     api_state: Option<AppState>,
     reloader: Reloader,
     shutdown_timeout: std::time::Duration,
+    /// Exports collected and not handed over to the bus.
+    handover: Handover,
 }
 
 /// What the role tasks are built from, during [`App::build`].
@@ -109,10 +111,10 @@ impl Parts<'_> {
 
     /// The responder and scheduler roles around one executor, and the
     /// host-key resets they must hear about.
-    async fn spawn_producers(&self) -> anyhow::Result<Option<SchedulerHandle>> {
+    async fn spawn_producers(&self) -> anyhow::Result<(Option<SchedulerHandle>, Handover)> {
         let (roles, backup) = (&self.settings.roles, &self.settings.backup);
         if !(roles.scheduler || roles.responder) {
-            return Ok(None);
+            return Ok((None, Handover::default()));
         }
         let limits = self.fleet.borrow().limits.clone();
         let host_keys = match &self.store {
@@ -120,16 +122,15 @@ impl Parts<'_> {
             None => HostKeyStore::File(KnownHosts::open(&backup.known_hosts_file).await?),
         };
         let lock_ttl = pipeline::lock_ttl(limits.command_timeout);
-        let executor: Arc<NodeExecutor> = Arc::new(Metered::new(
-            Pipeline::new(
-                SshExecutor::new(limits, host_keys.clone()),
-                self.locker.clone(),
-                self.bus.clone(),
-                lock_ttl,
-            )
-            .with_abort(self.producers.abort.clone()),
-            self.metrics.clone(),
-        ));
+        let pipeline = Pipeline::new(
+            SshExecutor::new(limits, host_keys.clone()),
+            self.locker.clone(),
+            self.bus.clone(),
+            lock_ttl,
+        )
+        .with_abort(self.producers.abort.clone());
+        let handover = pipeline.handover();
+        let executor: Arc<NodeExecutor> = Arc::new(Metered::new(pipeline, self.metrics.clone()));
         let sink = Arc::new(self.bus.clone());
         let (token, tracker) = (&self.producers.token, &self.producers.tracker);
         if roles.responder {
@@ -173,7 +174,7 @@ impl Parts<'_> {
             tracker,
         )
         .await?;
-        Ok(scheduler)
+        Ok((scheduler, handover))
     }
 
     /// The HTTP API on `listener`.
@@ -209,6 +210,11 @@ impl Parts<'_> {
     }
 }
 
+/// How long the last steps of a shutdown (draining the ingester, flushing
+/// the bus, closing the store) may run past `server.shutdown_timeout`
+/// before the node exits anyway.
+const SHUTDOWN_OVERRUN: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Connections a burst of clients may have waiting for `accept`. std's
 /// `TcpListener::bind` allows 128; a burst beyond that (200 triggers at once)
 /// loses SYNs, which clients resend only after a second.
@@ -224,46 +230,6 @@ fn bind_api(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)?.into_std()
-}
-
-/// A group of tasks stopped together.
-struct Stage {
-    /// Asks the tasks to start nothing new and finish what they hold.
-    token: CancellationToken,
-    tracker: TaskTracker,
-    /// Cuts short what they still hold once the grace period is over.
-    abort: CancellationToken,
-}
-
-impl Stage {
-    fn new() -> Self {
-        Self {
-            token: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-            abort: CancellationToken::new(),
-        }
-    }
-
-    async fn stop(&self) {
-        self.token.cancel();
-        self.tracker.close();
-        self.tracker.wait().await;
-    }
-
-    /// Like [`Stage::stop`], but what is still running at `deadline` is
-    /// aborted (backups end with `Cancelled` and release their locks).
-    async fn stop_by(&self, deadline: tokio::time::Instant) {
-        self.token.cancel();
-        self.tracker.close();
-        if tokio::time::timeout_at(deadline, self.tracker.wait())
-            .await
-            .is_err()
-        {
-            warn!("backups still running at the shutdown timeout: cancelling them");
-            self.abort.cancel();
-            self.tracker.wait().await;
-        }
-    }
 }
 
 /// Applies a new configuration to a running node (SIGHUP): the fleet the API
@@ -351,7 +317,7 @@ impl App {
             consumers: Stage::new(),
         };
         parts.spawn_consumers().await?;
-        let scheduler = parts.spawn_producers().await?;
+        let (scheduler, handover) = parts.spawn_producers().await?;
         let (server, api_state, port) = match listener {
             Some((listener, auth)) => {
                 let port = listener.local_addr()?.port();
@@ -375,6 +341,7 @@ impl App {
                 scheduler,
             },
             shutdown_timeout: settings.server.shutdown_timeout,
+            handover,
         })
     }
 
@@ -437,7 +404,10 @@ impl App {
         info!("shutting down");
         // HTTP requests and backups get one grace period together: a trigger
         // in flight waits for its backup, so they must not wait in turn.
+        // Whatever is left after it (draining, flushing, closing on a
+        // backend that is down) gets SHUTDOWN_OVERRUN more, then is left.
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        let hard = deadline + SHUTDOWN_OVERRUN;
         let http = async {
             if let Some(handle) = handle
                 && tokio::time::timeout_at(deadline, handle.stop(true))
@@ -447,16 +417,32 @@ impl App {
                 warn!("HTTP requests still running after the shutdown timeout");
             }
         };
-        tokio::join!(http, self.producers.stop_by(deadline));
+        let (_, produced) = tokio::join!(http, self.producers.stop_by(deadline, hard));
         if let Some(task) = server_task {
             task.abort();
         }
-        self.consumers.stop().await;
-        if let Err(e) = self.bus.flush().await {
+        let consumed = self.consumers.stop_until(hard).await;
+        let flushed = tokio::time::timeout_at(hard, self.bus.flush()).await;
+        if let Ok(Err(e)) = &flushed {
             warn!(error.message = %e, "flushing the bus failed");
         }
-        if let Some(store) = &self.store {
-            store.close().await;
+        if let Some(store) = &self.store
+            && tokio::time::timeout_at(hard, store.close()).await.is_err()
+        {
+            warn!("the store did not close in time");
+        }
+        if !(produced && consumed && flushed.is_ok()) {
+            warn!("tasks still waiting on a backend at the shutdown bound were left");
+        }
+        let lost = self.handover.pending();
+        if !lost.is_empty() {
+            let devices: Vec<&str> = lost.iter().map(|d| d.as_str()).collect();
+            error!(devices = %devices.join(","), "backups collected but never handed over to the bus");
+            anyhow::bail!(
+                "{} backups were not handed over: {}",
+                lost.len(),
+                devices.join(", ")
+            );
         }
         info!("stopped");
         served

@@ -8,13 +8,16 @@
 //! frees the device soon after a holder dies. An abort token (the node's
 //! shutdown deadline) cuts a job short and still releases its lock.
 
+use std::collections::BTreeSet;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{instrument, warn};
 
 use super::{Device, Error, Executor, Outcome, Result, SnapshotSink, Trigger};
+use crate::id::DeviceId;
 use crate::lock::{LockGuard, Locker};
 
 /// How long a publish may take before the backup fails with `publish_failed`.
@@ -28,6 +31,35 @@ pub fn lock_ttl(command_timeout: Duration) -> Duration {
     command_timeout + Duration::from_secs(30)
 }
 
+/// The devices whose newest collected export has not been handed over to
+/// the sink (publish failed, timed out or was cut short by shutdown):
+/// what a stopping node reports as not handed over. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Handover {
+    pending: Arc<Mutex<BTreeSet<DeviceId>>>,
+}
+
+impl Handover {
+    fn collected(&self, device: &DeviceId) {
+        self.lock().insert(device.clone());
+    }
+
+    fn handed_over(&self, device: &DeviceId) {
+        self.lock().remove(device);
+    }
+
+    /// The devices whose newest export was collected and never handed over.
+    pub fn pending(&self) -> Vec<DeviceId> {
+        self.lock().iter().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<DeviceId>> {
+        // A panic while holding the set leaves it consistent: one insert or
+        // remove either happened or not.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// Lock → run → publish → unlock around an inner executor.
 #[derive(Clone)]
 pub struct Pipeline<E, S> {
@@ -36,6 +68,7 @@ pub struct Pipeline<E, S> {
     sink: S,
     lock_ttl: Duration,
     abort: CancellationToken,
+    handover: Handover,
 }
 
 impl<E: Executor, S: SnapshotSink> Pipeline<E, S> {
@@ -47,7 +80,13 @@ impl<E: Executor, S: SnapshotSink> Pipeline<E, S> {
             sink,
             lock_ttl,
             abort: CancellationToken::new(),
+            handover: Handover::default(),
         }
+    }
+
+    /// The ledger of exports collected and not (yet) handed over.
+    pub fn handover(&self) -> Handover {
+        self.handover.clone()
     }
 
     /// Cuts every job short with [`Error::Cancelled`] once `abort` is
@@ -64,8 +103,11 @@ impl<E: Executor, S: SnapshotSink> Pipeline<E, S> {
 
     async fn run_locked(&self, device: &Device, trigger: Trigger) -> Result<Outcome> {
         let outcome = self.inner.run(device, trigger).await?;
+        // Recorded before the publish, so a publish cut short by shutdown
+        // leaves the device on the ledger.
+        self.handover.collected(&device.id);
         match tokio::time::timeout(PUBLISH_TIMEOUT, self.sink.publish(&outcome)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => self.handover.handed_over(&device.id),
             Ok(Err(e)) => return Err(Error::PublishFailed(e)),
             Err(_) => {
                 return Err(Error::PublishFailed(anyhow::anyhow!(
@@ -250,6 +292,7 @@ mod tests {
                 .is_some()
         );
         assert!(is_free(&locker).await, "the lock must be released");
+        assert!(p.handover().pending().is_empty(), "handed over");
     }
 
     #[tokio::test]
@@ -289,6 +332,7 @@ mod tests {
                 .is_none()
         );
         assert!(is_free(&locker).await);
+        assert_eq!(p.handover().pending(), [device().id], "not handed over");
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 //! of its own (its own `nats-server` or `redis-server`, a relay in front of
 //! PostgreSQL), never the machine's shared services.
 
+mod backend_down;
 mod disk_full;
 mod hostile_fleet;
 mod kill;
