@@ -141,6 +141,7 @@ impl Parts<'_> {
                 options: ResponderOptions {
                     max_concurrent: backup.max_concurrent,
                     poller_id: self.node_id.clone(),
+                    silent_outside_fleet: roles.partition.is_some(),
                 },
             };
             spawn_responder(&self.bus, responder, token.clone(), tracker)
@@ -208,6 +209,17 @@ impl Parts<'_> {
         );
         Ok((api::build_server(state.clone(), listener)?, state))
     }
+}
+
+/// The bus settings of this node: a responder of a fleet partition joins
+/// the queue group `{queue_group}.{partition}`, so NATS hands each trigger
+/// to one member of every partition and the owner answers.
+fn bus_settings(settings: &Settings) -> crate::config::BusSettings {
+    let mut bus = settings.bus.clone();
+    if let Some(partition) = &settings.roles.partition {
+        bus.queue_group = format!("{}.{partition}", bus.queue_group);
+    }
+    bus
 }
 
 /// How long the last steps of a shutdown (draining the ingester, flushing
@@ -287,7 +299,7 @@ impl App {
         } else {
             None
         };
-        let bus = Bus::connect(&settings.bus)
+        let bus = Bus::connect(&bus_settings(&settings))
             .await
             .context("connecting to the bus")?
             .with_poller_id(node_id.clone());

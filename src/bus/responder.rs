@@ -32,6 +32,10 @@ pub struct ResponderOptions {
     pub max_concurrent: usize,
     /// This node's name in attempt reports.
     pub poller_id: String,
+    /// Leave triggers for devices outside the fleet unanswered (a fleet
+    /// partition: another partition's member owns them); otherwise they
+    /// get `not_found`.
+    pub silent_outside_fleet: bool,
 }
 
 /// What a responder needs besides the bus.
@@ -126,7 +130,10 @@ async fn dispatch<E: Executor, S: SnapshotSink>(
     tracker.spawn(
         async move {
             let _permit = permit;
-            let reply = responder.answer(request.payload()).await;
+            let Some(reply) = responder.answer(request.payload()).await else {
+                debug!("trigger for a device of another partition left to its owner");
+                return;
+            };
             let bytes = serde_json::to_vec(&reply).unwrap_or_else(|_| {
                 br#"{"status":"failed","error_kind":"internal","error":"reply not serializable"}"#
                     .to_vec()
@@ -169,12 +176,12 @@ fn validate(payload: &[u8]) -> std::result::Result<Valid, String> {
 
 impl<E: Executor, S: SnapshotSink> Responder<E, S> {
     /// The §3.1 reply to one request; reports the attempt when a backup ran.
-    async fn answer(&self, payload: &[u8]) -> TriggerReply {
+    async fn answer(&self, payload: &[u8]) -> Option<TriggerReply> {
         let valid = match validate(payload) {
             Ok(valid) => valid,
             Err(reason) => {
                 debug!(reason = %reason, "bad trigger request");
-                return TriggerReply::failed(ErrorKind::BadRequest, reason);
+                return Some(TriggerReply::failed(ErrorKind::BadRequest, reason));
             }
         };
         let fleet = self.fleet.borrow().clone();
@@ -184,8 +191,11 @@ impl<E: Executor, S: SnapshotSink> Responder<E, S> {
             .filter(|d| d.tenant == valid.tenant_id)
             .cloned()
         else {
+            if self.options.silent_outside_fleet {
+                return None;
+            }
             let error = backup::Error::DeviceNotFound(valid.device_id.to_string());
-            return TriggerReply::failed(ErrorKind::NotFound, error.to_string());
+            return Some(TriggerReply::failed(ErrorKind::NotFound, error.to_string()));
         };
         drop(fleet);
         let at = Utc::now();
@@ -225,6 +235,6 @@ impl<E: Executor, S: SnapshotSink> Responder<E, S> {
             }
         };
         self.sink.report(&report).await;
-        reply
+        Some(reply)
     }
 }

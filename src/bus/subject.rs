@@ -41,13 +41,15 @@ impl Subjects {
             ("bus.trigger_subject", &settings.trigger_subject),
             ("bus.snapshot_subject", &settings.snapshot_subject),
             ("bus.control_subject", &settings.control_subject),
+            // A queue group may hold dots: a fleet partition is appended as
+            // `{queue_group}.{partition}`.
+            ("bus.queue_group", &settings.queue_group),
         ] {
             if !is_literal_subject(value) {
                 problems.push(format!("{key}: {value:?} is not a literal NATS subject"));
             }
         }
         for (key, value) in [
-            ("bus.queue_group", &settings.queue_group),
             ("bus.stream", &settings.stream),
             ("bus.durable", &settings.durable),
             ("bus.object_bucket", &settings.object_bucket),

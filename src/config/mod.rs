@@ -87,6 +87,11 @@ pub struct RoleSettings {
     pub retention: bool,
     /// This node's name in snapshot events (`poller_id`); the host name when unset.
     pub node_id: Option<String>,
+    /// The fleet partition this node's responder serves, for pollers at
+    /// sites with fleets of their own: responders join the queue group
+    /// `{bus.queue_group}.{partition}` and stay silent about devices outside
+    /// their fleet. Unset: the one shared partition (pollers sharing a fleet).
+    pub partition: Option<String>,
 }
 
 impl Default for RoleSettings {
@@ -98,6 +103,7 @@ impl Default for RoleSettings {
             ingester: true,
             retention: true,
             node_id: None,
+            partition: None,
         }
     }
 }
@@ -197,7 +203,7 @@ impl Default for StoreSettings {
 
 /// `[bus]`. The subject, stream and durable names default to the contract
 /// names of DESIGN.md §3; tests override them to isolate themselves.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct BusSettings {
     /// `local` (in process) or `nats://…`.

@@ -149,6 +149,23 @@ impl Settings {
             }
         }
         self.check_auth(p);
+        self.check_partition(p);
+    }
+
+    fn check_partition(&self, p: &mut Problems) {
+        let Some(partition) = &self.roles.partition else {
+            return;
+        };
+        let ok = (1..=64).contains(&partition.len())
+            && partition
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ok {
+            p.push(
+                "roles.partition",
+                "must be 1 to 64 of A-Z, a-z, 0-9, '_' and '-'",
+            );
+        }
     }
 
     fn check_auth(&self, p: &mut Problems) {

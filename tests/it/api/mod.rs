@@ -161,6 +161,7 @@ impl TestApi {
             options: ResponderOptions {
                 max_concurrent: 4,
                 poller_id: "api-test".into(),
+                silent_outside_fleet: false,
             },
         };
         spawn_responder(&self.bus, responder, self.shutdown.clone(), &self.tracker)

@@ -342,6 +342,7 @@ async fn a_manual_trigger_runs_end_to_end_into_the_store(stack: Stack) {
         options: ResponderOptions {
             max_concurrent: 2,
             poller_id: "poller-a".into(),
+            silent_outside_fleet: false,
         },
     };
     spawn_responder(&tb.bus, responder, tb.shutdown.clone(), &tb.tracker)

@@ -38,6 +38,7 @@ pub async fn respond(tb: &TestBus, bus: &Bus, executor: Arc<ScriptedExecutor>) {
         options: ResponderOptions {
             max_concurrent: 4,
             poller_id: "test-poller".into(),
+            silent_outside_fleet: false,
         },
     };
     spawn_responder(bus, responder, tb.shutdown.clone(), &tb.tracker)

@@ -15,6 +15,7 @@ mod pollers;
 mod redis_restart;
 mod servers;
 mod shutdown;
+mod sites;
 
 use std::time::Duration;
 
