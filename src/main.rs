@@ -5,12 +5,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info};
 
 use cfgsnap::app::{App, Reloader};
-use cfgsnap::cli::{self, Cli, Cmd, Exit};
+use cfgsnap::cli::{self, Cmd, Exit};
 use cfgsnap::config::Settings;
 use cfgsnap::telemetry;
 
@@ -36,7 +35,10 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
-    let args = Cli::parse();
+    let args = match cli::parse() {
+        Ok(args) => args,
+        Err(code) => return ExitCode::from(code),
+    };
     let path = args.config.clone();
     let settings = match Settings::load(&path) {
         Ok(s) => s,

@@ -4,13 +4,18 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
 
 use crate::config::{ConfigError, Settings};
 
 mod backup;
 mod history;
+mod prompt;
 mod token;
+mod user;
+
+pub use user::UserCmd;
 
 /// cfgsnap: versioned snapshots of network device configurations.
 #[derive(Debug, Parser)]
@@ -83,6 +88,13 @@ pub enum Cmd {
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         ttl: std::time::Duration,
     },
+    /// Manage local accounts: add, passwd, disable, enable, delete, list.
+    /// Passwords are read from the terminal, or one line of stdin, never argv.
+    User {
+        /// What to do with accounts.
+        #[command(subcommand)]
+        command: UserCmd,
+    },
 }
 
 /// How a subcommand ended; `main` maps it to the exit code.
@@ -94,6 +106,8 @@ pub enum Exit {
     Failed,
     /// Exit code 2: the configuration is invalid.
     ConfigInvalid,
+    /// Exit code 2: arguments that parse but do not fit together.
+    Usage,
 }
 
 impl Exit {
@@ -102,9 +116,39 @@ impl Exit {
         match self {
             Exit::Ok => 0,
             Exit::Failed => 1,
-            Exit::ConfigInvalid => 2,
+            Exit::ConfigInvalid | Exit::Usage => 2,
         }
     }
+}
+
+/// Parses argv as `Cli::parse` does, but without exiting and without
+/// echoing a stray positional argument: it may be a password typed where
+/// none belongs (`cfgsnap user add NAME … PASSWORD`). Flags are echoed.
+///
+/// # Errors
+/// The exit code after clap's message (or `--help`/`--version`) went to the
+/// terminal.
+pub fn parse() -> Result<Cli, u8> {
+    let e = match Cli::try_parse() {
+        Ok(cli) => return Ok(cli),
+        Err(e) => e,
+    };
+    let code = u8::try_from(e.exit_code()).unwrap_or(2);
+    let stray = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => !arg.starts_with('-'),
+        _ => false,
+    };
+    if e.kind() == ErrorKind::UnknownArgument && stray {
+        eprintln!(
+            "error: unexpected argument (not shown: it may be a secret; \
+             passwords are read from the terminal or stdin, never the command line)\n\n\
+             For more information, try '--help'."
+        );
+    } else {
+        // Nothing is left to report to when stderr itself fails.
+        e.print().unwrap_or_default();
+    }
+    Err(code)
 }
 
 /// Prints the configuration problems to stderr.
@@ -159,5 +203,6 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
             role,
             ttl,
         } => Ok(token::mint(&settings, &sub, &tenant, role, ttl)),
+        Cmd::User { command } => user::run(&settings, &fleet, command).await,
     }
 }

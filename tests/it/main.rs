@@ -9,6 +9,7 @@ mod api;
 mod app;
 mod bus;
 mod cli;
+mod cli_user;
 mod collect;
 mod fault;
 mod helpers;
