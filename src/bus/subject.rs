@@ -18,7 +18,8 @@ pub struct Subjects {
     pub queue_group: String,
     /// Prefix of snapshot events (`config.snapshot`).
     pub snapshot: String,
-    /// JetStream stream of snapshot events (`CONFIG_SNAPSHOTS`).
+    /// JetStream stream cfgsnap creates for snapshot events when no stream
+    /// captures them (`CONFIG_SNAPSHOTS`); see `nats::EventStream`.
     pub stream: String,
     /// Durable pull consumer of the ingesters (`cfgsnap-ingest`); also the
     /// queue group in which ingesters share attempt reports.
