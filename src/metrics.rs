@@ -68,6 +68,7 @@ struct Inner {
     backup_duration: Histogram,
     backups_in_flight: Gauge,
     ingest: Family<ResultLabels, Counter>,
+    stream_drop_risk: Gauge,
     trigger_responses: Family<StatusLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
 }
@@ -114,6 +115,12 @@ impl Metrics {
             "Snapshot events by ingest result",
             ingest.clone(),
         );
+        let stream_drop_risk = Gauge::default();
+        registry.register(
+            "cfgsnap_bus_stream_drop_risk",
+            "1 when the snapshot event stream's limits (max age under a day, or a byte or message cap with discard old) can drop events before they are ingested",
+            stream_drop_risk.clone(),
+        );
         let trigger_responses = Family::<StatusLabels, Counter>::default();
         registry.register(
             "cfgsnap_trigger_responses",
@@ -133,6 +140,7 @@ impl Metrics {
                 backup_duration,
                 backups_in_flight,
                 ingest,
+                stream_drop_risk,
                 trigger_responses,
                 http_requests,
             }),
@@ -167,6 +175,12 @@ impl Metrics {
                 result: result.as_str(),
             })
             .inc();
+    }
+
+    /// Records whether the event stream's limits can drop events before
+    /// they are ingested (`cfgsnap_bus_stream_drop_risk`).
+    pub fn stream_drop_risk(&self, at_risk: bool) {
+        self.inner.stream_drop_risk.set(i64::from(at_risk));
     }
 
     /// Records the HTTP status of a trigger response.
@@ -236,6 +250,7 @@ mod tests {
         m.backup_finished("auth_failed", Duration::from_millis(20));
         m.ingest(IngestResult::Duplicate);
         m.trigger_response(409);
+        m.stream_drop_risk(true);
         m.http_request("GET", "/api/tenants/{tid}/devices", 200);
 
         let text = m.encode();
@@ -245,6 +260,7 @@ mod tests {
         assert!(text.contains("cfgsnap_backup_duration_seconds_count 2"));
         assert!(text.contains(r#"cfgsnap_ingest_total{result="duplicate"} 1"#));
         assert!(text.contains(r#"cfgsnap_trigger_responses_total{status="409"} 1"#));
+        assert!(text.contains("cfgsnap_bus_stream_drop_risk 1"), "{text}");
         assert!(text.contains(
             r#"cfgsnap_http_requests_total{method="GET",route="/api/tenants/{tid}/devices",status="200"} 1"#
         ));

@@ -317,11 +317,16 @@ impl App {
             false => None,
         };
         let (fleet_tx, fleet_rx) = watch::channel(Arc::new(fleet));
+        let metrics = Metrics::new();
+        metrics.stream_drop_risk(
+            bus.event_stream()
+                .is_some_and(|s| s.limits.drop_risk().is_some()),
+        );
         let parts = Parts {
             settings: &settings,
             node_id,
             locker: Locker::connect(&settings.lock.url, &settings.lock.key_prefix)?,
-            metrics: Metrics::new(),
+            metrics,
             store,
             bus,
             fleet: fleet_rx,

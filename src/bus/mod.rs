@@ -28,7 +28,7 @@ mod subscription;
 pub mod wire;
 
 pub use local::LocalBus;
-pub use nats::NatsBus;
+pub use nats::{EventStream, NatsBus, StreamLimits};
 pub use subject::Subjects;
 pub use subscription::{IncomingRequest, Subscription, TriggerSubscription};
 pub use wire::{
@@ -101,8 +101,9 @@ pub enum Bus {
 
 impl Bus {
     /// `local` builds the in-process bus; `nats://…` (or `tls://…`)
-    /// connects and creates or reconciles the stream `{stream}` on
-    /// `{snapshot_subject}.>` and the object store bucket.
+    /// connects, uses the stream that captures `{snapshot_subject}.>` as it
+    /// is (or creates `{stream}` when none does) and opens the object store
+    /// bucket.
     ///
     /// # Errors
     /// [`Error::InvalidSettings`] for a bad URL scheme or names;
@@ -126,6 +127,15 @@ impl Bus {
         match self {
             Bus::Nats(n) => &n.subjects,
             Bus::Local(l) => l.subjects(),
+        }
+    }
+
+    /// The JetStream stream that carries the snapshot events; `None` on
+    /// the local bus.
+    pub fn event_stream(&self) -> Option<&EventStream> {
+        match self {
+            Bus::Nats(n) => Some(&n.stream),
+            Bus::Local(_) => None,
         }
     }
 

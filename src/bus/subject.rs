@@ -18,7 +18,8 @@ pub struct Subjects {
     pub queue_group: String,
     /// Prefix of snapshot events (`config.snapshot`).
     pub snapshot: String,
-    /// JetStream stream of snapshot events (`CONFIG_SNAPSHOTS`).
+    /// JetStream stream cfgsnap creates for snapshot events when no stream
+    /// captures them (`CONFIG_SNAPSHOTS`); see `nats::EventStream`.
     pub stream: String,
     /// Durable pull consumer of the ingesters (`cfgsnap-ingest`); also the
     /// queue group in which ingesters share attempt reports.
@@ -87,6 +88,20 @@ impl Subjects {
     /// `{snapshot}.create.{tenant}.{device}`: where one device's events go.
     pub fn snapshot_create(&self, tenant: &TenantId, device: &DeviceId) -> String {
         format!("{}.create.{tenant}.{device}", self.snapshot)
+    }
+
+    /// `{snapshot}.create.{device}`: where the other system's pollers
+    /// publish (DESIGN.md §3.2); the tenant is in the payload only.
+    pub fn snapshot_create_device(&self, device: &DeviceId) -> String {
+        format!("{}.create.{device}", self.snapshot)
+    }
+
+    /// The raw device token of a `{snapshot}.create.{device}` subject;
+    /// `None` for any other shape. The token is not validated.
+    pub fn parse_snapshot_create_device<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        let rest = subject.strip_prefix(self.snapshot.as_str())?;
+        let device = rest.strip_prefix(".create.")?;
+        (!device.is_empty() && !device.contains('.')).then_some(device)
     }
 
     /// The raw `(tenant, device)` tokens of a `{snapshot}.create.{tenant}.{device}`
@@ -158,6 +173,7 @@ mod tests {
         let d = DeviceId::parse("r1").expect("id");
         assert_eq!(s.snapshot_create(&t, &d), "config.snapshot.create.acme.r1");
         assert_eq!(s.snapshot_all(), "config.snapshot.>");
+        assert_eq!(s.snapshot_create_device(&d), "config.snapshot.create.r1");
         assert_eq!(s.attempt(&t, &d), "cfgsnap.control.attempt.acme.r1");
         assert_eq!(s.hostkey_reset(&d), "cfgsnap.control.hostkey_reset.r1");
         assert_eq!(s.trigger, "config.backup.trigger");
@@ -181,6 +197,23 @@ mod tests {
             "other.create.acme.r1",
         ] {
             assert_eq!(s.parse_snapshot_create(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_the_other_systems_event_subjects_by_device_alone() {
+        let s = subjects();
+        assert_eq!(
+            s.parse_snapshot_create_device("config.snapshot.create.r1"),
+            Some("r1")
+        );
+        for bad in [
+            "config.snapshot.create.",
+            "config.snapshot.create.acme.r1",
+            "config.snapshot.delete.r1",
+            "config.snapshotx.create.r1",
+        ] {
+            assert_eq!(s.parse_snapshot_create_device(bad), None, "{bad}");
         }
     }
 

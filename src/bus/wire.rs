@@ -372,6 +372,22 @@ mod tests {
     }
 
     #[test]
+    fn the_other_systems_seven_field_event_reads_as_a_scheduled_backup() {
+        let json = br#"{"device_id":"r1","tenant_id":"acme","routeros_version":"7.15",
+            "collected_at":"2024-05-01T10:00:00Z","sha256_hash":"ab","config_text":"x",
+            "normalization_version":1}"#;
+        let event: SnapshotEvent = from_json(json).expect("seven fields are a valid event");
+        assert_eq!(event.trigger, Trigger::Scheduled);
+        assert_eq!(event.poller_id, None);
+        assert!(event.warnings.is_empty());
+        assert_eq!(event.encoding(), Some(ContentEncoding::Plain));
+        let missing_tenant = br#"{"device_id":"r1","collected_at":"2024-05-01T10:00:00Z",
+            "sha256_hash":"ab","config_text":"x","normalization_version":1}"#;
+        let err = from_json::<SnapshotEvent>(missing_tenant).expect_err("no tenant");
+        assert!(err.contains("tenant_id"), "{err}");
+    }
+
+    #[test]
     fn json_errors_never_quote_values() {
         let secret = "/user add name=admin password=hunter2";
         let bytes = format!(

@@ -217,7 +217,9 @@ pub struct BusSettings {
     pub queue_group: String,
     /// Snapshot events go to `{snapshot_subject}.create.{tenant}.{device}`.
     pub snapshot_subject: String,
-    /// JetStream stream holding snapshot events (`{snapshot_subject}.>`).
+    /// JetStream stream cfgsnap creates for snapshot events
+    /// (`{snapshot_subject}.>`) when no stream captures those subjects;
+    /// when one does, cfgsnap uses it as it is and never changes it.
     pub stream: String,
     /// Durable pull consumer of the ingesters.
     pub durable: String,

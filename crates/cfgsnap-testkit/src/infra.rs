@@ -138,6 +138,19 @@ control_subject = "t{t}.cfgsnap.control"
         )
     }
 
+    /// `t{tag}.`: what the run's subjects start with; the other system's
+    /// subject families under it are the run's own.
+    pub fn subject_prefix(&self) -> String {
+        format!("t{}.", self.tag)
+    }
+
+    /// `DEVICE_EVENTS_{TAG}`: the name the run gives the stream the other
+    /// system's pollers create (`DEVICE_EVENTS`), so runs never meet a real
+    /// one; [`Infra::finish`] deletes it.
+    pub fn foreign_stream(&self) -> String {
+        format!("DEVICE_EVENTS_{}", self.tag.to_uppercase())
+    }
+
     /// `[lock]` with the run's key prefix.
     pub fn lock_section(&self) -> String {
         format!(
@@ -197,10 +210,11 @@ id = "t2"
         toml
     }
 
-    /// Removes what the run left on the servers: the database, the stream,
-    /// the object bucket and the Redis keys under its prefix (best effort,
-    /// reported on stderr). Call it after the nodes stopped; dropping the
-    /// `Infra` does the same on a thread of its own.
+    /// Removes what the run left on the servers: the database, the streams
+    /// (its own and the other system's), the object bucket and the Redis
+    /// keys under its prefix (best effort, reported on stderr). Call it
+    /// after the nodes stopped; dropping the `Infra` does the same on a
+    /// thread of its own.
     pub async fn finish(mut self) {
         if let Some(db) = self.database.take()
             && let Err(e) = db.drop_now().await
@@ -236,7 +250,7 @@ impl Drop for Infra {
     }
 }
 
-/// Deletes the stream, object bucket and Redis keys of run `tag`.
+/// Deletes the streams, object bucket and Redis keys of run `tag`.
 async fn remove_names(tag: &str) {
     let upper = tag.to_uppercase();
     match async_nats::connect(NATS_URL).await {
@@ -245,6 +259,9 @@ async fn remove_names(tag: &str) {
             // Either may not exist: a run that never connected a bus, or
             // never sent a config too large for one message.
             js.delete_stream(format!("T{upper}_SNAPSHOTS")).await.ok();
+            js.delete_stream(format!("DEVICE_EVENTS_{upper}"))
+                .await
+                .ok();
             js.delete_object_store(format!("T{upper}_OBJECTS"))
                 .await
                 .ok();

@@ -1,7 +1,9 @@
 //! The decision about one snapshot event ([`Ingester::process`]): parse,
-//! check the subject against the payload, resolve the text (plain, gzip,
-//! object store), [`Store::ingest`], and the audit row of a rejected event.
-//! Never acks: the loops in `pull` and `queue` act on the [`Verdict`].
+//! check the subject against the payload (`{snapshot}.create.{tenant}.{device}`,
+//! or `{snapshot}.create.{device}` as the other system's pollers publish),
+//! resolve the text (plain, gzip, object store), [`Store::ingest`] (which
+//! checks that the tenant owns the device), and the audit row of a rejected
+//! event. Never acks: the loops in `pull` and `queue` act on the [`Verdict`].
 
 use serde_json::json;
 use tracing::warn;
@@ -101,11 +103,12 @@ impl Ingester {
             sha256_hash: Some(event.sha256_hash.clone()),
             collected_at: Some(wire::rfc3339(&event.collected_at)),
         };
-        let expected = self
-            .bus
-            .subjects()
-            .snapshot_create(&event.tenant_id, &event.device_id);
-        if subject != expected {
+        let subjects = self.bus.subjects();
+        // The four-token form carries no tenant: the payload's must own the
+        // device, which `Store::ingest` checks like any other event's.
+        let matches = subject == subjects.snapshot_create(&event.tenant_id, &event.device_id)
+            || subject == subjects.snapshot_create_device(&event.device_id);
+        if !matches {
             let reason = "subject does not match the event's tenant_id and device_id".to_owned();
             return (Verdict::Reject(reason), meta);
         }
@@ -174,7 +177,9 @@ impl Ingester {
             .unwrap_or_else(|| UNKNOWN_TENANT.to_owned());
         let device = meta.device_id.clone().or_else(|| {
             from_subject
-                .and_then(|(_, d)| DeviceId::parse(d).ok())
+                .map(|(_, d)| d)
+                .or_else(|| self.bus.subjects().parse_snapshot_create_device(subject))
+                .and_then(|d| DeviceId::parse(d).ok())
                 .map(|d| d.to_string())
         });
         let subject: String = subject.chars().take(256).collect();

@@ -1,9 +1,10 @@
 //! The ingester (DESIGN.md §3.2, §7): consumes snapshot events and stores
 //! them, and records attempt reports in the devices' backup state.
 //!
-//! Per event: parse → subject matches the payload → resolve the text
-//! (plain, gzip, object store) → [`Store::ingest`] → ack only after the
-//! commit. Malformed or poison events are terminated and audited
+//! Per event: parse → subject matches the payload (`create.{tenant}.{device}`,
+//! or the other system's `create.{device}` with the tenant in the payload)
+//! → resolve the text (plain, gzip, object store) → [`Store::ingest`] (the
+//! tenant must own the device) → ack only after the commit. Malformed or poison events are terminated and audited
 //! `snapshot_event_rejected` (reason and subject, never the text). Other
 //! failures are retried with backoff; on NATS the delivery that reaches
 //! `max_deliver` is audited and terminated, unless the store was merely

@@ -1,6 +1,7 @@
 //! The NATS backend: core request-reply for triggers, JetStream for snapshot
-//! events (stream, dedup by `Nats-Msg-Id`, a durable pull consumer), the
-//! object store for configs beyond `max_payload` (`object`), core
+//! events (the stream that captures them, found or created by `stream`;
+//! dedup by `Nats-Msg-Id`; a durable pull consumer), the object store for
+//! configs beyond `max_payload` (`object`), core
 //! subjects for control messages. The client reconnects by itself, with no
 //! reconnect limit, and re-subscribes.
 //!
@@ -11,10 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
+use async_nats::jetstream;
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::{RetentionPolicy, StorageType};
-use async_nats::jetstream::{self, stream};
 use async_nats::{Client, ConnectOptions, Event, Request, RequestErrorKind};
 use futures_util::StreamExt as _;
 use tracing::{debug, info, warn};
@@ -24,14 +24,10 @@ use crate::bus::{Error, Published, Result, Subjects};
 use crate::config::BusSettings;
 
 mod object;
+mod stream;
 
 use object::ConfigObjects;
-
-/// How long the stream keeps events, acknowledged or not; also the age at
-/// which large-config objects expire if no ingester deleted them.
-pub const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Window in which a republished `Nats-Msg-Id` is dropped by the stream.
-pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(15 * 60);
+pub use stream::{EventStream, STREAM_MAX_AGE, StreamLimits};
 /// How long a snapshot event is held and sent again while NATS does not
 /// acknowledge it; shorter than the pipeline's `PUBLISH_TIMEOUT`, so the
 /// backup reports the bus's own error rather than a timeout.
@@ -48,18 +44,20 @@ pub struct NatsBus {
     pub(crate) js: Arc<jetstream::Context>,
     pub(crate) objects: Arc<ConfigObjects>,
     pub(crate) subjects: Arc<Subjects>,
+    pub(crate) stream: Arc<EventStream>,
     pub(crate) max_deliver: i64,
     pub(crate) ack_wait: Duration,
     pub(crate) poller_id: Arc<str>,
 }
 
 impl NatsBus {
-    /// Connects, then creates or reconciles the stream and the object store
-    /// bucket.
+    /// Connects, finds the stream that captures the snapshot subjects (or
+    /// creates `bus.stream` when none does; see [`EventStream::resolve`])
+    /// and opens the object store bucket.
     ///
     /// # Errors
-    /// [`Error::Unavailable`] when the server cannot be reached or has no
-    /// JetStream; [`Error::Unexpected`] when the stream cannot be reconciled.
+    /// [`Error::Unavailable`] when the server cannot be reached, has no
+    /// JetStream, or refuses the stream.
     pub async fn connect(settings: &BusSettings, subjects: Subjects) -> Result<NatsBus> {
         let url = redact(&settings.url);
         let client = ConnectOptions::new()
@@ -70,27 +68,15 @@ impl NatsBus {
             .await
             .map_err(|e| Error::Unavailable(anyhow!(e).context(format!("connecting to {url}"))))?;
         let js = jetstream::new(client.clone());
-        js.create_or_update_stream(stream::Config {
-            name: subjects.stream.clone(),
-            description: Some("cfgsnap snapshot events (DESIGN.md 3.2)".into()),
-            subjects: vec![subjects.snapshot_all()],
-            retention: RetentionPolicy::Limits,
-            storage: StorageType::File,
-            max_age: STREAM_MAX_AGE,
-            duplicate_window: DUPLICATE_WINDOW,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| {
-            Error::Unavailable(anyhow!(e).context(format!("creating stream {}", subjects.stream)))
-        })?;
+        let stream = EventStream::resolve(&js, &subjects).await?;
         let objects = ConfigObjects::open(&js, &subjects.object_bucket, STREAM_MAX_AGE).await?;
-        info!(url = %url, stream = %subjects.stream, "bus connected to NATS");
+        info!(url = %url, stream = %stream.name, "bus connected to NATS");
         Ok(NatsBus {
             client,
             js: Arc::new(js),
             objects: Arc::new(objects),
             subjects: Arc::new(subjects),
+            stream: Arc::new(stream),
             max_deliver: settings.max_deliver,
             ack_wait: settings.ack_wait,
             poller_id: crate::bus::default_poller_id().into(),
@@ -209,13 +195,14 @@ impl NatsBus {
         Ok(())
     }
 
-    /// The durable pull consumer of the ingesters, created or reconciled.
+    /// The durable pull consumer of the ingesters on the event stream
+    /// (whichever captures the subjects), created or reconciled. Other
+    /// durables on that stream are left alone; each gets every event.
     pub(crate) async fn ingest_consumer(&self) -> Result<PullConsumer> {
-        let stream = self
-            .js
-            .get_stream(&self.subjects.stream)
-            .await
-            .map_err(|e| Error::Unavailable(anyhow!(e).context("looking up the event stream")))?;
+        let stream =
+            self.js.get_stream(&self.stream.name).await.map_err(|e| {
+                Error::Unavailable(anyhow!(e).context("looking up the event stream"))
+            })?;
         let created = stream
             .create_consumer(pull::Config {
                 durable_name: Some(self.subjects.durable.clone()),

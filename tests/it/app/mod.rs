@@ -9,6 +9,7 @@
 mod node;
 pub(crate) mod process;
 mod quickstart;
+mod shared_stream;
 mod trigger;
 
 use std::time::Duration;

@@ -7,8 +7,10 @@
 
 mod contract;
 mod events;
+mod foreign;
 mod large;
 mod outage;
+pub(crate) mod shared;
 mod trigger;
 
 use std::collections::HashMap;
@@ -57,7 +59,11 @@ pub fn suffix() -> String {
 
 /// Bus settings with names unique to one test.
 pub fn settings(stack: Stack) -> BusSettings {
-    let s = suffix();
+    settings_named(stack, &suffix())
+}
+
+/// Bus settings whose names all hold `s`.
+pub fn settings_named(stack: Stack, s: &str) -> BusSettings {
     BusSettings {
         url: match stack {
             Stack::Served => NATS_URL.into(),
