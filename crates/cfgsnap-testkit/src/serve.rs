@@ -90,11 +90,6 @@ impl ServeProcess {
         ServeProcess { child, port, log }
     }
 
-    /// Sends signal `name` (`TERM`, `INT`, `HUP`, …).
-    pub fn signal(&self, name: &str) {
-        signal(&self.child, name);
-    }
-
     /// `kill -9`, then reaps it.
     pub async fn kill(mut self) {
         self.child.kill().await.expect("kill -9 the node");

@@ -14,8 +14,6 @@ pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 /// How to start NATS as the tests expect it.
 pub const START_NATS: &str = "start-stop-daemon --start --oknodo --background --exec \
      /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server";
-/// How to start Redis as the tests expect it.
-pub const START_REDIS: &str = "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ''";
 /// How to start PostgreSQL as the tests expect it.
 pub const START_POSTGRES: &str = "scripts/test.sh (pg_ctlcluster <version> main start, \
      with 'host all all 127.0.0.1/32 trust' in pg_hba.conf)";
@@ -23,16 +21,6 @@ pub const START_POSTGRES: &str = "scripts/test.sh (pg_ctlcluster <version> main 
 /// Fails, saying how to start NATS, when nothing listens on its port.
 pub async fn require_nats() {
     require("NATS (JetStream on)", 4222, START_NATS).await;
-}
-
-/// Fails, saying how to start Redis, when nothing listens on its port.
-pub async fn require_redis() {
-    require("Redis", 6379, START_REDIS).await;
-}
-
-/// Fails, saying how to start PostgreSQL, when nothing listens on its port.
-pub async fn require_postgres() {
-    require("PostgreSQL", 5432, START_POSTGRES).await;
 }
 
 async fn require(what: &str, port: u16, start: &str) {
