@@ -20,6 +20,7 @@ use crate::backup::scheduler::{
     ReloadSummary, Scheduler, SchedulerHandle, SchedulerSettings, WallClock,
 };
 use crate::bus::ingest::{IngestOptions, spawn_ingester};
+use crate::bus::ownership::{Ownership, spawn_ownership_check};
 use crate::bus::responder::{Responder, ResponderOptions, spawn_responder};
 use crate::bus::{self, Bus};
 use crate::config::{Fleet, Settings};
@@ -147,6 +148,14 @@ impl Parts<'_> {
             spawn_responder(&self.bus, responder, token.clone(), tracker)
                 .await
                 .context("starting the trigger responder")?;
+            let me = Ownership {
+                node_id: self.node_id.clone(),
+                instance: format!("{:016x}", rand::random::<u64>()),
+                partition: roles.partition.clone(),
+            };
+            spawn_ownership_check(&self.bus, me, self.fleet.clone(), token.clone(), tracker)
+                .await
+                .context("starting the fleet ownership check")?;
         }
         let scheduler = roles.scheduler.then(|| {
             let settings = SchedulerSettings {

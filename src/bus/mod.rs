@@ -9,7 +9,8 @@
 //! `subject` (every name), `nats/` (NATS; `nats/object` for configs beyond
 //! `max_payload`), `local`, `subscription`, `control` (attempt reports,
 //! host-key resets, the [`SnapshotSink`](crate::backup::SnapshotSink)
-//! impl), `responder`, `ingest/` (the ingester and its loops), `codec` (gzip).
+//! impl), `responder`, `ownership` (devices listed by two partitions),
+//! `ingest/` (the ingester and its loops), `codec` (gzip).
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ pub mod ingest;
 mod json;
 mod local;
 mod nats;
+pub mod ownership;
 pub mod responder;
 mod subject;
 mod subscription;

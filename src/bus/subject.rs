@@ -130,6 +130,12 @@ impl Subjects {
         format!("{}.hostkey_reset.{device}", self.control)
     }
 
+    /// `{control}.fleet`: which devices each responder owns (see
+    /// `bus::ownership`).
+    pub fn fleet_notice(&self) -> String {
+        format!("{}.fleet", self.control)
+    }
+
     /// `{control}.hostkey_reset.*`: all host-key-reset notices.
     pub fn hostkey_reset_all(&self) -> String {
         format!("{}.hostkey_reset.*", self.control)
@@ -176,6 +182,7 @@ mod tests {
         assert_eq!(s.snapshot_create_device(&d), "config.snapshot.create.r1");
         assert_eq!(s.attempt(&t, &d), "cfgsnap.control.attempt.acme.r1");
         assert_eq!(s.hostkey_reset(&d), "cfgsnap.control.hostkey_reset.r1");
+        assert_eq!(s.fleet_notice(), "cfgsnap.control.fleet");
         assert_eq!(s.trigger, "config.backup.trigger");
         assert_eq!(s.queue_group, "cfgsnap-responders");
         assert_eq!(s.stream, "CONFIG_SNAPSHOTS");

@@ -4,13 +4,12 @@
 //! over: the exit code is non-zero and an error line names those devices.
 //! With Redis or PostgreSQL down nothing collected is lost: exit 0.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use routeros_sim::DeviceSpec;
 
 use super::servers::{NatsServer, RedisServer, Relay, ServeProcess, signal};
-use super::{CENTRAL, POLLER};
+use super::{CENTRAL, POLLER, await_log};
 use crate::app::{Infra, Stack};
 use crate::helpers::{start_simulator, within};
 
@@ -37,21 +36,6 @@ async fn terminate(node: &mut ServeProcess) -> (std::process::ExitStatus, Durati
         .expect("the node exits within a minute")
         .expect("wait");
     (status, sent.elapsed())
-}
-
-/// Waits (bounded) until the log holds `needle`.
-async fn await_log(log: &Path, needle: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .contains(needle)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the log never said {needle:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

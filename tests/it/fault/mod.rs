@@ -17,6 +17,7 @@ mod servers;
 mod shutdown;
 mod sites;
 
+use std::path::Path;
 use std::time::Duration;
 
 use deadpool_redis::redis;
@@ -83,5 +84,20 @@ pub async fn await_devices_stored(pool: &PgPool, devices: i64, limit: Duration) 
             "only {stored} of {devices} devices stored within {limit:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (bounded) until the log holds `needle`.
+pub async fn await_log(log: &Path, needle: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains(needle)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the log never said {needle:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use routeros_sim::DeviceSpec;
 
 use super::servers::ServeProcess;
-use super::{CENTRAL, POLLER};
+use super::{CENTRAL, POLLER, await_log};
 use crate::app::{Infra, Stack, TestApp};
 use crate::helpers::{start_simulator, within};
 
@@ -51,9 +51,9 @@ async fn triggers_reach_the_poller_that_owns_the_device_and_every_one_answers_20
         let (site_a, site_b) = (poller("site-a", "dev-1"), poller("site-b", "dev-0"));
         let central =
             ServeProcess::start(crate::helpers::CFGSNAP, &central, dir.join("c.log"), true).await;
-        let _a =
+        let a =
             ServeProcess::start(crate::helpers::CFGSNAP, &site_a, dir.join("a.log"), false).await;
-        let _b =
+        let b =
             ServeProcess::start(crate::helpers::CFGSNAP, &site_b, dir.join("b.log"), false).await;
         let app = TestApp::attach(central.port.expect("api"));
         // Both pollers subscribed once each answers a trigger of its own.
@@ -88,12 +88,60 @@ async fn triggers_reach_the_poller_that_owns_the_device_and_every_one_answers_20
         assert!(refused.is_empty(), "triggers not answered 201: {refused:?}");
         assert_eq!(unknown, 404);
         assert!(took < Duration::from_secs(2), "the 404 took {took:?}");
+        for node in [&a, &b] {
+            let log = std::fs::read_to_string(&node.log).expect("log");
+            assert!(
+                !log.contains("fleet partitions") && !log.contains("lacks devices"),
+                "disjoint sites reported a conflict"
+            );
+        }
         for i in 0..2 {
             let served = sim.exports_served(i) as usize;
             assert!(
                 served > TRIGGERS_PER_DEVICE,
                 "dev-{i} exported {served} times"
             );
+        }
+        sim.shutdown().await;
+        infra.finish().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_listed_by_two_partitions_is_reported_by_the_pollers() {
+    within(Duration::from_secs(120), async {
+        // Arrange: two site pollers on one NATS (same host name), both
+        // listing both devices by mistake.
+        let infra = Infra::new(Stack::Served).await;
+        let sim = start_simulator(vec![DeviceSpec::default(); 2]).await;
+        let dir = infra.dir.path();
+        let base = infra
+            .config(&sim, "")
+            .replace("interval = \"1h\"", "interval = \"24h\"")
+            .replace("jitter = \"0s\"", "jitter = \"12h\"");
+        let mut nodes = Vec::new();
+        let mut logs = Vec::new();
+
+        // Act: each subscribes before its hello, so whichever starts
+        // second hears the first's answer.
+        for partition in ["site-a", "site-b"] {
+            let toml = format!("{base}{POLLER}partition = \"{partition}\"\n")
+                .replace("known_hosts.json", &format!("known_hosts-{partition}.json"));
+            let path = dir.join(format!("{partition}.toml"));
+            std::fs::write(&path, toml).expect("config");
+            let log = dir.join(format!("{partition}.log"));
+            nodes.push(
+                ServeProcess::start(crate::helpers::CFGSNAP, &path, log.clone(), false).await,
+            );
+            logs.push(log);
+        }
+
+        // Assert: each names the shared devices.
+        for log in &logs {
+            await_log(log, "devices listed by two fleet partitions").await;
+            let text = std::fs::read_to_string(log).expect("log");
+            assert!(text.contains("dev-0") && text.contains("dev-1"), "{log:?}");
         }
         sim.shutdown().await;
         infra.finish().await;
