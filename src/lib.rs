@@ -24,10 +24,13 @@
 //! - [`store`]: the `Store` enum over PostgreSQL and SQLite: snapshots and
 //!   their diffs sealed at rest (`crypto/`), history, devices, audit,
 //!   retention. All SQL lives here.
+//! - [`search`]: searching the newest configurations and their history,
+//!   decrypted in memory only, with a deadline and an optional cache.
 //! - [`cli`]: the subcommands besides `serve`; [`id`]: validated tenant and
 //!   device ids; [`metrics`], [`telemetry`]: Prometheus metrics and logging.
 //!
-//! Dependencies point one way: `app` wires everything; `api -> {bus, store}`,
+//! Dependencies point one way: `app` wires everything; `api -> {bus, store,
+//! search}`, `search -> store`,
 //! `bus -> {backup, store, lock}`, `backup -> lock`. `backup` never imports
 //! `bus`: the executor publishes through the `SnapshotSink` trait, which
 //! `Bus` implements and `app` hands in.
@@ -67,5 +70,6 @@ pub mod config;
 pub mod id;
 pub mod lock;
 pub mod metrics;
+pub mod search;
 pub mod store;
 pub mod telemetry;

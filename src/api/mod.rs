@@ -26,6 +26,7 @@ use crate::config::{Fleet, Settings};
 use crate::id::{DeviceId, TenantId};
 use crate::lock::Locker;
 use crate::metrics::Metrics;
+use crate::search::Searcher;
 use crate::store::Store;
 
 pub mod audit;
@@ -36,6 +37,7 @@ pub mod history;
 pub mod ops;
 pub mod path;
 pub mod problem;
+pub mod search;
 pub mod secrets;
 pub mod signin;
 pub mod trigger;
@@ -58,6 +60,8 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub struct AppState {
     /// Snapshots, devices, audit.
     pub store: Store,
+    /// Searches over the store (`[search]`).
+    pub searcher: Searcher,
     /// Device locks (probed by `/readyz`).
     pub locker: Locker,
     /// Trigger requests and host-key-reset notices; `None` on a node
@@ -102,6 +106,7 @@ impl AppState {
         metrics: Metrics,
     ) -> Self {
         Self {
+            searcher: Searcher::new(store.clone(), &settings.search),
             store,
             locker,
             bus,
@@ -248,6 +253,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
             resource(&format!("{DEVICE}/config-snapshot/trigger")).post(trigger::trigger_backup),
         )
         .service(resource("/api/tenants/{tid}/audit-events").get(audit::list_audit_events))
+        .service(resource("/api/tenants/{tid}/search").get(search::search))
         .service(resource("/api/auth/login").post(signin::login))
         .service(resource("/api/auth/logout").post(signin::logout))
         .service(resource("/api/auth/me").get(signin::me))

@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::{audit, devices, history, signin, trigger, user};
+use super::{audit, devices, history, search, signin, trigger, user};
 
 /// How long each readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -132,6 +132,7 @@ pub async fn openapi() -> HttpResponse {
         history::snapshot_diff,
         history::config_history,
         audit::list_audit_events,
+        search::search,
         trigger::trigger_backup,
         signin::login,
         signin::logout,
@@ -147,6 +148,7 @@ pub async fn openapi() -> HttpResponse {
         (name = "devices", description = "Devices and their backup state"),
         (name = "history", description = "Snapshots, contents, diffs and the change timeline"),
         (name = "audit", description = "The audit log"),
+        (name = "search", description = "Search across configurations and their history"),
         (name = "trigger", description = "Manual backups"),
         (name = "auth", description = "Sign-in sessions"),
         (name = "users", description = "A tenant's local accounts"),

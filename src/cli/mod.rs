@@ -12,6 +12,7 @@ use crate::config::{ConfigError, Settings};
 mod backup;
 mod history;
 mod prompt;
+mod search;
 mod token;
 mod user;
 
@@ -69,6 +70,9 @@ pub enum Cmd {
         #[arg(long)]
         against: Option<i64>,
     },
+    /// Search the newest configuration of every device, or with --history
+    /// when matching lines appeared and went.
+    Search(search::SearchArgs),
     /// Apply the database migrations and exit.
     Migrate,
     /// Check the configuration and print every problem, or "ok".
@@ -193,6 +197,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
             json,
         } => history::list(&settings, &fleet, &device, limit, json).await,
         Cmd::Show { snapshot_id } => history::show(&settings, snapshot_id).await,
+        Cmd::Search(args) => search::run(&settings, &fleet, args).await,
         Cmd::Diff {
             snapshot_id,
             against,

@@ -17,8 +17,10 @@ use serde::Deserialize;
 use crate::account::Role;
 
 mod resolve;
+mod search;
 
 pub use resolve::{Fleet, Tenant};
+pub use search::{MAX_DEADLINE as MAX_SEARCH_DEADLINE, SearchSettings};
 
 /// The whole configuration, one field per `config.toml` section.
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +44,8 @@ pub struct Settings {
     pub backup: BackupSettings,
     /// `[log]`: log level and format.
     pub log: LogSettings,
+    /// `[search]`: the deadline and cache of searches.
+    pub search: SearchSettings,
     /// `[[credentials]]`: named logins devices refer to.
     pub credentials: Vec<CredentialSettings>,
     /// `[[tenants]]`: the tenants.

@@ -150,6 +150,10 @@ impl Settings {
         }
         self.check_auth(p);
         self.check_partition(p);
+        let deadline = self.search.deadline;
+        if deadline.is_zero() || deadline > super::MAX_SEARCH_DEADLINE {
+            p.push("search.deadline", "must be longer than 0s and at most 5m");
+        }
     }
 
     fn check_partition(&self, p: &mut Problems) {

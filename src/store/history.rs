@@ -318,7 +318,7 @@ impl Store {
         .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("computing a diff")))
     }
 
-    async fn stored_diff(
+    pub(super) async fn stored_diff(
         &self,
         tenant_id: &str,
         device_id: &str,

@@ -1,7 +1,8 @@
 //! Persistence: PostgreSQL or SQLite behind one [`Store`], with encryption at
 //! rest (`crypto/`), snapshot ingest (`snapshot/`), the read side of
 //! snapshots (`history`), devices, their pinned host keys and backup state
-//! (`device`), the audit log (`audit`), retention (`retention`), and local
+//! (`device`), the audit log (`audit`), retention (`retention`), what search
+//! reads (`search`), and local
 //! accounts and their sign-in sessions (`account`, `session`); `db`
 //! holds the pool, transaction and connection of either backend, `record`
 //! how sealed records are bound to their rows. All SQL of cfgsnap lives
@@ -33,6 +34,7 @@ pub mod device;
 pub mod history;
 mod record;
 pub mod retention;
+pub mod search;
 pub mod session;
 pub mod snapshot;
 

@@ -260,6 +260,76 @@ async fn diff_of_the_newest_snapshot_shows_the_changed_line() {
 }
 
 #[tokio::test]
+async fn search_prints_matching_lines_and_with_history_when_they_came_and_went() {
+    within(TEST_TIMEOUT, async {
+        // Arrange
+        let (_sim, config, runs) = backed_up_three_times().await;
+        let (first, second) = (snapshot_id(&runs[0]), snapshot_id(&runs[1]));
+
+        // Act
+        let current = cfgsnap(&config, &["search", "sim change"]).await;
+        let history = cfgsnap(
+            &config,
+            &[
+                "search",
+                "--history",
+                "--device",
+                "dev-*",
+                "SIM CHANGE",
+                "-i",
+            ],
+        )
+        .await;
+
+        // Assert
+        assert_eq!(current.status.code(), Some(0), "{}", stderr(&current));
+        let lines: Vec<String> = stdout(&current).lines().map(str::to_owned).collect();
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].starts_with("dev-0:")
+                && lines[0].ends_with("comment=\"sim change 1\" list=sim-change")
+        );
+        assert_eq!(history.status.code(), Some(0), "{}", stderr(&history));
+        let lives: Vec<String> = stdout(&history).lines().map(str::to_owned).collect();
+        assert_eq!(lives.len(), 2);
+        assert!(
+            lives[0].contains(&format!("+#{first} ")) && lives[0].contains(&format!("-#{second} "))
+        );
+        assert!(lives[0].contains("sim change 0"));
+        assert!(lives[1].contains(&format!("+#{second} ")) && lives[1].contains("present"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn search_refuses_bad_queries_with_exit_2() {
+    within(TEST_TIMEOUT, async {
+        // Arrange
+        let sim = start_simulator(vec![DeviceSpec::default()]).await;
+        let config = CliConfig::write(&sim, &CliOptions::default());
+
+        // Act + Assert
+        for args in [
+            vec!["search", ""],
+            vec!["search", "--regex", "(unclosed"],
+            vec!["search", "--device", "a/b", "x"],
+            vec!["search", "--tenant", "nobody", "x"],
+        ] {
+            let out = cfgsnap(&config, &args).await;
+            let code = out.status.code();
+            assert!(code == Some(2) || code == Some(1), "{args:?}: {code:?}");
+            assert!(
+                stderr(&out).starts_with("error["),
+                "{args:?}: {}",
+                stderr(&out)
+            );
+            assert!(stdout(&out).is_empty());
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn show_prints_the_content_whose_sha256_is_the_snapshot_hash() {
     within(TEST_TIMEOUT, async {
         // Arrange

@@ -13,6 +13,7 @@ mod devices;
 mod history;
 pub(crate) mod isolation;
 mod ops;
+mod search;
 mod secrets;
 mod signin;
 mod trigger;

@@ -53,6 +53,7 @@ const ROUTES: &[(&str, &str, bool)] = &[
         true,
     ),
     ("get", "/api/tenants/{tid}/audit-events", true),
+    ("get", "/api/tenants/{tid}/search", true),
     ("post", "/api/auth/login", false),
     ("post", "/api/auth/logout", true),
     ("get", "/api/auth/me", true),
