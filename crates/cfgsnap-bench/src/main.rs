@@ -14,6 +14,7 @@ mod machine;
 mod makespan;
 mod micro;
 mod node;
+mod search;
 mod sim_child;
 mod trigger;
 
@@ -63,6 +64,9 @@ enum Bench {
     Trigger(trigger::TriggerArgs),
     /// History reads (newest page, older pages) over a large PostgreSQL store.
     History(history::HistoryArgs),
+    /// Search: the newest versions of a large fleet (cold, cached, grep -F
+    /// floor) and history within the deadline.
+    Search(search::SearchArgs),
     /// The simulator process the other benchmarks spawn (internal).
     #[command(hide = true)]
     SimChild(sim_child::SimArgs),
@@ -93,6 +97,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Makespan(args) => runtime.block_on(makespan::run(&args)),
         Bench::Trigger(args) => runtime.block_on(trigger::run(&args)),
         Bench::History(args) => runtime.block_on(history::run(&args)),
+        Bench::Search(args) => runtime.block_on(search::run(&args)),
         Bench::SimChild(_) => unreachable!("handled above"),
     }
 }
