@@ -10,11 +10,17 @@ use clap::{Parser, Subcommand};
 use crate::config::{ConfigError, Settings};
 
 mod backup;
+mod device;
 mod history;
+mod key;
 mod prompt;
+mod store;
 mod token;
 mod user;
 
+pub use device::DeviceCmd;
+pub use key::KeyCmd;
+pub use store::StoreCmd;
 pub use user::UserCmd;
 
 /// cfgsnap: versioned snapshots of network device configurations.
@@ -94,6 +100,24 @@ pub enum Cmd {
         /// What to do with accounts.
         #[command(subcommand)]
         command: UserCmd,
+    },
+    /// Master keys: status, rotate, retire (see README, Operations).
+    Key {
+        /// What to do with master keys.
+        #[command(subcommand)]
+        command: KeyCmd,
+    },
+    /// A device's stored history: move it to another tenant.
+    Device {
+        /// What to do with a device.
+        #[command(subcommand)]
+        command: DeviceCmd,
+    },
+    /// The store itself: backup (SQLite) and verify.
+    Store {
+        /// What to do with the store.
+        #[command(subcommand)]
+        command: StoreCmd,
     },
 }
 
@@ -204,5 +228,8 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
             ttl,
         } => Ok(token::mint(&settings, &sub, &tenant, role, ttl)),
         Cmd::User { command } => user::run(&settings, &fleet, command).await,
+        Cmd::Key { command } => key::run(&settings, command).await,
+        Cmd::Device { command } => device::run(&settings, &fleet, command).await,
+        Cmd::Store { command } => store::run(&settings, command).await,
     }
 }
