@@ -36,7 +36,7 @@ pub(super) async fn run(
     let DeviceCmd::Move { device, to } = cmd;
     let Some(tenant) = fleet.tenants.iter().find(|t| t.id == to) else {
         eprintln!(
-            "error[not_found]: no tenant {to:?} in the configuration; add it to [[tenants]] first"
+            "error[not_found]: no tenant \"{to}\" in the configuration; add it to [[tenants]] first"
         );
         return Ok(Exit::Failed);
     };
@@ -64,7 +64,7 @@ pub(super) async fn run(
             Ok(Exit::Ok)
         }
         Err(store::Error::DeviceNotFound) => {
-            eprintln!("error[not_found]: the store has no device {device:?}");
+            eprintln!("error[not_found]: the store has no device \"{device}\"");
             Ok(Exit::Failed)
         }
         Err(e) => Err(e.into()),
