@@ -35,7 +35,7 @@ impl SealedTable {
     }
 
     /// `FROM …` with the table as `x` and its snapshot as `s`.
-    fn from_clause(self) -> &'static str {
+    fn joined(self) -> &'static str {
         match self {
             SealedTable::Snapshot => "snapshot x JOIN snapshot s ON s.snapshot_id = x.snapshot_id",
             SealedTable::SnapshotDiff => {
@@ -100,7 +100,7 @@ pub(crate) async fn fetch_page(
         "SELECT x.snapshot_id, x.tenant_id, s.device_id, s.sha256_hash, x.key_id, x.nonce, \
          x.content FROM {} WHERE {condition} AND x.snapshot_id > $2 \
          ORDER BY x.snapshot_id LIMIT $3",
-        table.from_clause()
+        table.joined()
     );
     let rows: Vec<RawRow> = on_conn!(conn, |c| {
         sqlx::query_as(sqlx::AssertSqlSafe(sql))

@@ -83,6 +83,12 @@ async fn a_moved_device_keeps_its_history_under_the_new_tenant_and_the_config_ma
         .ingest(&snapshot("t2", "r1", &config("after-move"), days_ago(0)))
         .await;
     assert!(next.is_ok(), "ingest after the move: {:?}", next.err());
+    // A node still configured with the old tenant is refused, not stored.
+    let stale = t
+        .store
+        .ingest(&snapshot("t1", "r1", &config("old-tenant"), days_ago(0)))
+        .await;
+    assert!(matches!(stale, Err(Error::InvalidSnapshot(_))), "{stale:?}");
     let fresh = Store::connect(&t.settings)
         .await
         .expect("a new node starts");
