@@ -8,6 +8,7 @@
 mod backup;
 mod cli_input;
 mod device_move;
+mod docs;
 mod rotate;
 mod systemd;
 
