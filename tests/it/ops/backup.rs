@@ -74,6 +74,32 @@ async fn a_sqlite_backup_taken_while_serving_restores_verifies_and_serves() {
         let checked = format!("{} records checked", 2 * before.len() - 1);
         assert!(stdout(&verify).contains(&checked), "{}", stdout(&verify));
         assert_eq!(after[after.len() - before.len()..], before[..]);
+
+        // Act: rotate the key while the restored node serves.
+        let status = stdout(&cfgsnap(&config, &["key", "status"]).await);
+        let old_key = status
+            .lines()
+            .find(|l| l.ends_with("current"))
+            .and_then(|l| l.split_whitespace().next())
+            .expect("a current key")
+            .to_owned();
+        let rotate = cfgsnap(&config, &["key", "rotate"]).await;
+        let oldest = *before.last().expect("snapshots");
+        let content = reqwest::Client::new()
+            .get(format!(
+                "http://127.0.0.1:{}/api/tenants/t1/devices/dev-0/config-snapshots/{oldest}/content",
+                node.port.expect("api port")
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("content");
+
+        // Assert: the running node reads records re-sealed under the new key.
+        assert!(rotate.status.success(), "rotate: {}", stderr(&rotate));
+        assert!(stderr(&rotate).contains(&format!("the previous key {old_key} is kept")));
+        assert!(!stdout(&rotate).contains(&format!("sealed with key {old_key}")));
+        assert_eq!(content.status(), 200, "the node learned the new key");
         node.kill().await;
         infra.finish().await;
     })
