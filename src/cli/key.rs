@@ -16,6 +16,7 @@ use crate::store::Store;
 use crate::store::audit::Action;
 use crate::store::crypto::{self, is_key_id};
 use crate::store::rekey::KeyUsage;
+use crate::store::verify::BrokenRecord;
 
 /// Passes over the store before a rotation gives up on records a running
 /// node keeps writing under an old key (it learns of the new key at its
@@ -115,24 +116,68 @@ fn report_unknown(usage: &[KeyUsage]) -> Exit {
 }
 
 async fn rotate(store: &Store, path: &Path, batch: u32, pause: Duration) -> anyhow::Result<Exit> {
-    let before = store.key_usage().await?;
-    let pending: i64 = before
+    start_or_resume(store, path).await?;
+    let current = store.current_key_id();
+    let (total, failed) = reseal_all(store, batch, pause).await?;
+    for f in &failed {
+        eprintln!(
+            "error[broken_record]: {} {} (device {}, key {}) cannot be re-sealed: {}",
+            f.table.as_str(),
+            f.id,
+            f.device_id,
+            f.key_id,
+            f.reason
+        );
+    }
+    let detail = json!({ "key_id": current, "resealed": total, "failed": failed.len() });
+    let actor = super::user::actor();
+    store
+        .audit_best_effort(None, None, Action::MasterKeyRotated, Some(&actor), &detail)
+        .await;
+    let after = store.key_usage().await?;
+    print_usage(&after);
+    let left: i64 = after.iter().filter(|u| !u.current).map(|u| u.records).sum();
+    if report_unknown(&after) == Exit::Ok && failed.is_empty() && left == 0 {
+        println!("ok: {total} records re-sealed; every record is sealed with key {current}");
+        Ok(Exit::Ok)
+    } else {
+        eprintln!("error[incomplete]: {left} records are not sealed with key {current}");
+        Ok(Exit::Failed)
+    }
+}
+
+/// Resumes an interrupted rotation (records still sealed with a previous
+/// key in force), or else makes a new key current.
+async fn start_or_resume(store: &Store, path: &Path) -> anyhow::Result<()> {
+    let pending: i64 = store
+        .key_usage()
+        .await?
         .iter()
         .filter(|u| u.known && !u.current)
         .map(|u| u.records)
         .sum();
     if pending > 0 {
         eprintln!("resuming: {pending} records are still sealed with previous keys");
-    } else {
-        let (old, new) = crypto::rotate_key_file(path)?;
-        eprintln!(
-            "new master key {}; the previous key {} is kept in {} until retired",
-            new.key_id(),
-            old.key_id(),
-            crypto::previous_key_path(path, &old.key_id()).display()
-        );
+        return Ok(());
     }
-    let current = store.current_key_id();
+    let (old, new) = crypto::rotate_key_file(path)?;
+    eprintln!(
+        "new master key {}; the previous key {} is kept in {} until retired",
+        new.key_id(),
+        old.key_id(),
+        crypto::previous_key_path(path, &old.key_id()).display()
+    );
+    Ok(())
+}
+
+/// Re-seals in passes until one finds nothing to do (records a running node
+/// wrote under the old key before it saw the new one are caught by the
+/// next pass); returns the total and the last pass's failures.
+async fn reseal_all(
+    store: &Store,
+    batch: u32,
+    pause: Duration,
+) -> anyhow::Result<(u64, Vec<BrokenRecord>)> {
     let mut total = 0;
     let mut failed = Vec::new();
     for _ in 0..MAX_PASSES {
@@ -147,36 +192,7 @@ async fn rotate(store: &Store, path: &Path, batch: u32, pause: Duration) -> anyh
             break;
         }
     }
-    for f in &failed {
-        eprintln!(
-            "error[broken_record]: {} {} (device {}, key {}) cannot be re-sealed: {}",
-            f.table.as_str(),
-            f.id,
-            f.device_id,
-            f.key_id,
-            f.reason
-        );
-    }
-    let detail = json!({ "key_id": current, "resealed": total, "failed": failed.len() });
-    store
-        .audit_best_effort(
-            None,
-            None,
-            Action::MasterKeyRotated,
-            Some(&super::user::actor()),
-            &detail,
-        )
-        .await;
-    let after = store.key_usage().await?;
-    print_usage(&after);
-    let left: i64 = after.iter().filter(|u| !u.current).map(|u| u.records).sum();
-    if report_unknown(&after) == Exit::Ok && failed.is_empty() && left == 0 {
-        println!("ok: {total} records re-sealed; every record is sealed with key {current}");
-        Ok(Exit::Ok)
-    } else {
-        eprintln!("error[incomplete]: {left} records are not sealed with key {current}");
-        Ok(Exit::Failed)
-    }
+    Ok((total, failed))
 }
 
 async fn retire(store: &Store, path: &Path, key_id: &str) -> anyhow::Result<Exit> {
