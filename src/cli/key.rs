@@ -67,7 +67,7 @@ pub(super) async fn run(settings: &Settings, cmd: KeyCmd) -> anyhow::Result<Exit
         );
         return Ok(Exit::Usage);
     }
-    let store = Store::connect(&settings.store).await?;
+    let store = Store::open(&settings.store).await?;
     let exit = match (cmd, key_file) {
         (KeyCmd::Status, _) => status(&store).await,
         (KeyCmd::Rotate { batch_size, pause }, Some(path)) => {

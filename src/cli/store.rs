@@ -52,7 +52,7 @@ async fn backup(settings: &Settings, to: &Path) -> anyhow::Result<Exit> {
         eprintln!("error[usage]: {}: {problem}", to.display());
         return Ok(Exit::Usage);
     }
-    let store = Store::connect(&settings.store).await?;
+    let store = Store::open(&settings.store).await?;
     let partial = partial_path(to);
     std::fs::remove_file(&partial).ok();
     let copied = store.backup_to(&partial).await;
@@ -109,7 +109,7 @@ fn set_private(path: &Path) -> anyhow::Result<()> {
 }
 
 async fn verify(settings: &Settings) -> anyhow::Result<Exit> {
-    let store = Store::connect(&settings.store).await?;
+    let store = Store::open(&settings.store).await?;
     let report = store.verify(VERIFY_PAGE, |_| {}).await;
     store.close().await;
     let report = report?;

@@ -219,16 +219,27 @@ impl Store {
     /// A database that cannot be reached or migrated, or a missing or
     /// malformed master key.
     pub async fn connect(settings: &StoreSettings) -> Result<Store> {
+        let store = Store::open(settings).await?;
+        store.check_master_key().await?;
+        Ok(store)
+    }
+
+    /// As [`Store::connect`] but without checking that the keys open the
+    /// newest snapshot: for the maintenance commands (`key`, `store
+    /// verify`), which report every record they cannot open instead.
+    ///
+    /// # Errors
+    /// A database that cannot be reached or migrated, or a missing or
+    /// malformed master key.
+    pub async fn open(settings: &StoreSettings) -> Result<Store> {
         let db = open_pool(&settings.url).await?;
         migrate(&db).await?;
         let cipher = load_master_key(&db, settings).await?;
-        let store = Store {
+        Ok(Store {
             db,
             cipher,
             diff_deadline: Duration::from_secs(2),
-        };
-        store.check_master_key().await?;
-        Ok(store)
+        })
     }
 
     /// Opens the newest stored snapshot, so that a master key that does not

@@ -146,15 +146,23 @@ async fn a_rotation_killed_halfway_resumes_and_reseals_ten_thousand_records(t: &
 }
 
 async fn a_record_under_an_unknown_key_id_is_reported_by_status_rotate_and_verify(t: &TestStore) {
-    // Arrange: three versions; the oldest claims a key id no file has.
+    // Arrange: three versions; the newest claims a key id no file has.
     seed(&t.store, &[("r1", "t1")], 3).await;
     let ids = t.snapshot_ids("t1", "r1").await;
-    let oldest = *ids.last().expect("three snapshots");
+    let newest = ids[0];
     raw_execute(
         t,
-        &format!("UPDATE snapshot SET key_id = 'feedfacefeedface' WHERE snapshot_id = {oldest}"),
+        &format!("UPDATE snapshot SET key_id = 'feedfacefeedface' WHERE snapshot_id = {newest}"),
     )
     .await;
+    // A node refuses to start on it, naming the key id.
+    let refused = Store::connect(&t.settings)
+        .await
+        .expect_err("start-up refused");
+    assert!(
+        format!("{refused:#}").contains("feedfacefeedface"),
+        "{refused:#}"
+    );
     let config_path = write_config(t);
 
     // Act
@@ -176,7 +184,7 @@ async fn a_record_under_an_unknown_key_id_is_reported_by_status_rotate_and_verif
     );
     assert_eq!(verify.status.code(), Some(1), "{}", stderr(&verify));
     assert!(
-        stderr(&verify).contains(&format!("snapshot {oldest} ")),
+        stderr(&verify).contains(&format!("snapshot {newest} ")),
         "{}",
         stderr(&verify)
     );
@@ -192,9 +200,7 @@ async fn a_record_under_an_unknown_key_id_is_reported_by_status_rotate_and_verif
         stderr(&rotate)
     );
     // Everything else was re-sealed with the new key.
-    let fresh = Store::connect(&t.settings)
-        .await
-        .expect("a new node starts");
+    let fresh = Store::open(&t.settings).await.expect("the store opens");
     let usage = fresh.key_usage().await.expect("key usage");
     assert_eq!(records_under(&usage, &fresh.current_key_id()), 4);
     assert_eq!(records_under(&usage, "feedfacefeedface"), 1);
