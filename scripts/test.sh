@@ -77,6 +77,10 @@ ensure_nats() {
 ensure_tools() {
   command -v patch >/dev/null || apt_install patch
   command -v curl >/dev/null || apt_install curl
+  # The service unit in dist/ is checked with systemd-analyze; the backup
+  # tests restore a store with pg_dump and pg_restore.
+  command -v systemd-analyze >/dev/null || apt_install systemd
+  command -v pg_restore >/dev/null || apt_install postgresql-client
 }
 
 ensure_openssh() {

@@ -22,8 +22,10 @@
 //!   `ingest`er that stores them.
 //! - [`lock`]: the `Locker` enum over Redis and in-process per-device locks.
 //! - [`store`]: the `Store` enum over PostgreSQL and SQLite: snapshots and
-//!   their diffs sealed at rest (`crypto/`), history, devices, audit,
-//!   retention. All SQL lives here.
+//!   their diffs sealed at rest (`crypto/`, with the key directory a running
+//!   node follows), history, devices, audit, retention, and the operations
+//!   over every sealed record (key rotation, device moves, verify, backup).
+//!   All SQL lives here.
 //! - [`search`]: searching the newest configurations and their history,
 //!   decrypted in memory only, with a deadline and an optional cache.
 //! - [`cli`]: the subcommands besides `serve`; [`id`]: validated tenant and

@@ -39,6 +39,15 @@ async fn run() -> ExitCode {
         Ok(args) => args,
         Err(code) => return ExitCode::from(code),
     };
+    if let Some(done) = cli::run_without_config(&args) {
+        return match done {
+            Ok(exit) => ExitCode::from(exit.code()),
+            Err(e) => {
+                eprintln!("error: writing to stdout: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let path = args.config.clone();
     let settings = match Settings::load(&path) {
         Ok(s) => s,

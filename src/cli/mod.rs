@@ -10,17 +10,32 @@ use clap::{Parser, Subcommand};
 use crate::config::{ConfigError, Settings};
 
 mod backup;
+mod device;
+mod docs;
 mod history;
+mod key;
 mod prompt;
 mod search;
+mod store;
 mod token;
 mod user;
 
+pub use device::DeviceCmd;
+pub use key::KeyCmd;
+pub use store::StoreCmd;
 pub use user::UserCmd;
+
+/// `cfgsnap --version`: the package version and the git commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CFGSNAP_GIT_COMMIT"),
+    ")"
+);
 
 /// cfgsnap: versioned snapshots of network device configurations.
 #[derive(Debug, Parser)]
-#[command(name = "cfgsnap", version, about)]
+#[command(name = "cfgsnap", version = VERSION, about)]
 pub struct Cli {
     /// Configuration file.
     #[arg(long, global = true, default_value = "config.toml")]
@@ -99,6 +114,32 @@ pub enum Cmd {
         #[command(subcommand)]
         command: UserCmd,
     },
+    /// Master keys: status, rotate, retire (see README, Operations).
+    Key {
+        /// What to do with master keys.
+        #[command(subcommand)]
+        command: KeyCmd,
+    },
+    /// A device's stored history: move it to another tenant.
+    Device {
+        /// What to do with a device.
+        #[command(subcommand)]
+        command: DeviceCmd,
+    },
+    /// The store itself: backup (SQLite) and verify.
+    Store {
+        /// What to do with the store.
+        #[command(subcommand)]
+        command: StoreCmd,
+    },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to
+    /// stdout; needs no configuration.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout; needs no configuration.
+    Man,
 }
 
 /// How a subcommand ended; `main` maps it to the exit code.
@@ -155,6 +196,19 @@ pub fn parse() -> Result<Cli, u8> {
     Err(code)
 }
 
+/// Runs the commands that need no configuration (`completions`, `man`);
+/// `None` for every other command.
+///
+/// # Errors
+/// Writing to stdout failed.
+pub fn run_without_config(cli: &Cli) -> Option<std::io::Result<Exit>> {
+    match &cli.command {
+        Cmd::Completions { shell } => Some(docs::completions(*shell)),
+        Cmd::Man => Some(docs::man()),
+        _ => None,
+    }
+}
+
 /// Prints the configuration problems to stderr.
 pub fn report_config_error(path: &Path, e: &ConfigError) {
     eprint!("{}: {e}", path.display());
@@ -177,6 +231,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
     }
     match cli.command {
         Cmd::Serve => anyhow::bail!("BUG: `serve` is run by main, which owns the signals"),
+        Cmd::Completions { .. } | Cmd::Man => {
+            anyhow::bail!("BUG: `completions` and `man` run before the configuration is loaded")
+        }
         Cmd::CheckConfig => {
             println!("ok");
             Ok(Exit::Ok)
@@ -209,5 +266,8 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
             ttl,
         } => Ok(token::mint(&settings, &sub, &tenant, role, ttl)),
         Cmd::User { command } => user::run(&settings, &fleet, command).await,
+        Cmd::Key { command } => key::run(&settings, command).await,
+        Cmd::Device { command } => device::run(&settings, &fleet, command).await,
+        Cmd::Store { command } => store::run(&settings, command).await,
     }
 }

@@ -291,7 +291,7 @@ fn report(e: &store::Error, username: &Username) -> Exit {
 
 /// The audit actor of CLI changes: `cli:$USER`, or `cli` when `$USER` is
 /// unset or not shaped like a user name.
-fn actor() -> String {
+pub(super) fn actor() -> String {
     std::env::var("USER")
         .ok()
         .and_then(|u| Username::parse(&u).ok())

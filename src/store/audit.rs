@@ -48,11 +48,17 @@ pub enum Action {
     UserDeleted,
     /// A caller explicitly asked for a configuration with its secrets.
     SecretsRevealed,
+    /// A device and its history moved to another tenant (`cfgsnap device move`).
+    DeviceMoved,
+    /// The stored records were re-sealed under a new master key (`cfgsnap key rotate`).
+    MasterKeyRotated,
+    /// A previous master key no record uses was deleted (`cfgsnap key retire`).
+    MasterKeyRetired,
 }
 
 impl Action {
     /// Every action, for parsing a stored name.
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 20] = [
         Action::SnapshotCreated,
         Action::SnapshotSkippedDuplicate,
         Action::SnapshotStale,
@@ -70,6 +76,9 @@ impl Action {
         Action::UserUpdated,
         Action::UserDeleted,
         Action::SecretsRevealed,
+        Action::DeviceMoved,
+        Action::MasterKeyRotated,
+        Action::MasterKeyRetired,
     ];
 
     /// The stored name, e.g. `config_snapshot_created`.
@@ -92,6 +101,9 @@ impl Action {
             Action::UserUpdated => "user_updated",
             Action::UserDeleted => "user_deleted",
             Action::SecretsRevealed => "config_secrets_revealed",
+            Action::DeviceMoved => "device_moved",
+            Action::MasterKeyRotated => "master_key_rotated",
+            Action::MasterKeyRetired => "master_key_retired",
         }
     }
 }

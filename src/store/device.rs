@@ -242,7 +242,9 @@ impl Store {
 
 /// Refuses a fleet that moves a device with history to another tenant: its
 /// snapshots are encrypted with its tenant's key and carry its tenant, so
-/// the move would strand that history.
+/// the move would strand that history. `cfgsnap device move` re-seals the
+/// history first ([`Store::move_device`]); then the fleet agrees with the
+/// store and passes.
 async fn refuse_tenant_moves(conn: Conn<'_>, fleet: &Fleet) -> Result<()> {
     let owners: Vec<(String, String)> = on_conn!(conn, |c| {
         sqlx::query_as(
@@ -258,8 +260,9 @@ async fn refuse_tenant_moves(conn: Conn<'_>, fleet: &Fleet) -> Result<()> {
             .find(|(id, t)| id == dev.id.as_str() && t != dev.tenant.as_str())
         {
             return Err(Error::Unexpected(anyhow::anyhow!(
-                "device {} has snapshots in tenant {old}; it cannot move to tenant {} \
-                 (give it a new id instead)",
+                "device {} has snapshots in tenant {old}; move its history first with \
+                 `cfgsnap device move {} --to {}`, or give it a new id",
+                dev.id,
                 dev.id,
                 dev.tenant
             )));

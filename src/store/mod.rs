@@ -3,7 +3,9 @@
 //! snapshots (`history`), devices, their pinned host keys and backup state
 //! (`device`), the audit log (`audit`), retention (`retention`), what search
 //! reads (`search`), and local
-//! accounts and their sign-in sessions (`account`, `session`); `db`
+//! accounts and their sign-in sessions (`account`, `session`), operations
+//! over every sealed record (`sealed`: key rotation in `rekey`, device moves
+//! in `moving`, checks and backups in `verify`); `db`
 //! holds the pool, transaction and connection of either backend, `record`
 //! how sealed records are bound to their rows. All SQL of cfgsnap lives
 //! under this module.
@@ -32,16 +34,21 @@ pub mod crypto;
 mod db;
 pub mod device;
 pub mod history;
+pub mod moving;
 mod record;
+pub mod rekey;
 pub mod retention;
 pub mod search;
+mod sealed;
 pub mod session;
 pub mod snapshot;
+pub mod verify;
 
-use crypto::{Cipher, CryptoError, MasterKey};
+use crypto::{Cipher, CryptoError, Keyring, MasterKey};
 use db::{Db, on_db};
 
 pub use record::UnknownName;
+pub use sealed::SealedTable;
 
 /// Largest page a listing returns.
 pub const MAX_PAGE: u32 = 500;
@@ -201,7 +208,7 @@ fn is_transient(e: &sqlx::Error) -> bool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) db: Db,
-    pub(crate) cipher: Cipher,
+    pub(crate) cipher: Keyring,
     pub(crate) diff_deadline: Duration,
 }
 
@@ -214,16 +221,27 @@ impl Store {
     /// A database that cannot be reached or migrated, or a missing or
     /// malformed master key.
     pub async fn connect(settings: &StoreSettings) -> Result<Store> {
+        let store = Store::open(settings).await?;
+        store.check_master_key().await?;
+        Ok(store)
+    }
+
+    /// As [`Store::connect`] but without checking that the keys open the
+    /// newest snapshot: for the maintenance commands (`key`, `store
+    /// verify`), which report every record they cannot open instead.
+    ///
+    /// # Errors
+    /// A database that cannot be reached or migrated, or a missing or
+    /// malformed master key.
+    pub async fn open(settings: &StoreSettings) -> Result<Store> {
         let db = open_pool(&settings.url).await?;
         migrate(&db).await?;
         let cipher = load_master_key(&db, settings).await?;
-        let store = Store {
+        Ok(Store {
             db,
             cipher,
             diff_deadline: Duration::from_secs(2),
-        };
-        store.check_master_key().await?;
-        Ok(store)
+        })
     }
 
     /// Opens the newest stored snapshot, so that a master key that does not
@@ -332,14 +350,21 @@ async fn migrate(db: &Db) -> Result<()> {
 /// The master key from `encryption_key_env` or `encryption_key_file`. A key
 /// file that does not exist is generated, but only while the store holds no
 /// snapshot: a key lost from a store with data is an error, never silently
-/// replaced by a new key that could not read the old records.
-async fn load_master_key(db: &Db, settings: &StoreSettings) -> Result<Cipher> {
-    let key = match (&settings.encryption_key_env, &settings.encryption_key_file) {
-        (Some(var), _) => MasterKey::from_env(var)?,
-        (None, Some(path)) => key_from_file(db, path).await?,
-        (None, None) => return Err(CryptoError::MissingKey.into()),
-    };
-    Ok(Cipher::new(key, Vec::new()))
+/// replaced by a new key that could not read the old records. A key file
+/// brings the previous keys kept beside it, and is followed while the node
+/// runs (see [`Keyring`]).
+async fn load_master_key(db: &Db, settings: &StoreSettings) -> Result<Keyring> {
+    match (&settings.encryption_key_env, &settings.encryption_key_file) {
+        (Some(var), _) => Ok(Keyring::fixed(Cipher::new(
+            MasterKey::from_env(var)?,
+            Vec::new(),
+        ))),
+        (None, Some(path)) => {
+            key_from_file(db, path).await?;
+            Ok(Keyring::from_key_file(path)?)
+        }
+        (None, None) => Err(CryptoError::MissingKey.into()),
+    }
 }
 
 async fn key_from_file(db: &Db, path: &Path) -> Result<MasterKey> {

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::crypto::{Cipher, Sealed};
+use super::crypto::{Keyring, Sealed};
 use super::db::on_db;
 use super::record::content_aad;
 use super::{Error, Result, Store};
@@ -37,7 +37,7 @@ impl SealedVersion {
 
 /// Opens sealed versions of one store, on any thread (the blocking pool).
 #[derive(Clone)]
-pub struct Opener(Cipher);
+pub struct Opener(Keyring);
 
 impl Opener {
     /// The normalized export of `version`, a record of `tenant_id`.

@@ -16,6 +16,7 @@ mod helpers;
 mod hostile;
 mod lock;
 mod openssh;
+mod ops;
 mod sim;
 mod sshd;
 mod store;

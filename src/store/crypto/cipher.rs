@@ -167,6 +167,16 @@ impl Cipher {
         decompress(&decrypted, self.max_plaintext)
     }
 
+    /// The ids of the keys this cipher opens, the current one first.
+    pub fn key_ids(&self) -> Vec<String> {
+        self.keys.iter().map(|s| s.key.key_id()).collect()
+    }
+
+    /// The keys this cipher holds, the current one first.
+    pub(super) fn keys(&self) -> Vec<MasterKey> {
+        self.keys.iter().map(|s| s.key.clone()).collect()
+    }
+
     fn current(&self) -> &KeySlot {
         self.keys
             .first()

@@ -86,7 +86,7 @@ impl MasterKey {
     }
 
     /// Creates `path` holding this key; `Ok(false)` when the file already exists.
-    fn write_new_file(&self, path: &Path) -> Result<bool> {
+    pub(super) fn write_new_file(&self, path: &Path) -> Result<bool> {
         let io_err = |action, path: &Path| {
             let path = path.to_owned();
             move |source| CryptoError::Io {

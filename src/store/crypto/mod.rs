@@ -5,7 +5,9 @@
 //! plaintext never reach logs or errors. Entry points: [`MasterKey`], [`Cipher`].
 //!
 //! Layout: `master_key` (the key and what is derived from it), `key_file`
-//! (loading and generating the key file), `cipher` (sealing and opening
+//! (loading and generating the key file), `key_dir` (previous keys beside
+//! it, rotation and retirement), `keyring` (the cipher a running store
+//! keeps in step with the key files), `cipher` (sealing and opening
 //! records), `deflate` (the compressed payload format). This file holds the
 //! public surface: constants and [`CryptoError`].
 
@@ -14,10 +16,17 @@ use std::path::PathBuf;
 
 mod cipher;
 mod deflate;
+mod key_dir;
 mod key_file;
+mod keyring;
 mod master_key;
 
 pub use cipher::{Cipher, Sealed};
+pub use key_dir::{
+    is_key_id, previous_key_path, read_key_set, read_previous_keys, retire_key_file,
+    rotate_key_file,
+};
+pub use keyring::Keyring;
 pub use master_key::MasterKey;
 
 /// Length of a master key, in bytes.

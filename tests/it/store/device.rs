@@ -392,7 +392,7 @@ async fn sync_fleet_refuses_to_move_a_device_with_history_to_another_tenant(t: &
 
     // Assert: a clear error, and nothing changed.
     assert!(
-        err.to_string().contains("cannot move to tenant t2"),
+        err.to_string().contains("cfgsnap device move r1 --to t2"),
         "{err}"
     );
     let device = t.store.get_device("t1", "r1").await.expect("still t1's");
