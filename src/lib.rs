@@ -67,5 +67,6 @@ pub mod config;
 pub mod id;
 pub mod lock;
 pub mod metrics;
+pub mod notify;
 pub mod store;
 pub mod telemetry;

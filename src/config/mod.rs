@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::account::Role;
 
+pub mod notify;
 mod resolve;
 
 pub use resolve::{Fleet, Tenant};
@@ -42,6 +43,10 @@ pub struct Settings {
     pub backup: BackupSettings,
     /// `[log]`: log level and format.
     pub log: LogSettings,
+    /// `[notify]`: delivery of notifications.
+    pub notify: notify::NotifySettings,
+    /// `[[notifications]]`: where notifications go.
+    pub notifications: Vec<notify::NotificationSettings>,
     /// `[[credentials]]`: named logins devices refer to.
     pub credentials: Vec<CredentialSettings>,
     /// `[[tenants]]`: the tenants.

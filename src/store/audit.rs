@@ -48,11 +48,15 @@ pub enum Action {
     UserDeleted,
     /// A caller explicitly asked for a configuration with its secrets.
     SecretsRevealed,
+    /// A notification was given up after its retries (or refused for good).
+    NotificationFailed,
+    /// A target answered 410 Gone: disabled until the next reload.
+    NotificationTargetDisabled,
 }
 
 impl Action {
     /// Every action, for parsing a stored name.
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 19] = [
         Action::SnapshotCreated,
         Action::SnapshotSkippedDuplicate,
         Action::SnapshotStale,
@@ -70,6 +74,8 @@ impl Action {
         Action::UserUpdated,
         Action::UserDeleted,
         Action::SecretsRevealed,
+        Action::NotificationFailed,
+        Action::NotificationTargetDisabled,
     ];
 
     /// The stored name, e.g. `config_snapshot_created`.
@@ -92,6 +98,8 @@ impl Action {
             Action::UserUpdated => "user_updated",
             Action::UserDeleted => "user_deleted",
             Action::SecretsRevealed => "config_secrets_revealed",
+            Action::NotificationFailed => "notification_failed",
+            Action::NotificationTargetDisabled => "notification_target_disabled",
         }
     }
 }

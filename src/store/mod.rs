@@ -1,7 +1,8 @@
 //! Persistence: PostgreSQL or SQLite behind one [`Store`], with encryption at
 //! rest (`crypto/`), snapshot ingest (`snapshot/`), the read side of
 //! snapshots (`history`), devices, their pinned host keys and backup state
-//! (`device`), the audit log (`audit`), retention (`retention`), and local
+//! (`device`), the audit log (`audit`), retention (`retention`), the
+//! notification outbox (`outbox`), and local
 //! accounts and their sign-in sessions (`account`, `session`); `db`
 //! holds the pool, transaction and connection of either backend, `record`
 //! how sealed records are bound to their rows. All SQL of cfgsnap lives
@@ -31,6 +32,7 @@ pub mod crypto;
 mod db;
 pub mod device;
 pub mod history;
+pub mod outbox;
 mod record;
 pub mod retention;
 pub mod session;
@@ -201,6 +203,8 @@ pub struct Store {
     pub(crate) db: Db,
     pub(crate) cipher: Cipher,
     pub(crate) diff_deadline: Duration,
+    /// Which notification targets want which events (`outbox`).
+    pub(crate) outbox: outbox::RouteCell,
 }
 
 impl Store {
@@ -219,6 +223,7 @@ impl Store {
             db,
             cipher,
             diff_deadline: Duration::from_secs(2),
+            outbox: outbox::RouteCell::default(),
         };
         store.check_master_key().await?;
         Ok(store)
