@@ -91,8 +91,9 @@ async fn run(
     let mut tasks = JoinSet::new();
     let mut next_sweep = Instant::now();
     while !shutdown.is_cancelled() {
-        if config.has_changed().unwrap_or(false) {
-            let latest = config.borrow_and_update().clone();
+        // `changed()` below marks the value seen: compare, not `has_changed`.
+        let latest = config.borrow_and_update().clone();
+        if !Arc::ptr_eq(&latest, &ctx.config) {
             match Ctx::new(ctx.store.clone(), latest) {
                 Ok(fresh) => {
                     ctx = Arc::new(fresh);

@@ -259,7 +259,7 @@ mod tests {
     fn long_diffs_are_cut_at_a_line_and_marked() {
         let diff = "+line one\n+line two\n+line three\n";
         let cut = truncate_diff(diff, 15);
-        assert!(cut.starts_with("+line one\n[diff truncated: 10 of 31 bytes shown]"), "{cut}");
+        assert!(cut.starts_with("+line one\n[diff truncated: 10 of 32 bytes shown]"), "{cut}");
         assert_eq!(truncate_diff(diff, 1000), diff);
     }
 }

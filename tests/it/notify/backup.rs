@@ -15,8 +15,9 @@ async fn a_changed_config_is_announced_by_a_signed_webhook(stack: Stack) {
     let infra = Infra::new(stack).await;
     let sim = start_simulator(vec![DeviceSpec::default().with_change_every(1)]).await;
     let receiver = Receiver::start(&[]).await;
+    // Backups run on the triggers only.
     let extra = format!(
-        "{}{}",
+        "[roles]\nscheduler = false\n{}{}",
         notify_section(""),
         webhook_target(
             "ops",

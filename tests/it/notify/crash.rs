@@ -16,7 +16,7 @@ async fn a_killed_node_delivers_after_restart_with_the_same_webhook_id() {
         let sim = start_simulator(vec![DeviceSpec::default().with_change_every(1)]).await;
         let receiver = Receiver::start(&[Reply::Hang]).await;
         let extra = format!(
-            "{}{}",
+            "[roles]\nscheduler = false\n{}{}",
             notify_section("timeout = \"2s\""),
             webhook_target("ops", &receiver.url("/hook"), r#""config.changed""#, &secret_file(infra.dir.path()), "")
         );

@@ -346,7 +346,7 @@ pub async fn wait_rows(
     tenant: &str,
     check: impl Fn(&[Notification]) -> bool,
 ) -> Vec<Notification> {
-    loop {
+    for round in 1u64.. {
         let rows = store
             .list_notifications(tenant, None, 500)
             .await
@@ -354,6 +354,15 @@ pub async fn wait_rows(
         if check(&rows) {
             return rows;
         }
+        if round % 100 == 0 {
+            // Ids, states and errors only: payloads stay out of the output.
+            let states: Vec<_> = rows
+                .iter()
+                .map(|n| (&n.device_id, &n.status, n.attempts, &n.last_error, n.next_attempt_ms - n.created_ms))
+                .collect();
+            eprintln!("still waiting; rows: {states:?}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    unreachable!("the loop above only returns")
 }

@@ -131,7 +131,7 @@ async fn stale_devices_notify_once_per_period(t: &TestStore) {
     let first = t.store.queue_stale(&thresholds, later).await.expect("sweep");
     let second = t.store.queue_stale(&thresholds, later).await.expect("sweep");
     t.store
-        .record_attempt("r1", later, &Attempt::Success)
+        .record_attempt("r1", later + chrono::Duration::minutes(1), &Attempt::Success)
         .await
         .expect("success");
     let third = t
