@@ -100,9 +100,17 @@ impl Parts<'_> {
                 fleet: self.fleet.clone(),
                 backup_interval: self.settings.backup.interval,
             };
-            let store = self.store.clone().context("BUG: the ingester role opens the store")?;
-            spawn_dispatcher(store, parts, self.consumers.token.clone(), &self.consumers.tracker)
-                .context("starting the notification dispatcher")?;
+            let store = self
+                .store
+                .clone()
+                .context("BUG: the ingester role opens the store")?;
+            spawn_dispatcher(
+                store,
+                parts,
+                self.consumers.token.clone(),
+                &self.consumers.tracker,
+            )
+            .context("starting the notification dispatcher")?;
         }
         if roles.retention {
             let store = self

@@ -19,10 +19,10 @@ use super::format;
 use super::guard::Guard;
 use super::sign;
 use crate::config::notify::{Endpoint, NotifyConfig, NotifyOptions, Target};
+use crate::store::Store;
 use crate::store::audit::Action;
 use crate::store::history::Secrets;
 use crate::store::outbox::{Claimed, Outcome};
-use crate::store::Store;
 
 /// A disabled target's rows are looked at again after this many poll
 /// intervals (a reload may have enabled the target).

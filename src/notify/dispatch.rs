@@ -99,7 +99,9 @@ async fn run(
                     ctx = Arc::new(fresh);
                     slots = Arc::new(Semaphore::new(ctx.config.options.concurrency));
                 }
-                Err(e) => warn!(error.message = %e, "building the notification client failed; keeping the previous one"),
+                Err(e) => {
+                    warn!(error.message = %e, "building the notification client failed; keeping the previous one")
+                }
             }
         }
         let options = &ctx.config.options;

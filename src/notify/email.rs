@@ -72,5 +72,6 @@ fn build(ep: &EmailEndpoint, mail: Mail<'_>) -> Result<Message, String> {
     for to in &ep.to {
         m = m.to(to.parse().map_err(bad)?);
     }
-    m.body(mail.body).map_err(|e| format!("building the mail: {e}"))
+    m.body(mail.body)
+        .map_err(|e| format!("building the mail: {e}"))
 }

@@ -235,7 +235,10 @@ mod tests {
         let s = summary("config.changed", &changed());
         assert_eq!(s, "edge <1> (dev-1): configuration changed, +3 -1");
         let failed = json!({"device_name": "r", "device_id": "d", "consecutive_failures": 3, "error_kind": "timeout"});
-        assert!(summary("backup.failed", &failed).contains("3 backups in a row failed (last error: timeout)"));
+        assert!(
+            summary("backup.failed", &failed)
+                .contains("3 backups in a row failed (last error: timeout)")
+        );
     }
 
     #[test]
@@ -252,14 +255,22 @@ mod tests {
         assert_eq!(card["type"], "AdaptiveCard");
         assert_eq!(card["actions"][0]["url"], url);
         let discord = chat_body(ChatService::Discord, "config.changed", &changed(), link);
-        assert!(discord["content"].as_str().expect("content").contains("ip/firewall/filter"));
+        assert!(
+            discord["content"]
+                .as_str()
+                .expect("content")
+                .contains("ip/firewall/filter")
+        );
     }
 
     #[test]
     fn long_diffs_are_cut_at_a_line_and_marked() {
         let diff = "+line one\n+line two\n+line three\n";
         let cut = truncate_diff(diff, 15);
-        assert!(cut.starts_with("+line one\n[diff truncated: 10 of 32 bytes shown]"), "{cut}");
+        assert!(
+            cut.starts_with("+line one\n[diff truncated: 10 of 32 bytes shown]"),
+            "{cut}"
+        );
         assert_eq!(truncate_diff(diff, 1000), diff);
     }
 }

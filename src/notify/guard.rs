@@ -10,7 +10,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// A delivery refused by the guard.
 #[derive(Debug, thiserror::Error)]
-#[error("refused: {host} resolves to {addr}, a loopback/private/link-local address not in [notify] allow_hosts")]
+#[error(
+    "refused: {host} resolves to {addr}, a loopback/private/link-local address not in [notify] allow_hosts"
+)]
 pub struct Refused {
     host: String,
     addr: IpAddr,

@@ -399,7 +399,9 @@ async fn update_state(
     attempt: &Attempt,
 ) -> Result<()> {
     match attempt {
-        Attempt::Success => outbox::before_success(conn.reborrow(), routes, device_id, None).await?,
+        Attempt::Success => {
+            outbox::before_success(conn.reborrow(), routes, device_id, None).await?
+        }
         Attempt::Failed { error_kind, .. } => {
             outbox::before_failure(conn.reborrow(), routes, device_id, error_kind).await?;
         }

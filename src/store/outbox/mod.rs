@@ -111,7 +111,10 @@ impl Route {
         self.events.contains(&e.kind)
             && (self.tenants.is_empty() || self.tenants.iter().any(|t| t == e.tenant_id))
             && (self.devices.is_empty()
-                || self.devices.iter().any(|g| g.matches_with(e.device_id, opts)))
+                || self
+                    .devices
+                    .iter()
+                    .any(|g| g.matches_with(e.device_id, opts)))
             && match e.kind {
                 EventKind::ConfigChanged => {
                     self.components.is_empty()
@@ -303,7 +306,10 @@ pub(crate) async fn before_failure(
     let Some(f) = facts(conn.reborrow(), device_id, None).await? else {
         return Ok(());
     };
-    let failures = (f.consecutive_failures, f.consecutive_failures.saturating_add(1));
+    let failures = (
+        f.consecutive_failures,
+        f.consecutive_failures.saturating_add(1),
+    );
     let mut data = base_data(&f, device_id);
     data["error_kind"] = json!(error_kind);
     data["consecutive_failures"] = json!(failures.1);

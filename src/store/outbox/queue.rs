@@ -154,10 +154,9 @@ impl Store {
             Outcome::Release => ("pending", 0, now, None, None),
         };
         let mut tx = self.db.begin_write().await?;
-        let updated = on_conn_update(&mut tx, row, (status, attempts, next, error, delivered)).await?;
-        if updated
-            && let Outcome::Failed { error, action } = outcome
-        {
+        let updated =
+            on_conn_update(&mut tx, row, (status, attempts, next, error, delivered)).await?;
+        if updated && let Outcome::Failed { error, action } = outcome {
             let detail = json!({
                 "notification_id": row.notification_id,
                 "webhook_id": row.webhook_id,

@@ -27,7 +27,10 @@ impl StaleRow {
     /// Stale at `now` for `threshold`, and not notified in this period.
     fn due(&self, now: DateTime<Utc>, threshold: Duration) -> bool {
         let since = self.last_success_at.unwrap_or(self.created_at);
-        let age = now.signed_duration_since(since).to_std().unwrap_or_default();
+        let age = now
+            .signed_duration_since(since)
+            .to_std()
+            .unwrap_or_default();
         age >= threshold && self.stale_notified_at.is_none_or(|n| n < since)
     }
 }
@@ -52,7 +55,11 @@ impl Store {
             return Ok(0);
         }
         let rows = on_db!(&self.db, |pool| {
-            sqlx::query_as::<_, StaleRow>(SELECT).fetch_all(pool).await?
+            sqlx::query_as::<_, StaleRow>(sqlx::AssertSqlSafe(format!(
+                "{SELECT} ORDER BY device_id"
+            )))
+            .fetch_all(pool)
+            .await?
         });
         let mut queued = 0;
         for row in rows {

@@ -8,7 +8,9 @@ use super::{Dispatch, Receiver, notify_config, notify_section};
 use crate::store::TestStore;
 
 fn chat_target(kind: &str, url: &str) -> String {
-    format!("[[notifications]]\nname = \"{kind}\"\nkind = \"{kind}\"\nurl = \"{url}\"\nevents = [\"config.changed\"]\n")
+    format!(
+        "[[notifications]]\nname = \"{kind}\"\nkind = \"{kind}\"\nurl = \"{url}\"\nevents = [\"config.changed\"]\n"
+    )
 }
 
 async fn chat_targets_get_summary_changes_and_link(t: &TestStore) {
@@ -27,19 +29,47 @@ async fn chat_targets_get_summary_changes_and_link(t: &TestStore) {
     let requests = receiver.wait_for(3).await;
     dispatch.stop().await;
     // Assert
-    let json = |path: &str| requests.iter().find(|r| r.path == path).expect("a request").json();
+    let json = |path: &str| {
+        requests
+            .iter()
+            .find(|r| r.path == path)
+            .expect("a request")
+            .json()
+    };
     let link = "https://cfgsnap.example/ui/t/t1/devices/r1";
-    let slack = json("/slack")["text"].as_str().unwrap_or_default().to_owned();
-    assert!(slack.contains("router-r1 (r1): configuration changed"), "{slack}");
-    assert!(slack.contains("ip/firewall/filter: Added 2 firewall filter rules"), "{slack}");
-    assert!(slack.contains(&format!("<{link}|Open in cfgsnap>")), "{slack}");
+    let slack = json("/slack")["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        slack.contains("router-r1 (r1): configuration changed"),
+        "{slack}"
+    );
+    assert!(
+        slack.contains("ip/firewall/filter: Added 2 firewall filter rules"),
+        "{slack}"
+    );
+    assert!(
+        slack.contains(&format!("<{link}|Open in cfgsnap>")),
+        "{slack}"
+    );
     let teams = json("/teams");
     let card = &teams["attachments"][0]["content"];
     assert_eq!(card["type"], "AdaptiveCard");
     assert_eq!(card["actions"][0]["url"], link);
-    let discord = json("/discord")["content"].as_str().unwrap_or_default().to_owned();
-    assert!(discord.contains("configuration changed") && discord.contains(link), "{discord}");
-    assert!(requests.iter().all(|r| r.header("webhook-signature").is_empty()));
+    let discord = json("/discord")["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        discord.contains("configuration changed") && discord.contains(link),
+        "{discord}"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.header("webhook-signature").is_empty())
+    );
     receiver.stop().await;
 }
 

@@ -18,7 +18,13 @@ async fn a_killed_node_delivers_after_restart_with_the_same_webhook_id() {
         let extra = format!(
             "[roles]\nscheduler = false\n{}{}",
             notify_section("timeout = \"2s\""),
-            webhook_target("ops", &receiver.url("/hook"), r#""config.changed""#, &secret_file(infra.dir.path()), "")
+            webhook_target(
+                "ops",
+                &receiver.url("/hook"),
+                r#""config.changed""#,
+                &secret_file(infra.dir.path()),
+                ""
+            )
         );
         let path = infra.dir.path().join("config.toml");
         std::fs::write(&path, infra.config(&sim, &extra)).expect("writing the configuration");
@@ -33,7 +39,10 @@ async fn a_killed_node_delivers_after_restart_with_the_same_webhook_id() {
         let node = ServeProcess::start(bin, &path, infra.dir.path().join("two.log"), true).await;
         let requests = receiver.wait_for(2).await;
         // Assert
-        assert_eq!(requests[0].header("webhook-id"), requests[1].header("webhook-id"));
+        assert_eq!(
+            requests[0].header("webhook-id"),
+            requests[1].header("webhook-id")
+        );
         for r in &requests {
             verify(WHSEC, r).expect("signed");
             assert_eq!(r.json()["type"], "config.changed");

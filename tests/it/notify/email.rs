@@ -22,17 +22,41 @@ async fn a_changed_config_arrives_as_a_mail_with_the_redacted_diff(t: &TestStore
     // Act
     change_r1(t).await;
     let mails = sink.wait_for(1).await;
-    let rows = wait_rows(&t.store, "t1", |r| r.iter().all(|n| n.status == "delivered")).await;
+    let rows = wait_rows(&t.store, "t1", |r| {
+        r.iter().all(|n| n.status == "delivered")
+    })
+    .await;
     dispatch.stop().await;
     // Assert (the mail holds a diff: only checked, never printed)
     let mail = &mails[0];
-    assert!(mail.contains("Subject: [cfgsnap] router-r1 (r1): configuration changed, +3 -1"), "subject");
-    assert!(mail.contains("To: noc@example.com, ops@example.com"), "recipients");
-    assert!(mail.contains(&format!("Message-ID: <{}@cfgsnap>", rows[0].webhook_id)), "message id");
-    assert!(mail.contains("ip/firewall/filter: Added 2 firewall filter rules"), "changes");
-    assert!(mail.contains("https://cfgsnap.example/ui/t/t1/devices/r1"), "link");
-    assert!(mail.contains("password=******** (changed)"), "the redacted diff");
-    assert!(!mail.contains(OLD_SECRET) && !mail.contains(NEW_SECRET), "the mail holds a secret");
+    assert!(
+        mail.contains("Subject: [cfgsnap] router-r1 (r1): configuration changed, +3 -1"),
+        "subject"
+    );
+    assert!(
+        mail.contains("To: noc@example.com, ops@example.com"),
+        "recipients"
+    );
+    assert!(
+        mail.contains(&format!("Message-ID: <{}@cfgsnap>", rows[0].webhook_id)),
+        "message id"
+    );
+    assert!(
+        mail.contains("ip/firewall/filter: Added 2 firewall filter rules"),
+        "changes"
+    );
+    assert!(
+        mail.contains("https://cfgsnap.example/ui/t/t1/devices/r1"),
+        "link"
+    );
+    assert!(
+        mail.contains("password=******** (changed)"),
+        "the redacted diff"
+    );
+    assert!(
+        !mail.contains(OLD_SECRET) && !mail.contains(NEW_SECRET),
+        "the mail holds a secret"
+    );
 }
 
 on_both_stacks!(with TestStore; a_changed_config_arrives_as_a_mail_with_the_redacted_diff);

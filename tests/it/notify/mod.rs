@@ -171,7 +171,9 @@ pub fn verify(secret: &str, r: &Received) -> Result<(), String> {
     if id.is_empty() {
         return Err("no webhook-id".into());
     }
-    let ts_num: i64 = ts.parse().map_err(|_| "webhook-timestamp is not a number")?;
+    let ts_num: i64 = ts
+        .parse()
+        .map_err(|_| "webhook-timestamp is not a number")?;
     if (chrono::Utc::now().timestamp() - ts_num).abs() > 300 {
         return Err("webhook-timestamp outside the tolerance".into());
     }
@@ -277,7 +279,9 @@ async fn smtp_session(
 /// The notification settings of `toml` (`[notify]` and `[[notifications]]`).
 pub fn notify_config(toml: &str) -> NotifyConfig {
     let settings = Settings::from_toml(toml).expect("the test configuration parses");
-    settings.notify_config().expect("the notification settings are valid")
+    settings
+        .notify_config()
+        .expect("the notification settings are valid")
 }
 
 /// `[notify]` for tests: loopback allowed, fast polls and retries.
@@ -290,7 +294,13 @@ pub fn notify_section(extra: &str) -> String {
 
 /// A webhook target `name` for `events` at `url`, signing with [`WHSEC`]
 /// from the file `secret_file`.
-pub fn webhook_target(name: &str, url: &str, events: &str, secret_file: &std::path::Path, extra: &str) -> String {
+pub fn webhook_target(
+    name: &str,
+    url: &str,
+    events: &str,
+    secret_file: &std::path::Path,
+    extra: &str,
+) -> String {
     format!(
         "[[notifications]]\nname = \"{name}\"\nkind = \"webhook\"\nurl = \"{url}\"\n\
          events = [{events}]\nsecret_file = \"{}\"\n{extra}\n",
@@ -358,7 +368,15 @@ pub async fn wait_rows(
             // Ids, states and errors only: payloads stay out of the output.
             let states: Vec<_> = rows
                 .iter()
-                .map(|n| (&n.device_id, &n.status, n.attempts, &n.last_error, n.next_attempt_ms - n.created_ms))
+                .map(|n| {
+                    (
+                        &n.device_id,
+                        &n.status,
+                        n.attempts,
+                        &n.last_error,
+                        n.next_attempt_ms - n.created_ms,
+                    )
+                })
                 .collect();
             eprintln!("still waiting; rows: {states:?}");
         }

@@ -11,7 +11,10 @@ use cfgsnap::store::Store;
 use cfgsnap::store::device::Attempt;
 use chrono::Utc;
 
-use super::{Dispatch, Receiver, Reply, notify_config, notify_section, secret_file, verify, wait_rows, webhook_target, WHSEC};
+use super::{
+    Dispatch, Receiver, Reply, WHSEC, notify_config, notify_section, secret_file, verify,
+    wait_rows, webhook_target,
+};
 use crate::store::{TestStore, config, snapshot};
 use cfgsnap_testkit::on_both_stacks;
 
@@ -70,7 +73,8 @@ async fn failures_notify_once_per_streak_and_recoveries_once(t: &TestStore) {
     attempt(&t.store, "r2", &failed("timeout")).await;
     attempt(&t.store, "r2", &Attempt::Success).await;
     // The success of an ingested snapshot ends a streak too.
-    t.ingest_new(&snapshot("t1", "r1", &config("a"), Utc::now())).await;
+    t.ingest_new(&snapshot("t1", "r1", &config("a"), Utc::now()))
+        .await;
     attempt(&t.store, "r1", &failed("hostkey_mismatch")).await;
     attempt(&t.store, "r1", &failed("hostkey_mismatch")).await;
     // Assert
@@ -82,7 +86,11 @@ async fn failures_notify_once_per_streak_and_recoveries_once(t: &TestStore) {
         ("hostkey.mismatch", "r1"),
     ]);
     assert_eq!(events(&t.store, "t1").await, expected);
-    let rows = t.store.list_notifications("t1", None, 10).await.expect("rows");
+    let rows = t
+        .store
+        .list_notifications("t1", None, 10)
+        .await
+        .expect("rows");
     let failed_row: serde_json::Value =
         serde_json::from_str(&rows[rows.len() - 1].payload).expect("payload");
     assert_eq!(failed_row["error_kind"], "timeout");
@@ -95,8 +103,17 @@ async fn a_thousand_failing_devices_get_one_notification_each(t: &TestStore) {
     let dir = tempfile::tempdir().expect("tempdir");
     let ids: Vec<String> = (0..1000).map(|i| format!("d{i:04}")).collect();
     let fleet: Vec<(&str, &str)> = ids.iter().map(|d| (d.as_str(), "t1")).collect();
-    t.store.sync_fleet(&crate::store::fleet(&fleet)).await.expect("fleet");
-    let toml = webhook_target("ops", "https://hooks.example/x", r#""backup.failed""#, &secret_file(dir.path()), "");
+    t.store
+        .sync_fleet(&crate::store::fleet(&fleet))
+        .await
+        .expect("fleet");
+    let toml = webhook_target(
+        "ops",
+        "https://hooks.example/x",
+        r#""backup.failed""#,
+        &secret_file(dir.path()),
+        "",
+    );
     t.store.set_notify_routes(&notify_config(&toml));
     let at = Utc::now();
     let fail = failed("timeout");
@@ -104,10 +121,17 @@ async fn a_thousand_failing_devices_get_one_notification_each(t: &TestStore) {
     for _ in 0..4 {
         let batch: Vec<(&str, chrono::DateTime<Utc>, &Attempt)> =
             ids.iter().map(|d| (d.as_str(), at, &fail)).collect();
-        t.store.record_attempts(&batch).await.expect("recording attempts");
+        t.store
+            .record_attempts(&batch)
+            .await
+            .expect("recording attempts");
     }
     // Assert: one per device, no storm.
-    let rows = t.store.list_notifications("t1", None, 500).await.expect("rows");
+    let rows = t
+        .store
+        .list_notifications("t1", None, 500)
+        .await
+        .expect("rows");
     let (count, _) = t.store.pending_notifications().await.expect("pending");
     assert_eq!(count, 1000);
     assert!(rows.iter().all(|r| r.event_type == "backup.failed"));
@@ -116,22 +140,47 @@ async fn a_thousand_failing_devices_get_one_notification_each(t: &TestStore) {
 async fn stale_devices_notify_once_per_period(t: &TestStore) {
     // Arrange
     let dir = tempfile::tempdir().expect("tempdir");
-    let toml = webhook_target("ops", "https://hooks.example/x", r#""backup.stale""#, &secret_file(dir.path()), "");
+    let toml = webhook_target(
+        "ops",
+        "https://hooks.example/x",
+        r#""backup.stale""#,
+        &secret_file(dir.path()),
+        "",
+    );
     t.store.set_notify_routes(&notify_config(&toml));
-    let thresholds: HashMap<String, Duration> =
-        [("r1".to_owned(), Duration::from_secs(3600)), ("r2".to_owned(), Duration::from_secs(3600))].into();
+    let thresholds: HashMap<String, Duration> = [
+        ("r1".to_owned(), Duration::from_secs(3600)),
+        ("r2".to_owned(), Duration::from_secs(3600)),
+    ]
+    .into();
     let later = Utc::now() + chrono::Duration::hours(2);
     // r2 succeeds "in the future", within its threshold.
     attempt(&t.store, "r2", &Attempt::Success).await;
     t.store
-        .record_attempt("r2", later - chrono::Duration::minutes(5), &Attempt::Success)
+        .record_attempt(
+            "r2",
+            later - chrono::Duration::minutes(5),
+            &Attempt::Success,
+        )
         .await
         .expect("success");
     // Act: two sweeps two hours on; then r1 succeeds and goes stale again.
-    let first = t.store.queue_stale(&thresholds, later).await.expect("sweep");
-    let second = t.store.queue_stale(&thresholds, later).await.expect("sweep");
+    let first = t
+        .store
+        .queue_stale(&thresholds, later)
+        .await
+        .expect("sweep");
+    let second = t
+        .store
+        .queue_stale(&thresholds, later)
+        .await
+        .expect("sweep");
     t.store
-        .record_attempt("r1", later + chrono::Duration::minutes(1), &Attempt::Success)
+        .record_attempt(
+            "r1",
+            later + chrono::Duration::minutes(1),
+            &Attempt::Success,
+        )
         .await
         .expect("success");
     let third = t
@@ -144,7 +193,11 @@ async fn stale_devices_notify_once_per_period(t: &TestStore) {
     let got = events(&t.store, "t1").await;
     assert_eq!(
         got,
-        pairs(&[("backup.stale", "r1"), ("backup.stale", "r1"), ("backup.stale", "r2")])
+        pairs(&[
+            ("backup.stale", "r1"),
+            ("backup.stale", "r1"),
+            ("backup.stale", "r2")
+        ])
     );
 }
 
@@ -155,17 +208,29 @@ async fn retries_back_off_and_keep_the_webhook_id(t: &TestStore) {
     let toml = format!(
         "{}{}",
         notify_section(""),
-        webhook_target("ops", &receiver.url("/hook"), r#""backup.failed""#, &secret_file(dir.path()), "after_failures = 1")
+        webhook_target(
+            "ops",
+            &receiver.url("/hook"),
+            r#""backup.failed""#,
+            &secret_file(dir.path()),
+            "after_failures = 1"
+        )
     );
     let dispatch = Dispatch::start(&t.store, notify_config(&toml));
     // Act
     attempt(&t.store, "r1", &failed("timeout")).await;
     let requests = receiver.wait_for(3).await;
-    let rows = wait_rows(&t.store, "t1", |r| r.iter().all(|n| n.status == "delivered")).await;
+    let rows = wait_rows(&t.store, "t1", |r| {
+        r.iter().all(|n| n.status == "delivered")
+    })
+    .await;
     // Assert: three attempts of one row, one id, each signed.
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].attempts, 3);
-    assert_eq!(rows[0].last_error, Some("HTTP 500 Internal Server Error".to_owned()));
+    assert_eq!(
+        rows[0].last_error,
+        Some("HTTP 500 Internal Server Error".to_owned())
+    );
     for r in &requests {
         assert_eq!(r.header("webhook-id"), rows[0].webhook_id);
         verify(WHSEC, r).expect("a valid signature");
@@ -183,7 +248,13 @@ async fn gone_disables_the_target_until_reload(t: &TestStore) {
     let toml = format!(
         "{}{}",
         notify_section("concurrency = 1"),
-        webhook_target("ops", &receiver.url("/hook"), r#""backup.failed""#, &secret_file(dir.path()), "after_failures = 1")
+        webhook_target(
+            "ops",
+            &receiver.url("/hook"),
+            r#""backup.failed""#,
+            &secret_file(dir.path()),
+            "after_failures = 1"
+        )
     );
     let config = notify_config(&toml);
     let dispatch = Dispatch::start(&t.store, config.clone());
@@ -193,7 +264,8 @@ async fn gone_disables_the_target_until_reload(t: &TestStore) {
     wait_rows(&t.store, "t1", |r| r.iter().any(|n| n.status == "failed")).await;
     attempt(&t.store, "r2", &failed("timeout")).await;
     let rows = wait_rows(&t.store, "t1", |r| {
-        r.iter().any(|n| n.device_id == "r2" && n.next_attempt_ms > n.created_ms)
+        r.iter()
+            .any(|n| n.device_id == "r2" && n.next_attempt_ms > n.created_ms)
     })
     .await;
     // Assert: disabled (audited), nothing sent for the waiting row.
@@ -201,11 +273,18 @@ async fn gone_disables_the_target_until_reload(t: &TestStore) {
     assert_eq!((r2.status.as_str(), r2.attempts), ("pending", 0));
     assert_eq!(receiver.requests().len(), 1);
     let actions = t.audit_actions("t1", "r1").await;
-    assert!(actions.contains(&"notification_target_disabled".to_owned()), "{actions:?}");
+    assert!(
+        actions.contains(&"notification_target_disabled".to_owned()),
+        "{actions:?}"
+    );
     // Act: a reload enables the target again.
     dispatch.notifier.apply(Some(&t.store), config);
     receiver.wait_for(2).await;
-    wait_rows(&t.store, "t1", |r| r.iter().any(|n| n.device_id == "r2" && n.status == "delivered")).await;
+    wait_rows(&t.store, "t1", |r| {
+        r.iter()
+            .any(|n| n.device_id == "r2" && n.status == "delivered")
+    })
+    .await;
     dispatch.stop().await;
     receiver.stop().await;
 }
@@ -217,7 +296,13 @@ async fn deliveries_that_keep_failing_end_failed_and_audited(t: &TestStore) {
     let toml = format!(
         "{}{}",
         notify_section("retry_for = \"1s\""),
-        webhook_target("ops", &receiver.url("/hook"), r#""backup.failed""#, &secret_file(dir.path()), "after_failures = 1")
+        webhook_target(
+            "ops",
+            &receiver.url("/hook"),
+            r#""backup.failed""#,
+            &secret_file(dir.path()),
+            "after_failures = 1"
+        )
     );
     let dispatch = Dispatch::start(&t.store, notify_config(&toml));
     // Act
@@ -227,7 +312,10 @@ async fn deliveries_that_keep_failing_end_failed_and_audited(t: &TestStore) {
     // Assert
     assert!(rows[0].attempts >= 2, "retried before giving up");
     let actions = t.audit_actions("t1", "r1").await;
-    assert!(actions.contains(&"notification_failed".to_owned()), "{actions:?}");
+    assert!(
+        actions.contains(&"notification_failed".to_owned()),
+        "{actions:?}"
+    );
     receiver.stop().await;
 }
 
@@ -238,13 +326,28 @@ async fn internal_targets_are_refused_unless_allowed(t: &TestStore) {
     let by_name = receiver.url("/hook").replace("127.0.0.1", "localhost");
     let toml = format!(
         "[notify]\npoll_interval = \"100ms\"\nretry_initial = \"10s\"\n{}{}",
-        webhook_target("literal", &receiver.url("/hook"), r#""backup.failed""#, &secret_file(dir.path()), "after_failures = 1"),
-        webhook_target("named", &by_name, r#""backup.failed""#, &secret_file(dir.path()), "after_failures = 1"),
+        webhook_target(
+            "literal",
+            &receiver.url("/hook"),
+            r#""backup.failed""#,
+            &secret_file(dir.path()),
+            "after_failures = 1"
+        ),
+        webhook_target(
+            "named",
+            &by_name,
+            r#""backup.failed""#,
+            &secret_file(dir.path()),
+            "after_failures = 1"
+        ),
     );
     let dispatch = Dispatch::start(&t.store, notify_config(&toml));
     // Act
     attempt(&t.store, "r1", &failed("timeout")).await;
-    let rows = wait_rows(&t.store, "t1", |r| r.len() == 2 && r.iter().all(|n| n.attempts >= 1)).await;
+    let rows = wait_rows(&t.store, "t1", |r| {
+        r.len() == 2 && r.iter().all(|n| n.attempts >= 1)
+    })
+    .await;
     dispatch.stop().await;
     // Assert: both refused, nothing reached the receiver.
     for row in &rows {
@@ -277,7 +380,13 @@ async fn two_dispatchers_on_one_postgresql_deliver_each_row_once() {
         let toml = format!(
             "{}{}",
             notify_section("concurrency = 4"),
-            webhook_target("ops", &receiver.url("/hook"), r#""config.changed""#, &secret_file(dir.path()), "")
+            webhook_target(
+                "ops",
+                &receiver.url("/hook"),
+                r#""config.changed""#,
+                &secret_file(dir.path()),
+                ""
+            )
         );
         let routes = notify_config(&toml);
         t.store.set_notify_routes(&routes);
@@ -292,7 +401,10 @@ async fn two_dispatchers_on_one_postgresql_deliver_each_row_once() {
         let a = Dispatch::start(&t.store, routes.clone());
         let b = Dispatch::start(&other, routes);
         receiver.wait_for(200).await;
-        wait_rows(&t.store, "t1", |r| r.iter().all(|n| n.status == "delivered")).await;
+        wait_rows(&t.store, "t1", |r| {
+            r.iter().all(|n| n.status == "delivered")
+        })
+        .await;
         a.stop().await;
         b.stop().await;
         // Assert

@@ -5,7 +5,9 @@
 use cfgsnap_testkit::on_both_stacks;
 use chrono::Utc;
 
-use super::{Dispatch, Receiver, WHSEC, notify_config, notify_section, secret_file, verify, webhook_target};
+use super::{
+    Dispatch, Receiver, WHSEC, notify_config, notify_section, secret_file, verify, webhook_target,
+};
 use crate::store::{TestStore, snapshot};
 
 pub const OLD_SECRET: &str = "Old-Pa55word-4711";
@@ -26,8 +28,15 @@ pub fn export_with(password: &str, rules: usize) -> String {
 /// Ingests the old, then the changed version of `r1`.
 pub async fn change_r1(t: &TestStore) {
     let before = Utc::now() - chrono::Duration::minutes(1);
-    t.ingest_new(&snapshot("t1", "r1", &export_with(OLD_SECRET, 1), before)).await;
-    t.ingest_new(&snapshot("t1", "r1", &export_with(NEW_SECRET, 3), Utc::now())).await;
+    t.ingest_new(&snapshot("t1", "r1", &export_with(OLD_SECRET, 1), before))
+        .await;
+    t.ingest_new(&snapshot(
+        "t1",
+        "r1",
+        &export_with(NEW_SECRET, 3),
+        Utc::now(),
+    ))
+    .await;
 }
 
 async fn secrets_leave_only_with_include_secrets(t: &TestStore) {
@@ -38,8 +47,20 @@ async fn secrets_leave_only_with_include_secrets(t: &TestStore) {
     let toml = format!(
         "{}{}{}",
         notify_section(""),
-        webhook_target("redacted", &receiver.url("/redacted"), r#""config.changed""#, &secret, "include_diff = true"),
-        webhook_target("revealed", &receiver.url("/revealed"), r#""config.changed""#, &secret, "include_diff = true\ninclude_secrets = true"),
+        webhook_target(
+            "redacted",
+            &receiver.url("/redacted"),
+            r#""config.changed""#,
+            &secret,
+            "include_diff = true"
+        ),
+        webhook_target(
+            "revealed",
+            &receiver.url("/revealed"),
+            r#""config.changed""#,
+            &secret,
+            "include_diff = true\ninclude_secrets = true"
+        ),
     );
     let dispatch = Dispatch::start(&t.store, notify_config(&toml));
     // Act
@@ -48,16 +69,31 @@ async fn secrets_leave_only_with_include_secrets(t: &TestStore) {
     dispatch.stop().await;
     // Assert (bodies hold secrets: never printed)
     let body = |path: &str| {
-        let r = requests.iter().find(|r| r.path == path).expect("a request per target");
+        let r = requests
+            .iter()
+            .find(|r| r.path == path)
+            .expect("a request per target");
         verify(WHSEC, r).expect("signed");
         String::from_utf8(r.body.clone()).expect("UTF-8")
     };
     let redacted = body("/redacted");
-    assert!(!redacted.contains(OLD_SECRET) && !redacted.contains(NEW_SECRET), "the redacted payload holds a secret");
-    assert!(redacted.contains("password=******** (changed)"), "the changed secret shows as changed");
-    assert!(redacted.contains("+add action=accept chain=input comment=rule-2"), "the diff is there");
+    assert!(
+        !redacted.contains(OLD_SECRET) && !redacted.contains(NEW_SECRET),
+        "the redacted payload holds a secret"
+    );
+    assert!(
+        redacted.contains("password=******** (changed)"),
+        "the changed secret shows as changed"
+    );
+    assert!(
+        redacted.contains("+add action=accept chain=input comment=rule-2"),
+        "the diff is there"
+    );
     let revealed = body("/revealed");
-    assert!(revealed.contains(NEW_SECRET), "include_secrets lets the secret through");
+    assert!(
+        revealed.contains(NEW_SECRET),
+        "include_secrets lets the secret through"
+    );
     receiver.stop().await;
 }
 
