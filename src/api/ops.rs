@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::{audit, devices, history, signin, trigger, user};
+use super::{audit, devices, history, notifications, signin, trigger, user};
 
 /// How long each readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -132,6 +132,8 @@ pub async fn openapi() -> HttpResponse {
         history::snapshot_diff,
         history::config_history,
         audit::list_audit_events,
+        notifications::list_notifications,
+        notifications::redeliver_notification,
         trigger::trigger_backup,
         signin::login,
         signin::logout,

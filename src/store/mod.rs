@@ -65,6 +65,9 @@ pub enum Error {
     /// a hash that does not match the text, an unknown device.
     #[error("invalid snapshot: {0}")]
     InvalidSnapshot(String),
+    /// No such notification for this tenant.
+    #[error("notification not found")]
+    NotificationNotFound,
     /// No account of that name.
     #[error("account not found")]
     AccountNotFound,

@@ -197,6 +197,38 @@ impl Store {
         Ok(rows)
     }
 
+    /// Queues a tenant's notification for delivery again, now, whatever its
+    /// state: a failed one gets another `retry_for`, a delivered one is sent
+    /// once more. Its `webhook-id` stays, so receivers can tell.
+    ///
+    /// # Errors
+    /// [`Error::NotificationNotFound`](crate::store::Error::NotificationNotFound)
+    /// when the row is not the tenant's.
+    pub async fn redeliver_notification(
+        &self,
+        tenant_id: &str,
+        notification_id: i64,
+    ) -> Result<()> {
+        let now = Utc::now().timestamp_millis();
+        let updated = on_db!(&self.db, |pool| {
+            sqlx::query(
+                "UPDATE notification SET status = 'pending', next_attempt_ms = $3, \
+                 created_ms = $3, lease_until_ms = NULL, lease_token = NULL \
+                 WHERE tenant_id = $1 AND notification_id = $2",
+            )
+            .bind(tenant_id)
+            .bind(notification_id)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        match updated {
+            0 => Err(crate::store::Error::NotificationNotFound),
+            _ => Ok(()),
+        }
+    }
+
     /// Rows not yet delivered or failed, and the age of the oldest (ms).
     ///
     /// # Errors

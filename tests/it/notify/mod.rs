@@ -7,6 +7,7 @@
 //! otherwise. Stores run on both backends (`TestStore`); whole nodes on
 //! both stacks.
 
+mod api;
 mod backup;
 mod chat;
 mod crash;
