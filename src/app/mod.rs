@@ -99,6 +99,7 @@ impl Parts<'_> {
                 notifier: self.notifier.clone(),
                 fleet: self.fleet.clone(),
                 backup_interval: self.settings.backup.interval,
+                metrics: self.metrics.clone(),
             };
             let store = self
                 .store

@@ -61,6 +61,22 @@ impl Ctx {
         })
     }
 
+    /// The kind of a target, for metrics (`unknown` once removed).
+    pub(super) fn kind_of(&self, target: &str) -> &'static str {
+        match self.config.targets.iter().find(|t| t.name == target) {
+            Some(t) => match &t.endpoint {
+                Endpoint::Webhook { .. } => "webhook",
+                Endpoint::Chat { service, .. } => match service {
+                    crate::config::notify::ChatService::Slack => "slack",
+                    crate::config::notify::ChatService::Teams => "teams",
+                    crate::config::notify::ChatService::Discord => "discord",
+                },
+                Endpoint::Email(_) => "email",
+            },
+            None => "unknown",
+        }
+    }
+
     fn is_disabled(&self, target: &str) -> bool {
         self.disabled
             .lock()

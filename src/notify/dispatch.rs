@@ -20,7 +20,9 @@ use tracing::{Instrument as _, info_span, warn};
 use super::deliver::{Ctx, deliver};
 use crate::config::Fleet;
 use crate::config::notify::NotifyConfig;
+use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::store::audit::Action;
 use crate::store::outbox::{Claimed, Outcome};
 
 /// The stale sweep runs every this many poll intervals.
@@ -62,6 +64,8 @@ pub struct DispatcherParts {
     pub fleet: watch::Receiver<Arc<Fleet>>,
     /// `[backup] interval`, for devices without one of their own.
     pub backup_interval: Duration,
+    /// Deliveries by kind and result, queue depth, oldest pending.
+    pub metrics: Metrics,
 }
 
 /// Spawns the dispatcher on `tracker`; it runs until `shutdown`.
@@ -109,7 +113,7 @@ async fn run(
             sweep_stale(&ctx, &parts).await;
             next_sweep = Instant::now() + options.poll_interval * STALE_SWEEP_POLLS;
         }
-        let full = claim(&ctx, &slots, &mut tasks, &shutdown).await;
+        let full = claim(&ctx, &slots, &mut tasks, &parts.metrics, &shutdown).await;
         let poll = options.poll_interval;
         tokio::select! {
             () = shutdown.cancelled() => {}
@@ -128,6 +132,7 @@ async fn claim(
     ctx: &Arc<Ctx>,
     slots: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
+    metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> bool {
     let free = slots.available_permits();
@@ -151,19 +156,38 @@ async fn claim(
             break;
         };
         let span = info_span!("notify.deliver", target = %row.target, webhook_id = %row.webhook_id);
-        tasks.spawn(one(ctx.clone(), row, permit, shutdown.clone()).instrument(span));
+        let task = one(ctx.clone(), row, permit, metrics.clone(), shutdown.clone());
+        tasks.spawn(task.instrument(span));
     }
     full
 }
 
-async fn one(ctx: Arc<Ctx>, row: Claimed, _slot: OwnedSemaphorePermit, stop: CancellationToken) {
+async fn one(
+    ctx: Arc<Ctx>,
+    row: Claimed,
+    _slot: OwnedSemaphorePermit,
+    metrics: Metrics,
+    stop: CancellationToken,
+) {
     let outcome = tokio::select! {
         outcome = deliver(&ctx, &row) => outcome,
         () = stop.cancelled() => Outcome::Release,
     };
+    metrics.notification(ctx.kind_of(&row.target), result_label(&outcome));
     if let Err(e) = ctx.store.record_delivery(&row, &outcome).await {
         // The lease runs out and the row is delivered again, same webhook-id.
         warn!(error.message = %e, error.cause_chain = ?e, "recording a delivery failed");
+    }
+}
+
+fn result_label(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Delivered => "delivered",
+        Outcome::Retry { .. } => "retry",
+        Outcome::Defer { .. } => "deferred",
+        Outcome::Failed { action, .. } if *action == Action::NotificationTargetDisabled => "gone",
+        Outcome::Failed { .. } => "failed",
+        Outcome::Release => "released",
     }
 }
 
@@ -184,5 +208,12 @@ async fn sweep_stale(ctx: &Ctx, parts: &DispatcherParts) {
         .collect();
     if let Err(e) = ctx.store.queue_stale(&thresholds, chrono::Utc::now()).await {
         warn!(error.message = %e, error.cause_chain = ?e, "checking for stale backups failed");
+    }
+    match ctx.store.pending_notifications().await {
+        Ok((pending, oldest_ms)) => {
+            let oldest = Duration::from_millis(u64::try_from(oldest_ms.unwrap_or(0)).unwrap_or(0));
+            parts.metrics.notification_queue(pending, oldest);
+        }
+        Err(e) => warn!(error.message = %e, "reading the notification queue depth failed"),
     }
 }

@@ -333,6 +333,7 @@ impl Dispatch {
             notifier: notifier.clone(),
             fleet,
             backup_interval: Duration::from_secs(3600),
+            metrics: cfgsnap::metrics::Metrics::new(),
         };
         let (token, tracker) = (CancellationToken::new(), TaskTracker::new());
         spawn_dispatcher(store.clone(), parts, token.clone(), &tracker)
