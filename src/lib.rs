@@ -24,11 +24,14 @@
 //! - [`store`]: the `Store` enum over PostgreSQL and SQLite: snapshots and
 //!   their diffs sealed at rest (`crypto/`), history, devices, audit,
 //!   retention. All SQL lives here.
+//! - [`notify`]: change notifications: the dispatcher delivering the rows
+//!   the store's outbox queues with what caused them (signed webhooks,
+//!   Slack, Teams, Discord, mail), behind an SSRF guard.
 //! - [`cli`]: the subcommands besides `serve`; [`id`]: validated tenant and
 //!   device ids; [`metrics`], [`telemetry`]: Prometheus metrics and logging.
 //!
 //! Dependencies point one way: `app` wires everything; `api -> {bus, store}`,
-//! `bus -> {backup, store, lock}`, `backup -> lock`. `backup` never imports
+//! `bus -> {backup, store, lock}`, `notify -> store`, `backup -> lock`. `backup` never imports
 //! `bus`: the executor publishes through the `SnapshotSink` trait, which
 //! `Bus` implements and `app` hands in.
 //!

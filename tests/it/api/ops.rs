@@ -54,7 +54,11 @@ const ROUTES: &[(&str, &str, bool)] = &[
     ),
     ("get", "/api/tenants/{tid}/audit-events", true),
     ("get", "/api/tenants/{tid}/notifications", true),
-    ("post", "/api/tenants/{tid}/notifications/{nid}/redeliver", true),
+    (
+        "post",
+        "/api/tenants/{tid}/notifications/{nid}/redeliver",
+        true,
+    ),
     ("post", "/api/auth/login", false),
     ("post", "/api/auth/logout", true),
     ("get", "/api/auth/me", true),
