@@ -359,7 +359,46 @@ async fn internal_targets_are_refused_unless_allowed(t: &TestStore) {
     receiver.stop().await;
 }
 
+async fn a_hanging_receiver_times_out_and_redirects_are_not_followed(t: &TestStore) {
+    // Arrange: the receiver first hangs, then redirects, then accepts.
+    let receiver = Receiver::start(&[Reply::Hang, Reply::Status(302)]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = format!(
+        "{}{}",
+        notify_section("timeout = \"1s\""),
+        webhook_target(
+            "ops",
+            &receiver.url("/hook"),
+            r#""backup.failed""#,
+            &secret_file(dir.path()),
+            "after_failures = 1"
+        )
+    );
+    let dispatch = Dispatch::start(&t.store, notify_config(&toml));
+    // Act
+    attempt(&t.store, "r1", &failed("timeout")).await;
+    let requests = receiver.wait_for(3).await;
+    let rows = wait_rows(&t.store, "t1", |r| {
+        r.iter().all(|n| n.status == "delivered")
+    })
+    .await;
+    dispatch.stop().await;
+    // Assert: three attempts, one id; the redirect was not followed.
+    assert_eq!(rows[0].attempts, 3);
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.path == "/hook" && r.header("webhook-id") == rows[0].webhook_id)
+    );
+    assert_eq!(
+        rows[0].last_error.as_deref(),
+        Some("HTTP 302 Found: redirects are not followed")
+    );
+    receiver.stop().await;
+}
+
 on_both_stacks!(with TestStore;
+    a_hanging_receiver_times_out_and_redirects_are_not_followed,
     failures_notify_once_per_streak_and_recoveries_once,
     a_thousand_failing_devices_get_one_notification_each,
     stale_devices_notify_once_per_period,
