@@ -397,7 +397,59 @@ async fn a_hanging_receiver_times_out_and_redirects_are_not_followed(t: &TestSto
     receiver.stop().await;
 }
 
+async fn ten_thousand_notifications_are_all_delivered(t: &TestStore) {
+    // Arrange: 1,000 devices failing once, ten targets each: 10,000 rows.
+    let receiver = Receiver::start(&[]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = secret_file(dir.path());
+    let mut toml = notify_section("concurrency = 64");
+    for i in 0..10 {
+        toml.push_str(&webhook_target(
+            &format!("t{i}"),
+            &receiver.url("/hook"),
+            r#""backup.failed""#,
+            &secret,
+            "after_failures = 1",
+        ));
+    }
+    let ids: Vec<String> = (0..1000).map(|i| format!("d{i:04}")).collect();
+    let fleet: Vec<(&str, &str)> = ids.iter().map(|d| (d.as_str(), "t1")).collect();
+    t.store
+        .sync_fleet(&crate::store::fleet(&fleet))
+        .await
+        .expect("fleet");
+    let config = notify_config(&toml);
+    t.store.set_notify_routes(&config);
+    let fail = failed("timeout");
+    let batch: Vec<(&str, chrono::DateTime<Utc>, &Attempt)> = ids
+        .iter()
+        .map(|d| (d.as_str(), Utc::now(), &fail))
+        .collect();
+    t.store
+        .record_attempts(&batch)
+        .await
+        .expect("recording attempts");
+    assert_eq!(
+        t.store.pending_notifications().await.expect("pending").0,
+        10_000
+    );
+    // Act: the dispatcher claims at most 64 rows at a time.
+    let dispatch = Dispatch::start(&t.store, config);
+    let requests = receiver.wait_for(10_000).await;
+    while t.store.pending_notifications().await.expect("pending").0 > 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    dispatch.stop().await;
+    // Assert: each row once.
+    let mut ids: Vec<&str> = requests.iter().map(|r| r.header("webhook-id")).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((requests.len(), ids.len()), (10_000, 10_000));
+    receiver.stop().await;
+}
+
 on_both_stacks!(with TestStore;
+    ten_thousand_notifications_are_all_delivered,
     a_hanging_receiver_times_out_and_redirects_are_not_followed,
     failures_notify_once_per_streak_and_recoveries_once,
     a_thousand_failing_devices_get_one_notification_each,
