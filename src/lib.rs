@@ -28,11 +28,14 @@
 //!   All SQL lives here.
 //! - [`search`]: searching the newest configurations and their history,
 //!   decrypted in memory only, with a deadline and an optional cache.
+//! - [`notify`]: change notifications: the dispatcher delivering the rows
+//!   the store's outbox queues with what caused them (signed webhooks,
+//!   Slack, Teams, Discord, mail), behind an SSRF guard.
 //! - [`cli`]: the subcommands besides `serve`; [`id`]: validated tenant and
 //!   device ids; [`metrics`], [`telemetry`]: Prometheus metrics and logging.
 //!
 //! Dependencies point one way: `app` wires everything; `api -> {bus, store,
-//! search}`, `search -> store`,
+//! search}`, `search -> store`, `notify -> store`,
 //! `bus -> {backup, store, lock}`, `backup -> lock`. `backup` never imports
 //! `bus`: the executor publishes through the `SnapshotSink` trait, which
 //! `Bus` implements and `app` hands in.
@@ -72,6 +75,7 @@ pub mod config;
 pub mod id;
 pub mod lock;
 pub mod metrics;
+pub mod notify;
 pub mod search;
 pub mod store;
 pub mod telemetry;

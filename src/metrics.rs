@@ -50,6 +50,12 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotifyLabels {
+    kind: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: u16,
 }
@@ -71,6 +77,9 @@ struct Inner {
     stream_drop_risk: Gauge,
     trigger_responses: Family<StatusLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
+    notifications: Family<NotifyLabels, Counter>,
+    notifications_pending: Gauge,
+    notifications_oldest: Gauge,
 }
 
 /// The process's metrics. Clones share one registry.
@@ -133,6 +142,25 @@ impl Metrics {
             "HTTP requests by method, route pattern and status",
             http_requests.clone(),
         );
+        let notifications = Family::<NotifyLabels, Counter>::default();
+        registry.register(
+            "cfgsnap_notifications",
+            "Notification delivery attempts by target kind and result (delivered, retry, failed, gone, deferred, released)",
+            notifications.clone(),
+        );
+        let notifications_pending = Gauge::default();
+        registry.register(
+            "cfgsnap_notifications_pending",
+            "Notifications queued and not yet delivered or failed (at the last check)",
+            notifications_pending.clone(),
+        );
+        let notifications_oldest = Gauge::default();
+        registry.register_with_unit(
+            "cfgsnap_notifications_oldest_pending_age",
+            "Age of the oldest pending notification (at the last check)",
+            Unit::Seconds,
+            notifications_oldest.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -143,6 +171,9 @@ impl Metrics {
                 stream_drop_risk,
                 trigger_responses,
                 http_requests,
+                notifications,
+                notifications_pending,
+                notifications_oldest,
             }),
         }
     }
@@ -181,6 +212,21 @@ impl Metrics {
     /// they are ingested (`cfgsnap_bus_stream_drop_risk`).
     pub fn stream_drop_risk(&self, at_risk: bool) {
         self.inner.stream_drop_risk.set(i64::from(at_risk));
+    }
+
+    /// Counts a notification delivery attempt of a target `kind` by `result`.
+    pub fn notification(&self, kind: &'static str, result: &'static str) {
+        self.inner
+            .notifications
+            .get_or_create(&NotifyLabels { kind, result })
+            .inc();
+    }
+
+    /// Records the outbox's depth and the age of its oldest pending row.
+    pub fn notification_queue(&self, pending: i64, oldest: Duration) {
+        self.inner.notifications_pending.set(pending);
+        let secs = i64::try_from(oldest.as_secs()).unwrap_or(i64::MAX);
+        self.inner.notifications_oldest.set(secs);
     }
 
     /// Records the HTTP status of a trigger response.

@@ -94,6 +94,9 @@ pub enum ApiError {
     /// Unknown snapshot, or another tenant's or device's.
     #[error("snapshot not found")]
     SnapshotNotFound,
+    /// Unknown notification, or another tenant's.
+    #[error("notification not found")]
+    NotificationNotFound,
     /// No route for this path.
     #[error("no such resource")]
     RouteNotFound,
@@ -165,6 +168,7 @@ impl ApiError {
             ApiError::LastSuperAdmin => "last_super_admin",
             ApiError::DeviceNotFound => "device_not_found",
             ApiError::SnapshotNotFound => "snapshot_not_found",
+            ApiError::NotificationNotFound => "notification_not_found",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -249,9 +253,10 @@ impl ResponseError for ApiError {
             ApiError::UserExists | ApiError::LastSuperAdmin => StatusCode::CONFLICT,
             ApiError::SignInRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::SignInUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::DeviceNotFound | ApiError::SnapshotNotFound | ApiError::RouteNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::DeviceNotFound
+            | ApiError::SnapshotNotFound
+            | ApiError::NotificationNotFound
+            | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BackupInProgress => StatusCode::CONFLICT,
@@ -312,6 +317,7 @@ impl From<store::Error> for ApiError {
         match e {
             store::Error::SnapshotNotFound => ApiError::SnapshotNotFound,
             store::Error::DeviceNotFound => ApiError::DeviceNotFound,
+            store::Error::NotificationNotFound => ApiError::NotificationNotFound,
             store::Error::AccountNotFound => ApiError::UserNotFound,
             store::Error::AccountExists => ApiError::UserExists,
             store::Error::LastSuperAdmin => ApiError::LastSuperAdmin,

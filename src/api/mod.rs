@@ -34,6 +34,7 @@ pub mod auth;
 pub mod devices;
 pub mod error;
 pub mod history;
+pub mod notifications;
 pub mod ops;
 pub mod path;
 pub mod problem;
@@ -254,6 +255,13 @@ fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/api/tenants/{tid}/audit-events").get(audit::list_audit_events))
         .service(resource("/api/tenants/{tid}/search").get(search::search))
+        .service(
+            resource("/api/tenants/{tid}/notifications").get(notifications::list_notifications),
+        )
+        .service(
+            resource("/api/tenants/{tid}/notifications/{nid}/redeliver")
+                .post(notifications::redeliver_notification),
+        )
         .service(resource("/api/auth/login").post(signin::login))
         .service(resource("/api/auth/logout").post(signin::logout))
         .service(resource("/api/auth/me").get(signin::me))

@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::{audit, devices, history, search, signin, trigger, user};
+use super::{audit, devices, history, notifications, search, signin, trigger, user};
 
 /// How long each readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -133,6 +133,8 @@ pub async fn openapi() -> HttpResponse {
         history::config_history,
         audit::list_audit_events,
         search::search,
+        notifications::list_notifications,
+        notifications::redeliver_notification,
         trigger::trigger_backup,
         signin::login,
         signin::logout,

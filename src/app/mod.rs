@@ -26,6 +26,7 @@ use crate::bus::{self, Bus};
 use crate::config::{Fleet, Settings};
 use crate::lock::Locker;
 use crate::metrics::Metrics;
+use crate::notify::{DispatcherParts, Notifier, spawn_dispatcher};
 use crate::store::Store;
 
 mod host_keys;
@@ -68,6 +69,7 @@ struct Parts<'a> {
     store: Option<Store>,
     bus: Bus,
     fleet: watch::Receiver<Arc<Fleet>>,
+    notifier: Notifier,
     producers: Stage,
     consumers: Stage,
 }
@@ -94,6 +96,23 @@ impl Parts<'_> {
             )
             .await
             .context("starting the ingester")?;
+            let parts = DispatcherParts {
+                notifier: self.notifier.clone(),
+                fleet: self.fleet.clone(),
+                backup_interval: self.settings.backup.interval,
+                metrics: self.metrics.clone(),
+            };
+            let store = self
+                .store
+                .clone()
+                .context("BUG: the ingester role opens the store")?;
+            spawn_dispatcher(
+                store,
+                parts,
+                self.consumers.token.clone(),
+                &self.consumers.tracker,
+            )
+            .context("starting the notification dispatcher")?;
         }
         if roles.retention {
             let store = self
@@ -260,17 +279,21 @@ pub struct Reloader {
     fleet: watch::Sender<Arc<Fleet>>,
     store: Option<Store>,
     scheduler: Option<SchedulerHandle>,
+    notifier: Notifier,
 }
 
 impl Reloader {
     /// Validates `settings` and switches the node to its device list.
     /// Added devices start, removed ones stop, changed ones restart; backups
-    /// in flight finish. Settings other than the fleet need a restart.
+    /// in flight finish. Notification targets and `[notify]` switch too
+    /// (targets disabled by a 410 are enabled again). Other settings need a
+    /// restart.
     ///
     /// # Errors
     /// An invalid configuration (nothing changes then) or a store failure.
     pub async fn reload(&self, settings: &Settings) -> anyhow::Result<Option<ReloadSummary>> {
         let fleet = settings.validate()?;
+        let notify = settings.notify_config()?;
         if let Some(store) = &self.store {
             store
                 .sync_fleet(&fleet)
@@ -279,6 +302,7 @@ impl Reloader {
         }
         let devices = fleet.devices.clone();
         self.fleet.send_replace(Arc::new(fleet));
+        self.notifier.apply(self.store.as_ref(), notify);
         Ok(self.scheduler.as_ref().map(|s| s.reload(devices)))
     }
 }
@@ -294,6 +318,7 @@ impl App {
         for w in &fleet.warnings {
             warn!("{w}");
         }
+        let notifier = Notifier::new(settings.notify_config()?);
         let roles = &settings.roles;
         let node_id = roles.node_id.clone().unwrap_or_else(bus::default_poller_id);
         let store = if roles.api || roles.ingester || roles.retention {
@@ -304,6 +329,7 @@ impl App {
                 .sync_fleet(&fleet)
                 .await
                 .context("mirroring the fleet into the store")?;
+            notifier.apply(Some(&store), settings.notify_config()?);
             Some(store)
         } else {
             None
@@ -339,6 +365,7 @@ impl App {
             store,
             bus,
             fleet: fleet_rx,
+            notifier: notifier.clone(),
             producers: Stage::new(),
             consumers: Stage::new(),
         };
@@ -365,6 +392,7 @@ impl App {
                 fleet: fleet_tx,
                 store: parts.store,
                 scheduler,
+                notifier,
             },
             shutdown_timeout: settings.server.shutdown_timeout,
             handover,

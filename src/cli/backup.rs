@@ -33,6 +33,9 @@ pub(super) async fn run(
     };
     let store = Store::connect(&settings.store).await?;
     store.sync_fleet(fleet).await?;
+    // Notifications this backup causes are queued like a node's; a serving
+    // node with the ingester role delivers them.
+    store.set_notify_routes(&settings.notify_config()?);
     let locker = Locker::connect(&settings.lock.url, &settings.lock.key_prefix)?;
     let sink = DirectIngest {
         store: store.clone(),

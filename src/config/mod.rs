@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::account::Role;
 
+pub mod notify;
 mod resolve;
 mod search;
 
@@ -46,6 +47,10 @@ pub struct Settings {
     pub log: LogSettings,
     /// `[search]`: the deadline and cache of searches.
     pub search: SearchSettings,
+    /// `[notify]`: delivery of notifications.
+    pub notify: notify::NotifySettings,
+    /// `[[notifications]]`: where notifications go.
+    pub notifications: Vec<notify::NotificationSettings>,
     /// `[[credentials]]`: named logins devices refer to.
     pub credentials: Vec<CredentialSettings>,
     /// `[[tenants]]`: the tenants.

@@ -66,6 +66,9 @@ impl Settings {
         let tenants = self.check_tenants(&mut p);
         let credentials = self.check_credentials(&mut p);
         let devices = self.check_devices(&mut p, &tenants, &credentials);
+        if let Err(e) = self.notify_config() {
+            p.list.extend(e.problems);
+        }
         if p.list.is_empty() {
             Ok(Fleet {
                 tenants,

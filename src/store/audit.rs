@@ -54,11 +54,15 @@ pub enum Action {
     MasterKeyRotated,
     /// A previous master key no record uses was deleted (`cfgsnap key retire`).
     MasterKeyRetired,
+    /// A notification was given up after its retries (or refused for good).
+    NotificationFailed,
+    /// A target answered 410 Gone: disabled until the next reload.
+    NotificationTargetDisabled,
 }
 
 impl Action {
     /// Every action, for parsing a stored name.
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 22] = [
         Action::SnapshotCreated,
         Action::SnapshotSkippedDuplicate,
         Action::SnapshotStale,
@@ -79,6 +83,8 @@ impl Action {
         Action::DeviceMoved,
         Action::MasterKeyRotated,
         Action::MasterKeyRetired,
+        Action::NotificationFailed,
+        Action::NotificationTargetDisabled,
     ];
 
     /// The stored name, e.g. `config_snapshot_created`.
@@ -104,6 +110,8 @@ impl Action {
             Action::DeviceMoved => "device_moved",
             Action::MasterKeyRotated => "master_key_rotated",
             Action::MasterKeyRetired => "master_key_retired",
+            Action::NotificationFailed => "notification_failed",
+            Action::NotificationTargetDisabled => "notification_target_disabled",
         }
     }
 }

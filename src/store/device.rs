@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::audit::{Action, insert_audit};
 use super::db::{Conn, on_conn, on_db};
+use super::outbox::{self, Routes};
 use super::{Error, Result, Store};
 use crate::config::Fleet;
 
@@ -232,9 +233,10 @@ impl Store {
     }
 
     async fn record_ordered(&self, ordered: &[(&str, DateTime<Utc>, &Attempt)]) -> Result<()> {
+        let routes = self.outbox.get();
         let mut tx = self.db.begin_write().await?;
         for (device_id, at, attempt) in ordered {
-            update_state(tx.conn(), device_id, *at, attempt).await?;
+            update_state(tx.conn(), &routes, device_id, *at, attempt).await?;
         }
         tx.commit().await
     }
@@ -390,13 +392,24 @@ async fn clear_pin(conn: Conn<'_>, tenant_id: &str, device_id: &str) -> Result<(
     Ok(())
 }
 
-/// The device-state `UPDATE` of one attempt.
+/// The device-state `UPDATE` of one attempt, after queueing the
+/// notifications it causes.
 async fn update_state(
-    conn: Conn<'_>,
+    mut conn: Conn<'_>,
+    routes: &Routes,
     device_id: &str,
     at: DateTime<Utc>,
     attempt: &Attempt,
 ) -> Result<()> {
+    match attempt {
+        Attempt::Success => {
+            outbox::before_success(conn.reborrow(), routes, device_id, None).await?
+        }
+        Attempt::Failed { error_kind, .. } => {
+            outbox::before_failure(conn.reborrow(), routes, device_id, error_kind).await?;
+        }
+        Attempt::Locked => {}
+    }
     match attempt {
         Attempt::Success => on_conn!(conn, |c| {
             sqlx::query(

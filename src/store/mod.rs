@@ -2,7 +2,7 @@
 //! rest (`crypto/`), snapshot ingest (`snapshot/`), the read side of
 //! snapshots (`history`), devices, their pinned host keys and backup state
 //! (`device`), the audit log (`audit`), retention (`retention`), what search
-//! reads (`search`), and local
+//! reads (`search`), the notification outbox (`outbox`), and local
 //! accounts and their sign-in sessions (`account`, `session`), operations
 //! over every sealed record (`sealed`: key rotation in `rekey`, device moves
 //! in `moving`, checks and backups in `verify`); `db`
@@ -35,6 +35,7 @@ mod db;
 pub mod device;
 pub mod history;
 pub mod moving;
+pub mod outbox;
 mod record;
 pub mod rekey;
 pub mod retention;
@@ -72,6 +73,9 @@ pub enum Error {
     /// a hash that does not match the text, an unknown device.
     #[error("invalid snapshot: {0}")]
     InvalidSnapshot(String),
+    /// No such notification for this tenant.
+    #[error("notification not found")]
+    NotificationNotFound,
     /// No account of that name.
     #[error("account not found")]
     AccountNotFound,
@@ -210,6 +214,8 @@ pub struct Store {
     pub(crate) db: Db,
     pub(crate) cipher: Keyring,
     pub(crate) diff_deadline: Duration,
+    /// Which notification targets want which events (`outbox`).
+    pub(crate) outbox: outbox::RouteCell,
 }
 
 impl Store {
@@ -241,6 +247,7 @@ impl Store {
             db,
             cipher,
             diff_deadline: Duration::from_secs(2),
+            outbox: outbox::RouteCell::default(),
         })
     }
 

@@ -15,6 +15,7 @@ mod fault;
 mod helpers;
 mod hostile;
 mod lock;
+mod notify;
 mod openssh;
 mod ops;
 mod sim;

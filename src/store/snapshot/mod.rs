@@ -1,6 +1,7 @@
 //! Snapshot ingest: validate → lock the device → dedup and stale check →
 //! encrypt and diff → insert snapshot, diff, changes → audit, in one
-//! transaction ([`Store::ingest`]). The read side is in `history`.
+//! transaction ([`Store::ingest`]), with the notifications it causes
+//! (`outbox`). The read side is in `history`.
 //!
 //! Ingest is idempotent: an event whose hash equals the device's newest
 //! snapshot stores nothing, so redelivery is harmless; an event older than the
@@ -15,6 +16,7 @@ use tracing::instrument;
 
 use super::audit::{Action, insert_audit};
 use super::db::{Conn, Tx};
+use super::outbox;
 use super::record::diff_aad;
 use super::{Result, Store};
 
@@ -43,6 +45,7 @@ impl Store {
         // value and the one compared against identical on both.
         let collected_at = snap.collected_at.trunc_subsecs(6);
         let device = snap.device_id.as_str();
+        let routes = self.outbox.get();
         let mut tx = self.db.begin_write().await?;
         sql::lock_device(tx.conn(), snap).await?;
         // A statement of its own, after the lock: under PostgreSQL's READ
@@ -55,6 +58,7 @@ impl Store {
             && let Some((action, result)) = skip(snap, collected_at, n)
         {
             if matches!(result, Ingested::Duplicate { .. }) {
+                outbox::before_success(tx.conn(), &routes, device, Some(collected_at)).await?;
                 sql::note_success(tx.conn(), device, collected_at).await?;
             }
             audit_skipped(tx.conn(), snap, collected_at, n, action).await?;
@@ -74,8 +78,19 @@ impl Store {
         if let Some(prev) = &newest {
             self.store_diff(&mut tx, snap, snapshot_id, prev.snapshot_id, &prepared)
                 .await?;
+            let changed = outbox::Changed {
+                device_id: device,
+                snapshot_id,
+                previous_snapshot_id: prev.snapshot_id,
+                sha256_hash: &snap.sha256_hash,
+                lines_added: prepared.lines_added,
+                lines_removed: prepared.lines_removed,
+                changes: &prepared.changes,
+            };
+            outbox::config_changed(tx.conn(), &routes, &changed).await?;
         }
         audit_created(tx.conn(), snap, collected_at, snapshot_id, &prepared).await?;
+        outbox::before_success(tx.conn(), &routes, device, Some(collected_at)).await?;
         sql::note_success(tx.conn(), device, collected_at).await?;
         tx.commit().await?;
         Ok(Ingested::Created {

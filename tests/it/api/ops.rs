@@ -54,6 +54,12 @@ const ROUTES: &[(&str, &str, bool)] = &[
     ),
     ("get", "/api/tenants/{tid}/audit-events", true),
     ("get", "/api/tenants/{tid}/search", true),
+    ("get", "/api/tenants/{tid}/notifications", true),
+    (
+        "post",
+        "/api/tenants/{tid}/notifications/{nid}/redeliver",
+        true,
+    ),
     ("post", "/api/auth/login", false),
     ("post", "/api/auth/logout", true),
     ("get", "/api/auth/me", true),
