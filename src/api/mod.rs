@@ -37,6 +37,7 @@ pub mod ops;
 pub mod path;
 pub mod problem;
 pub mod secrets;
+pub mod semantic;
 pub mod signin;
 pub mod trigger;
 pub mod user;

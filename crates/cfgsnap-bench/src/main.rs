@@ -14,6 +14,7 @@ mod machine;
 mod makespan;
 mod micro;
 mod node;
+mod semantic;
 mod sim_child;
 mod trigger;
 
@@ -53,6 +54,19 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         repeats: u32,
     },
+    /// The semantic diff: parsing MB/s, a 1 % change of a generated export,
+    /// the two largest corpus exports.
+    Semantic {
+        /// Directory of `.rsc` exports.
+        #[arg(long, default_value = "../shared/corpus/routeros")]
+        corpus: PathBuf,
+        /// Lines of the generated configs.
+        #[arg(long, default_value_t = 100_000)]
+        lines: usize,
+        /// Repeats of the generated case.
+        #[arg(long, default_value_t = 3)]
+        repeats: u32,
+    },
     /// Ingest rate into SQLite or PostgreSQL.
     Ingest(ingest::IngestArgs),
     /// Collection throughput and CPU per backup, with the OpenSSH baseline.
@@ -88,6 +102,11 @@ fn main() -> anyhow::Result<()> {
             deadline,
             repeats,
         } => micro::run_diff(lines, deadline, repeats),
+        Bench::Semantic {
+            corpus,
+            lines,
+            repeats,
+        } => semantic::run(&corpus, lines, repeats),
         Bench::Ingest(args) => runtime.block_on(ingest::run(&args)),
         Bench::Collect(args) => runtime.block_on(collect::run(&args)),
         Bench::Makespan(args) => runtime.block_on(makespan::run(&args)),

@@ -18,6 +18,9 @@ const MAX_SIMILARITY_PAIRS: usize = 250_000;
 /// agree (Dice coefficient).
 const MIN_SIMILARITY: f64 = 0.5;
 
+/// Properties as `(key, raw value)`, sorted by key.
+type Content<'e> = [(&'e str, Option<&'e str>)];
+
 /// One item of one menu.
 struct Item<'e> {
     identity: Identity,
@@ -260,7 +263,7 @@ fn pair_by_content(
     taken: &mut [bool],
     new_to_old: &mut [Option<usize>],
 ) {
-    let mut by_content: HashMap<(Class, &[(&str, Option<&str>)]), VecDeque<usize>> = HashMap::new();
+    let mut by_content: HashMap<(Class, &Content<'_>), VecDeque<usize>> = HashMap::new();
     for (i, item) in old.iter().enumerate() {
         if !taken[i] && loose(item) {
             let key = (item.identity.class, item.sorted.as_slice());
@@ -358,7 +361,7 @@ fn pair_by_similarity(
 }
 
 /// The Dice coefficient of two sorted property lists.
-fn similarity(a: &[(&str, Option<&str>)], b: &[(&str, Option<&str>)]) -> f64 {
+fn similarity(a: &Content<'_>, b: &Content<'_>) -> f64 {
     if a.is_empty() && b.is_empty() {
         return 1.0;
     }

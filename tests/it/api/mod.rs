@@ -14,6 +14,7 @@ mod history;
 pub(crate) mod isolation;
 mod ops;
 mod secrets;
+mod semantic;
 mod signin;
 mod trigger;
 mod users;
