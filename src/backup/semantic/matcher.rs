@@ -14,6 +14,11 @@ use super::{ChangeKind, ItemChange, PropertyChange};
 /// skipped and leftovers read as removed and added.
 const MAX_SIMILARITY_PAIRS: usize = 250_000;
 
+/// Above this many property comparisons in one menu (pairs times their
+/// properties), similarity matching is skipped too: hostile input with
+/// huge items must not take unbounded time.
+const MAX_SIMILARITY_WORK: usize = 20_000_000;
+
 /// Two leftovers pair up only when at least this share of their properties
 /// agree (Dice coefficient).
 const MIN_SIMILARITY: f64 = 0.5;
@@ -333,9 +338,17 @@ fn pair_by_similarity(
     let free_new: Vec<usize> = (0..new.len())
         .filter(|&j| new_to_old[j].is_none() && loose(&new[j]))
         .collect();
+    let size = |items: &[Item<'_>], free: &[usize]| -> usize {
+        free.iter().map(|&k| items[k].sorted.len()).sum()
+    };
+    let work = free_new
+        .len()
+        .saturating_mul(size(old, &free_old))
+        .saturating_add(free_old.len().saturating_mul(size(new, &free_new)));
     if free_old.is_empty()
         || free_new.is_empty()
         || free_old.len().saturating_mul(free_new.len()) > MAX_SIMILARITY_PAIRS
+        || work > MAX_SIMILARITY_WORK
     {
         return;
     }

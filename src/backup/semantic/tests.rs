@@ -499,3 +499,30 @@ fn content_labels_of_redacted_opaque_lines_hide_secrets() {
     assert!(!change.item.contains("topsecret"), "label masked");
     assert!(change.item.contains("********"));
 }
+
+#[test]
+fn many_large_unmatched_items_are_reported_without_pairwise_comparison() {
+    // Arrange: 400 unnamed items of 300 properties on each side, none equal.
+    let side = |tag: &str| {
+        let mut text = String::from("/ip firewall filter\n");
+        for i in 0..400 {
+            text.push_str("add");
+            for p in 0..300 {
+                text.push_str(&format!(" p{p}={tag}{i}"));
+            }
+            text.push('\n');
+        }
+        text
+    };
+    let (old, new) = (side("a"), side("b"));
+
+    // Act
+    let diff = diff(&old, &new);
+
+    // Assert
+    let count = |kind| diff.changes.iter().filter(|c| c.kind == kind).count();
+    assert_eq!(
+        (count(ChangeKind::Added), count(ChangeKind::Removed)),
+        (400, 400)
+    );
+}
