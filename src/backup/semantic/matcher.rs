@@ -47,15 +47,18 @@ impl Item<'_> {
 /// The items of an export grouped by menu, menus in order of appearance.
 struct Menus<'e> {
     order: Vec<&'e str>,
-    items: HashMap<&'e str, Vec<Item<'e>>>,
+    index: HashMap<&'e str, usize>,
+    items: Vec<Vec<Item<'e>>>,
 }
 
 fn group(export: &Export) -> Menus<'_> {
     const NO_PROPERTIES: &[Property] = &[];
     let mut menus = Menus {
         order: Vec::new(),
-        items: HashMap::new(),
+        index: HashMap::new(),
+        items: Vec::new(),
     };
+    let mut last: Option<(&str, usize)> = None;
     for line in &export.lines {
         let (menu, item) = match &line.kind {
             LineKind::Command { menu, command, .. } => {
@@ -86,13 +89,33 @@ fn group(export: &Export) -> Menus<'_> {
             ),
             _ => continue,
         };
-        let items = menus.items.entry(menu).or_insert_with(|| {
-            menus.order.push(menu);
-            Vec::new()
-        });
-        items.push(item);
+        // Lines come in runs of one menu: look the menu up only when it
+        // changes.
+        let slot = match last {
+            Some((name, slot)) if name == menu => slot,
+            _ => {
+                let next = menus.items.len();
+                let slot = *menus.index.entry(menu).or_insert(next);
+                if slot == next {
+                    menus.order.push(menu);
+                    menus.items.push(Vec::new());
+                }
+                last = Some((menu, slot));
+                slot
+            }
+        };
+        menus.items[slot].push(item);
     }
     menus
+}
+
+impl<'e> Menus<'e> {
+    /// The items of `menu`, none when it has none.
+    fn get(&self, menu: &str) -> &[Item<'e>] {
+        self.index
+            .get(menu)
+            .map_or(&[][..], |&slot| self.items[slot].as_slice())
+    }
 }
 
 /// Every change from `old` to `new`.
@@ -103,13 +126,11 @@ pub(super) fn changes(old: &Export, new: &Export) -> Vec<ItemChange> {
         old_menus
             .order
             .iter()
-            .filter(|m| !new_menus.items.contains_key(*m)),
+            .filter(|m| !new_menus.index.contains_key(*m)),
     );
     let mut out = Vec::new();
     for menu in order {
-        let old_items = old_menus.items.get(menu).map_or(&[][..], Vec::as_slice);
-        let new_items = new_menus.items.get(menu).map_or(&[][..], Vec::as_slice);
-        menu_changes(menu, old_items, new_items, &mut out);
+        menu_changes(menu, old_menus.get(menu), new_menus.get(menu), &mut out);
     }
     out
 }
@@ -294,8 +315,8 @@ fn pair_by_comment(
     taken: &mut [bool],
     new_to_old: &mut [Option<usize>],
 ) {
-    let old_comments = unique_comments(old);
-    for (comment, j) in unique_comments(new) {
+    let old_comments = unique_comments(old, |i| !taken[i]);
+    for (comment, j) in unique_comments(new, |j| new_to_old[j].is_none()) {
         let (Some(j), Some(Some(i))) = (j, old_comments.get(comment)) else {
             continue;
         };
@@ -306,13 +327,16 @@ fn pair_by_comment(
     }
 }
 
-/// Comments of unnamed items: the item's position when the comment is
-/// unique, `None` when it repeats (paired items count too: a repeated
+/// Comments of unpaired unnamed items: the item's position when the
+/// comment is unique among them, `None` when it repeats (a repeated
 /// comment is no hint).
-fn unique_comments<'i>(items: &'i [Item<'_>]) -> HashMap<&'i str, Option<usize>> {
+fn unique_comments<'i>(
+    items: &'i [Item<'_>],
+    free: impl Fn(usize) -> bool,
+) -> HashMap<&'i str, Option<usize>> {
     let mut seen: HashMap<&str, Option<usize>> = HashMap::new();
     for (k, item) in items.iter().enumerate() {
-        if item.identity.class != Class::Content {
+        if item.identity.class != Class::Content || !free(k) {
             continue;
         }
         if let Some(comment) = item.comment() {
