@@ -2,7 +2,7 @@
 # Runs cfgsnap's benchmarks (the cfgsnap-bench package) on a release build and prints
 # their figures.
 #
-# Usage: scripts/bench.sh [all|normalize|diff|ingest|collect|makespan|trigger|history|search] [extra args for that one]
+# Usage: scripts/bench.sh [all|normalize|diff|semantic|ingest|collect|makespan|trigger|history|search] [extra args for that one]
 # Needs: PostgreSQL on 127.0.0.1:5432 with trust auth (ingest, trigger, history), NATS with
 # JetStream on 127.0.0.1:4222 and Redis on 127.0.0.1:6379 (trigger's served stack), OpenSSH's
 # ssh and ssh-keygen (collect, trigger), and an open-file limit of ~12,000 for makespan at
@@ -28,6 +28,7 @@ run() { echo "== cfgsnap-bench $*"; "$bench" "$@"; }
 case "$which" in
   normalize) run normalize "$@" ;;
   diff) run diff "$@" ;;
+  semantic) run semantic "$@" ;;
   ingest) run ingest "$@" ;;
   collect) run collect --baseline-ssh "$@" ;;
   makespan) run makespan "$@" ;;
@@ -37,6 +38,7 @@ case "$which" in
   all)
     run normalize
     run diff
+    run semantic
     run ingest --store sqlite --events 20000
     run ingest --store postgres --events 20000
     run ingest --store postgres --events 20000 --lanes 8

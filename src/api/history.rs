@@ -20,6 +20,7 @@ use super::auth::{Caller, Role};
 use super::error::{ApiError, Problem, TenantRouteErrors};
 use super::path::{DevicePath, PageQuery, SnapshotId, SnapshotPath, paginate};
 use super::secrets::{self, RevealQuery};
+use super::semantic::{self, DiffFormat, SemanticDiffResponse};
 use crate::store::history::{ChangeSummary, HistoryEntry, SnapshotMeta};
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
@@ -149,7 +150,7 @@ pub struct HistoryPageResponse {
     pub next_before: Option<i64>,
 }
 
-/// `?against=`: the snapshot to diff against.
+/// `?against=&format=`: the snapshot to diff against and the form.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DiffQuery {
@@ -158,6 +159,10 @@ pub struct DiffQuery {
     pub against: Option<SnapshotId>,
     /// `true` to see secrets (see [`RevealQuery`]).
     pub reveal: Option<bool>,
+    /// `unified` (default): a unified diff; `semantic`: what changed item
+    /// by item as JSON.
+    #[param(value_type = Option<String>, example = "semantic")]
+    pub format: Option<String>,
 }
 
 /// A device's snapshots, newest first.
@@ -280,8 +285,9 @@ pub async fn download_snapshot(
     Ok(config_text(TEXT_PLAIN, text, Some(&filename)))
 }
 
-/// The unified diff of a snapshot against another (default: its predecessor;
-/// the device's first snapshot diffs against an empty file).
+/// The diff of a snapshot against another (default: its predecessor; the
+/// device's first snapshot diffs against an empty file): unified, or with
+/// `format=semantic` item by item (DESIGN.md §16).
 #[utoipa::path(
     get,
     path = "/api/tenants/{tid}/devices/{did}/config-snapshots/{sid}/diff",
@@ -289,7 +295,11 @@ pub async fn download_snapshot(
     params(SnapshotPath, DiffQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Unified diff", body = String, content_type = "text/x-diff; charset=utf-8"),
+        (status = 200, description = "Unified diff, or with `format=semantic` the changed items", content(
+            (String = "text/x-diff; charset=utf-8"),
+            (SemanticDiffResponse = "application/json"),
+        )),
+        (status = 400, description = "A `format` other than `unified` or `semantic` (`bad_query`)", body = Problem, content_type = "application/problem+json"),
         TenantRouteErrors,
         (status = 404, description = "Either snapshot unknown (`snapshot_not_found`)", body = Problem, content_type = "application/problem+json"),
     )
@@ -301,12 +311,15 @@ pub async fn snapshot_diff(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&path.tid, Role::Viewer)?;
+    let format = DiffFormat::parse(query.format.as_deref())?;
     let secrets = secrets::secrets_for(&caller, &state, &path, query.reveal).await?;
     let ids = (path.sid.0, query.against.map(|s| s.0));
-    let diff = state
-        .store
-        .diff_as(path.tid.as_str(), path.did.as_str(), ids, secrets)
-        .await?;
+    let (tid, did) = (path.tid.as_str(), path.did.as_str());
+    if format == DiffFormat::Semantic {
+        let diff = state.store.semantic_diff_as(tid, did, ids, secrets).await?;
+        return Ok(semantic::response(diff));
+    }
+    let diff = state.store.diff_as(tid, did, ids, secrets).await?;
     Ok(config_text(TEXT_DIFF, diff, None))
 }
 

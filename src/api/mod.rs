@@ -40,6 +40,7 @@ pub mod path;
 pub mod problem;
 pub mod search;
 pub mod secrets;
+pub mod semantic;
 pub mod signin;
 pub mod trigger;
 pub mod user;

@@ -4,7 +4,8 @@
 //!
 //! Submodules: `ssh` (russh client), `normalize` and `validate` (pure),
 //! `changes` (unified diffs and change summaries), `redact` (masking secrets
-//! in export text, pure), `known_hosts` (pinned host keys), `executor` (the
+//! in export text, pure), `semantic` (the item-by-item RouterOS diff,
+//! pure), `known_hosts` (pinned host keys), `executor` (the
 //! SSH implementation), `pipeline` (lock → collect → publish → unlock),
 //! `scheduler` (when to run).
 
@@ -26,6 +27,7 @@ pub mod normalize;
 pub mod pipeline;
 pub mod redact;
 pub mod scheduler;
+pub mod semantic;
 pub mod ssh;
 pub mod validate;
 

@@ -1,4 +1,5 @@
-//! `cfgsnap history`, `show` and `diff`: read the store from the shell.
+//! `cfgsnap history`, `show` and `diff` (unified, or `--semantic` JSON):
+//! read the store from the shell.
 //! Operators' tools: they see every tenant.
 
 use std::io::Write as _;
@@ -7,6 +8,7 @@ use anyhow::Context as _;
 
 use super::Exit;
 use crate::config::{Fleet, Settings};
+use crate::store::history::Secrets;
 use crate::store::{self, Store};
 
 /// Prints a device's snapshots, newest first, as a table or JSON lines.
@@ -66,18 +68,29 @@ pub(super) async fn show(settings: &Settings, snapshot_id: i64) -> anyhow::Resul
     print_or_fail(result, snapshot_id)
 }
 
-/// Prints the unified diff of a snapshot.
+/// Prints the unified diff of a snapshot, or with `semantic` the changed
+/// items as pretty JSON (DESIGN.md §16, secrets shown like the unified diff).
 pub(super) async fn diff(
     settings: &Settings,
     snapshot_id: i64,
     against: Option<i64>,
+    semantic: bool,
 ) -> anyhow::Result<Exit> {
     let store = Store::connect(&settings.store).await?;
     let result = async {
         let (tenant, device) = store.snapshot_owner(snapshot_id).await?;
-        store
-            .snapshot_diff(&tenant, &device, snapshot_id, against)
-            .await
+        if !semantic {
+            return store
+                .snapshot_diff(&tenant, &device, snapshot_id, against)
+                .await;
+        }
+        let ids = (snapshot_id, against);
+        let diff = store
+            .semantic_diff_as(&tenant, &device, ids, Secrets::Shown)
+            .await?;
+        let json = serde_json::to_string_pretty(&diff)
+            .map_err(|e| store::Error::Unexpected(anyhow::Error::new(e)))?;
+        Ok(json + "\n")
     }
     .await;
     store.close().await;

@@ -84,6 +84,9 @@ pub enum Cmd {
         /// Compare against this snapshot of the same device instead.
         #[arg(long)]
         against: Option<i64>,
+        /// Print what changed item by item, as JSON, instead of a unified diff.
+        #[arg(long)]
+        semantic: bool,
     },
     /// Search the newest configuration of every device, or with --history
     /// when matching lines appeared and went.
@@ -258,7 +261,8 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
         Cmd::Diff {
             snapshot_id,
             against,
-        } => history::diff(&settings, snapshot_id, against).await,
+            semantic,
+        } => history::diff(&settings, snapshot_id, against, semantic).await,
         Cmd::Token {
             sub,
             tenant,

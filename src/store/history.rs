@@ -1,6 +1,7 @@
 //! Read side of snapshots, always scoped to a tenant and device: newest-first
 //! listings with cursor pagination, one snapshot's metadata and decrypted
-//! content, diffs (stored or computed on demand) and the change timeline.
+//! content, diffs (stored or computed on demand; semantic ones in
+//! `history_semantic.rs`) and the change timeline.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -14,6 +15,9 @@ use crate::backup::{Trigger, changes, redact};
 use crate::telemetry::spawn_blocking_with_tracing;
 
 pub use super::MAX_PAGE;
+
+#[path = "history_semantic.rs"]
+mod semantic;
 
 /// Whether text read from the store shows the secrets it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

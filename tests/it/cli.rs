@@ -219,6 +219,43 @@ async fn history_json_lists_the_stored_snapshots_newest_first() {
 }
 
 #[tokio::test]
+async fn semantic_diff_of_the_newest_snapshot_lists_the_changed_items_as_json() {
+    within(TEST_TIMEOUT, async {
+        // Arrange
+        let (_sim, config, runs) = backed_up_three_times().await;
+        let newest = snapshot_id(&runs[1]).to_string();
+
+        // Act
+        let out = cfgsnap(&config, &["diff", &newest, "--semantic"]).await;
+
+        // Assert
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let diff: Value = serde_json::from_str(&stdout(&out)).expect("one JSON document");
+        assert_eq!(diff["status_only"], false);
+        let changes: Vec<(&str, &str)> = diff["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .map(|c| {
+                (
+                    c["menu"].as_str().unwrap_or_default(),
+                    c["kind"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        // The simulator's change replaces its one address-list entry.
+        assert_eq!(
+            changes,
+            [
+                ("/ip firewall address-list", "added"),
+                ("/ip firewall address-list", "removed")
+            ]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn diff_of_the_newest_snapshot_shows_the_changed_line() {
     within(TEST_TIMEOUT, async {
         // Arrange

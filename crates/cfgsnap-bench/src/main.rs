@@ -15,6 +15,7 @@ mod makespan;
 mod micro;
 mod node;
 mod search;
+mod semantic;
 mod sim_child;
 mod trigger;
 
@@ -51,6 +52,19 @@ enum Bench {
         #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
         deadline: Duration,
         /// Repeats of the 1 % case.
+        #[arg(long, default_value_t = 3)]
+        repeats: u32,
+    },
+    /// The semantic diff: parsing MB/s, a 1 % change of a generated export,
+    /// the two largest corpus exports.
+    Semantic {
+        /// Directory of `.rsc` exports.
+        #[arg(long, default_value = "../shared/corpus/routeros")]
+        corpus: PathBuf,
+        /// Lines of the generated configs.
+        #[arg(long, default_value_t = 100_000)]
+        lines: usize,
+        /// Repeats of the generated case.
         #[arg(long, default_value_t = 3)]
         repeats: u32,
     },
@@ -92,6 +106,11 @@ fn main() -> anyhow::Result<()> {
             deadline,
             repeats,
         } => micro::run_diff(lines, deadline, repeats),
+        Bench::Semantic {
+            corpus,
+            lines,
+            repeats,
+        } => semantic::run(&corpus, lines, repeats),
         Bench::Ingest(args) => runtime.block_on(ingest::run(&args)),
         Bench::Collect(args) => runtime.block_on(collect::run(&args)),
         Bench::Makespan(args) => runtime.block_on(makespan::run(&args)),

@@ -1,9 +1,10 @@
 //! The CPU work of a new version, done off the async threads before the
 //! insert: sealing the text and, against the previous version, the diff and
-//! the per-component change summaries.
+//! the per-component change summaries (semantic when both versions parse).
 
 use super::new::NewSnapshot;
 use crate::backup::changes::{self, Change};
+use crate::backup::semantic;
 use crate::store::crypto::Sealed;
 use crate::store::record::{content_aad, diff_label};
 use crate::store::{Error, Result, Store};
@@ -59,7 +60,10 @@ impl Store {
                 &diff_label(&device, &hash),
                 deadline,
             );
-            let summary = changes::summarize(&old, &text, deadline);
+            // Item-level summaries when both versions parse; line counts
+            // per menu otherwise.
+            let summary = semantic::summarize(&old, &text)
+                .unwrap_or_else(|| changes::summarize(&old, &text, deadline));
             Ok(Prepared {
                 content,
                 diff_text: Some(diff.text),

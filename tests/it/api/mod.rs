@@ -15,6 +15,7 @@ pub(crate) mod isolation;
 mod ops;
 mod search;
 mod secrets;
+mod semantic;
 mod signin;
 mod trigger;
 mod users;

@@ -250,12 +250,26 @@ async fn a_changed_address_and_a_removed_rule_are_summarized_as_modified_and_rem
         (entry.lines_added, entry.lines_removed),
         (1, 1 + rule_lines as i64)
     );
+    // Summaries come from the semantic diff: the address is named (by its
+    // address and interface) with the property that changed.
+    let [address, filter] = &entry.changes[..] else {
+        panic!("two summaries expected, got {}", entry.changes.len());
+    };
     assert_eq!(
-        rows(&entry.changes),
-        [
-            ("ip/address", "Modified 1 ip address rule", 1, 1),
-            ("ip/firewall/filter", "Removed 1 firewall filter rule", 0, 1),
-        ]
+        (
+            address.component.as_str(),
+            address.lines_added,
+            address.lines_removed
+        ),
+        ("ip/address", 1, 1)
+    );
+    assert!(
+        address.summary.starts_with("Modified ") && address.summary.ends_with(": disabled"),
+        "the address summary names the item and the property"
+    );
+    assert_eq!(
+        rows(std::slice::from_ref(filter)),
+        [("ip/firewall/filter", "Removed 1 firewall filter rule", 0, 1)]
     );
     let diff = t
         .store
@@ -317,10 +331,11 @@ async fn a_100k_line_config_with_one_changed_line_is_stored_and_summarized(t: &T
         rows(&history[0].changes),
         [(
             "ip/firewall/address-list",
-            "Modified 1 firewall address-list rule",
+            "Modified allow-6 10.0.195.80: list",
             1,
             1
-        )]
+        )],
+        "the entry is matched by content although its list, part of its key, changed"
     );
     let content = t
         .store

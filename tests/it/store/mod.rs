@@ -18,6 +18,7 @@ mod ingest;
 mod isolation;
 mod pagination;
 mod retention;
+mod semantic;
 
 use std::path::{Path, PathBuf};
 
