@@ -24,10 +24,14 @@
 //! - [`store`]: the `Store` enum over PostgreSQL and SQLite: snapshots and
 //!   their diffs sealed at rest (`crypto/`), history, devices, audit,
 //!   retention. All SQL lives here.
+//! - [`ui`]: the web UI under `/ui/`: server-rendered pages (askama
+//!   templates in `templates/`, embedded assets from `assets/`) that call
+//!   the same store, bus and auth functions as the API.
 //! - [`cli`]: the subcommands besides `serve`; [`id`]: validated tenant and
 //!   device ids; [`metrics`], [`telemetry`]: Prometheus metrics and logging.
 //!
 //! Dependencies point one way: `app` wires everything; `api -> {bus, store}`,
+//! `ui -> {api's AppState, auth and trigger, store}`,
 //! `bus -> {backup, store, lock}`, `backup -> lock`. `backup` never imports
 //! `bus`: the executor publishes through the `SnapshotSink` trait, which
 //! `Bus` implements and `app` hands in.
@@ -69,3 +73,4 @@ pub mod lock;
 pub mod metrics;
 pub mod store;
 pub mod telemetry;
+pub mod ui;

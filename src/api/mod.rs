@@ -191,12 +191,18 @@ impl AppState {
 }
 
 /// Builds the HTTP server on `listener` (bind port 0 in tests and read the
-/// port from the listener). It does not handle signals: the caller stops it
-/// through the returned server's handle. Spawn it with `tokio::spawn`.
+/// port from the listener), with the API's routes and the ones `pages` adds
+/// (the web UI, which `app` hands in: the API does not know it). It does
+/// not handle signals: the caller stops it through the returned server's
+/// handle. Spawn it with `tokio::spawn`.
 ///
 /// # Errors
 /// When actix cannot take over the listener.
-pub fn build_server(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+pub fn build_server(
+    state: AppState,
+    listener: TcpListener,
+    pages: fn(&mut web::ServiceConfig),
+) -> std::io::Result<Server> {
     let shutdown_timeout = state.shutdown_timeout.as_secs().max(1);
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
@@ -215,6 +221,7 @@ pub fn build_server(state: AppState, listener: TcpListener) -> std::io::Result<S
             .wrap(from_fn(record_metrics))
             .wrap(TracingLogger::default())
             .configure(routes)
+            .configure(pages)
             .default_service(web::to(not_found))
     })
     .disable_signals()
