@@ -16,8 +16,10 @@ use crate::api::{AppState, Role};
 use crate::store::browse::{DeviceOrder, DeviceQuery, DeviceStatus};
 use crate::store::device::DeviceState;
 
-/// Devices per page.
+/// Devices per page unless `limit` says otherwise.
 pub const PAGE: u32 = 50;
+/// The largest `limit`.
+pub const MAX_PAGE: u32 = 200;
 
 /// The fleet's query string.
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -37,6 +39,9 @@ pub struct FleetQuery {
     /// Previous page: before this device id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<String>,
+    /// Devices per page, 1–200 (50 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 /// One device row.
@@ -74,6 +79,7 @@ pub async fn fleet(
     let tenant = page::tenant_id(&path)?;
     caller.require(&tenant, Role::Viewer)?;
     let query = query.into_inner();
+    let page_size = query.limit.unwrap_or(PAGE).clamp(1, MAX_PAGE);
     let store_query = DeviceQuery {
         q: Some(query.q.trim().to_owned()).filter(|q| !q.is_empty()),
         status: match query.status.as_str() {
@@ -93,13 +99,13 @@ pub async fn fleet(
         },
         after: query.after.clone(),
         before: query.before.clone(),
-        limit: Some(PAGE + 1),
+        limit: Some(page_size + 1),
     };
     let mut devices = state
         .store
         .query_devices(tenant.as_str(), &store_query)
         .await?;
-    let (has_prev, has_next) = trim_page(&mut devices, &query);
+    let (has_prev, has_next) = trim_page(&mut devices, &query, page_size);
     let rows = rows(&state, tenant.as_str(), devices).await?;
     let link = |after: Option<String>, before: Option<String>| {
         let q = FleetQuery {
@@ -129,15 +135,15 @@ pub async fn fleet(
 
 /// Cuts the extra row fetched to learn whether another page exists;
 /// returns whether there is a previous and a next page.
-fn trim_page(devices: &mut Vec<DeviceState>, query: &FleetQuery) -> (bool, bool) {
-    let full = devices.len() > PAGE as usize;
+fn trim_page(devices: &mut Vec<DeviceState>, query: &FleetQuery, size: u32) -> (bool, bool) {
+    let full = devices.len() > size as usize;
     if query.after.is_none() && query.before.is_some() {
         if full {
             devices.remove(0);
         }
         (full, true)
     } else {
-        devices.truncate(PAGE as usize);
+        devices.truncate(size as usize);
         (query.after.is_some(), full)
     }
 }

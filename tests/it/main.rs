@@ -19,3 +19,4 @@ mod openssh;
 mod sim;
 mod sshd;
 mod store;
+mod ui;
