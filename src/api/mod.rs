@@ -28,6 +28,7 @@ use crate::lock::Locker;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
+pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod devices;
@@ -258,6 +259,9 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/auth/login").post(signin::login))
         .service(resource("/api/auth/logout").post(signin::logout))
         .service(resource("/api/auth/me").get(signin::me))
+        .service(resource("/api/auth/sessions").get(account::list_sessions))
+        .service(resource("/api/auth/sessions/{sid}").delete(account::end_session))
+        .service(resource("/api/auth/password").post(account::change_password))
         .service(
             resource("/api/tenants/{tid}/users")
                 .get(user::list_users)

@@ -163,7 +163,7 @@ async fn rows(
         .snapshots_by_id(tenant, &ids)
         .await?
         .into_iter()
-        .map(|s| (s.id, s.collected_at))
+        .map(|s| (s.id, (s.collected_at, s.previous_snapshot_id.is_none())))
         .collect();
     let mut summaries: HashMap<i64, Vec<String>> = HashMap::new();
     for change in state.store.changes_of(tenant, &ids).await? {
@@ -181,8 +181,12 @@ async fn rows(
                 status,
                 status_text,
                 last_success: Stamp::of(d.last_success_at),
-                last_change: Stamp::of(newest_id.and_then(|id| newest.get(&id).copied())),
-                summary: newest_id.and_then(|id| summary(summaries.get(&id))),
+                last_change: Stamp::of(newest_id.and_then(|id| newest.get(&id).map(|n| n.0))),
+                summary: newest_id.and_then(|id| {
+                    let first = newest.get(&id).is_some_and(|n| n.1);
+                    summary(summaries.get(&id))
+                        .or_else(|| first.then(|| "first version".to_owned()))
+                }),
                 id: d.device_id,
                 name: d.name,
                 host: d.host,

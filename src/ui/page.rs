@@ -215,7 +215,7 @@ pub fn error_page(status: StatusCode, detail: String) -> HttpResponse {
         409 => "Conflict",
         429 => "Too many requests",
         500 => "Something went wrong",
-        502 | 503 | 504 => "Unavailable",
+        502..=504 => "Unavailable",
         _ => "Error",
     };
     let page = ErrorPage {
