@@ -52,7 +52,8 @@ pub struct Env {
 
 impl Env {
     /// Starts three simulated devices and `cfgsnap serve` on `stack`, and
-    /// adds `ada` (admin), `olga` (operator) and `vic` (viewer) in `t1`.
+    /// adds `ada` (admin), `olga` (operator) and `vic` (viewer) in `t1`
+    /// and `root` (super_admin).
     pub async fn start(stack: Stack) -> Env {
         let infra = Infra::new(stack).await;
         let dir = infra.dir.path().to_owned();
@@ -109,11 +110,12 @@ async fn add_accounts(config: &Path) {
         ("ada", Role::Admin),
         ("olga", Role::Operator),
         ("vic", Role::Viewer),
+        ("root", Role::SuperAdmin),
     ] {
         let password = Password::new(PASSWORD.to_owned()).expect("a valid password");
         let new = NewAccount {
             username: Username::parse(name).expect("a valid name"),
-            tenant_id: Some("t1".to_owned()),
+            tenant_id: (role != Role::SuperAdmin).then(|| "t1".to_owned()),
             role,
             password_hash: password::hash(&password).expect("hashes"),
         };
@@ -235,21 +237,34 @@ impl Browser {
         self.wait(css).await.text().await.expect("text")
     }
 
-    /// Clicks `css` and waits for the next page to load.
+    /// Clicks `css` and waits for the next document to load.
     pub async fn click(&self, css: &str) {
+        self.js("window.__before_click = true").await;
+        self.click_in_place(css).await;
+        self.settle().await;
+    }
+
+    /// Clicks `css` without waiting for a navigation (htmx swaps in place).
+    pub async fn click_in_place(&self, css: &str) {
         self.wait(css)
             .await
             .click()
             .await
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
-        self.settle().await;
     }
 
-    /// Waits until the document finished loading.
+    /// Waits until a document not marked before a click finished loading.
     pub async fn settle(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let state = self.js("return document.readyState").await;
+            let state = self
+                .client
+                .execute(
+                    "return window.__before_click === undefined && document.readyState",
+                    vec![],
+                )
+                .await
+                .unwrap_or_default();
             if state == "complete" {
                 return;
             }

@@ -31,7 +31,16 @@ async fn sign_in(env: &Env, user: &str) -> String {
         .send()
         .await
         .expect("answered");
-    assert_eq!(resp.status(), 303);
+    if resp.status() != 303 {
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let msg = text
+            .split("role=\"alert\">")
+            .nth(1)
+            .and_then(|t| t.split('<').next())
+            .unwrap_or("");
+        panic!("signing in as {user}: {status} {msg}");
+    }
     let cookie = resp
         .headers()
         .get(SET_COOKIE)
@@ -144,7 +153,44 @@ pub async fn every_page_is_well_formed_with_security_headers(env: &Env, sid: i64
         assert_eq!(status, expected, "{path}");
     }
     refused_posts(env, &admin).await;
+    super_admin_switches_tenant(env).await;
     device_list_pages_in_the_api(env).await;
+}
+
+/// A `super_admin` opens any tenant's fleet through the switch; an admin
+/// of `t1` gets `403` for `t2`.
+async fn super_admin_switches_tenant(env: &Env) {
+    let root = sign_in(env, "root").await;
+    let get = |path: &str, cookie: &str| {
+        client()
+            .get(format!("{}{path}", env.base))
+            .header(COOKIE, cookie.to_owned())
+            .send()
+    };
+    let home = get("/ui/", &root).await.expect("answered");
+    assert_eq!(
+        home.headers().get(LOCATION).map(|v| v.as_bytes()),
+        Some(&b"/ui/t/t1/devices"[..])
+    );
+    let switch = get("/ui/tenant?tenant=t2", &root).await.expect("answered");
+    assert_eq!(
+        switch.headers().get(LOCATION).map(|v| v.as_bytes()),
+        Some(&b"/ui/t/t2/devices"[..])
+    );
+    let fleet = get("/ui/t/t2/devices", &root).await.expect("answered");
+    assert_eq!(fleet.status(), 200);
+    let html = fleet.text().await.expect("body");
+    assert!(
+        html.contains("id=\"tenant-switch\""),
+        "the switch is offered"
+    );
+    let admin = sign_in(env, "ada").await;
+    let refused = get("/ui/tenant?tenant=t2", &admin).await.expect("answered");
+    assert_eq!(refused.status(), 403);
+    let hostile = get("/ui/tenant?tenant=..%2F..%2Fetc", &root)
+        .await
+        .expect("answered");
+    assert_eq!(hostile.status(), 400);
 }
 
 /// Posts the browser never makes: another origin, no session.
