@@ -332,4 +332,19 @@ async fn viewer_cannot_trigger_and_sees_secrets_masked(b: &Browser, new: i64, se
         "the viewer's export is not masked"
     );
     b.shot("version-viewer").await;
+    // The diff is masked the same way (both sides masked together).
+    b.open(&format!("/ui/t/t1/devices/dev-0/diff?to={new}&view=split"))
+        .await;
+    let text = b
+        .js("return document.querySelector('#diff').textContent")
+        .await;
+    let text = text.as_str().unwrap_or_default();
+    assert!(
+        !text.contains(secret),
+        "the viewer saw the secret in a diff"
+    );
+    assert!(
+        text.contains("secret=********"),
+        "the viewer's diff is not masked"
+    );
 }
