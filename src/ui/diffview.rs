@@ -15,6 +15,9 @@ pub const CONTEXT: usize = 3;
 pub const FOLD_MAX: usize = 400;
 /// Rows of changes shown before the page stops and links the raw diff.
 pub const MAX_ROWS: usize = 5_000;
+/// Unchanged lines kept in folds, all folds together, so the page's size
+/// stays bounded whatever the versions' length.
+pub const FOLD_BUDGET: usize = 20_000;
 /// Lines longer than this are not diffed word by word.
 const WORD_DIFF_MAX: usize = 2_000;
 
@@ -123,11 +126,12 @@ pub fn build(old: &str, new: &str, deadline: Duration) -> DiffView {
         truncated: false,
     };
     let mut shown_rows = 0;
+    let mut budget = FOLD_BUDGET;
     let mut pos = (0usize, 0usize);
     for group in &groups {
         let Some(first) = group.first() else { continue };
         let start = (first.old_range().start, first.new_range().start);
-        let fold = fold(&a, pos, start.0 - pos.0);
+        let fold = fold(&a, pos, start.0 - pos.0, &mut budget);
         let hunk = hunk(&a, &b, group, view.hunks + 1);
         view.added += hunk.rows.iter().filter(|r| r.kind == "add").count();
         view.removed += hunk.rows.iter().filter(|r| r.kind == "del").count();
@@ -146,7 +150,7 @@ pub fn build(old: &str, new: &str, deadline: Duration) -> DiffView {
         });
     }
     if !view.truncated && pos.0 < a.len() {
-        let tail = fold(&a, pos, a.len() - pos.0);
+        let tail = fold(&a, pos, a.len() - pos.0, &mut budget);
         view.blocks.push(Block {
             fold: tail,
             hunk: None,
@@ -155,12 +159,16 @@ pub fn build(old: &str, new: &str, deadline: Duration) -> DiffView {
     view
 }
 
-/// `count` unchanged lines starting at `(old, new)` positions.
-fn fold(a: &[&str], (old, new): (usize, usize), count: usize) -> Option<Fold> {
+/// `count` unchanged lines starting at `(old, new)` positions; their rows
+/// are kept when the fold is short and `budget` allows.
+fn fold(a: &[&str], (old, new): (usize, usize), count: usize, budget: &mut usize) -> Option<Fold> {
     if count == 0 {
         return None;
     }
-    let keep = count <= FOLD_MAX;
+    let keep = count <= FOLD_MAX && count <= *budget;
+    if keep {
+        *budget -= count;
+    }
     let rows: Option<Vec<Row>> = keep.then(|| {
         (0..count)
             .map(|i| context_row(a[old + i], old + i, new + i))
@@ -379,6 +387,36 @@ mod tests {
             .map(|h| h.rows.len())
             .sum();
         assert!(rows <= MAX_ROWS, "{rows}");
+    }
+
+    #[test]
+    fn folds_keep_at_most_the_budget_of_lines() {
+        // 2,000 changes 60 lines apart: 2,000 folds of 54 lines.
+        let old = numbered(120_000);
+        let new: String = old
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i % 60 == 30 {
+                    format!("{l} changed\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        let v = build(&old, &new, Duration::from_secs(5));
+        let kept: usize = v
+            .blocks
+            .iter()
+            .filter_map(|b| b.fold.as_ref().and_then(|f| f.rows.as_ref()))
+            .map(Vec::len)
+            .sum();
+        assert!(kept <= FOLD_BUDGET, "{kept}");
+        assert!(
+            v.blocks
+                .iter()
+                .any(|b| b.fold.as_ref().is_some_and(|f| f.rows.is_none()))
+        );
     }
 
     #[test]

@@ -97,6 +97,10 @@ pub async fn every_page_is_well_formed_with_security_headers(env: &Env, sid: i64
         "/ui/t/t2/devices".to_owned(),
         "/ui/t/t1/devices?status=%3Cscript%3E".to_owned(),
         "/ui/nowhere".to_owned(),
+        format!("{dev}/diff?from=abc&to={sid}"),
+        format!("{dev}/diff?from=999999&to={sid}"),
+        format!("/ui/t/t1/devices/dev-1/snapshots/{sid}"),
+        format!("{dev}/snapshots/-1"),
     ];
     for path in &pages {
         let resp = client()
@@ -146,6 +150,8 @@ pub async fn every_page_is_well_formed_with_security_headers(env: &Env, sid: i64
         );
         let expected = match path.as_str() {
             p if p.ends_with("/nope") || p.ends_with("/nowhere") => 404,
+            p if p.contains("from=abc") || p.ends_with("/-1") => 400,
+            p if p.contains("999999") || p.contains("dev-1/snapshots") => 404,
             p if p.contains("/t2/") => 403,
             p if p.contains("%3Cscript") => 400,
             _ => 200,
