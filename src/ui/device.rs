@@ -19,7 +19,7 @@ use super::time::Stamp;
 use crate::api::error::ApiError;
 use crate::api::path::DevicePath;
 use crate::api::trigger::backup_now;
-use crate::api::{AppState, Caller, Role};
+use crate::api::{AppState, Role};
 use crate::store::history::ChangeSummary;
 
 /// Versions per timeline page.
@@ -256,7 +256,7 @@ pub async fn backup(
                 }
             }
         }
-        Err(e) => failure(e, &caller)?,
+        Err(e) => failure(e)?,
     };
     Ok(see_other(&format!(
         "/ui/t/{}/devices/{}?{}",
@@ -289,11 +289,11 @@ async fn stored_version(
 
 /// The outcome of a refused or failed backup; errors that are about the
 /// request itself (not allowed, unknown device) stay error pages.
-fn failure(e: ApiError, _caller: &Caller) -> Result<DeviceQuery, UiError> {
+fn failure(e: ApiError) -> Result<DeviceQuery, UiError> {
     let (done, wait, kind) = match e {
         ApiError::BackupInProgress => ("busy", None, None),
         ApiError::RateLimited { retry_after } => {
-            ("rate_limited", Some(retry_after.as_secs().max(1)), None)
+            ("rate_limited", Some(whole_seconds(retry_after)), None)
         }
         ApiError::BackupFailed { kind, .. } => ("failed", None, Some(kind.as_str().to_owned())),
         ApiError::InvalidReply(_) => ("failed", None, Some("invalid_reply".to_owned())),
@@ -307,6 +307,11 @@ fn failure(e: ApiError, _caller: &Caller) -> Result<DeviceQuery, UiError> {
         kind,
         ..DeviceQuery::default()
     })
+}
+
+/// `wait` rounded up to whole seconds, at least one (as `Retry-After`).
+fn whole_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// `POST …/reset-host-key`: an admin forgets the pinned host key, after
@@ -332,4 +337,45 @@ pub async fn reset_host_key(
         .await?;
     state.announce_hostkey_reset(&tid, &did, &caller.sub).await;
     Ok(see_other(&format!("/ui/t/{tid}/devices/{did}?done=reset")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_and_failed_backups_read_with_their_status_and_detail() {
+        let q = |done: &str| DeviceQuery {
+            done: Some(done.into()),
+            wait: Some(7),
+            kind: Some("unreachable".into()),
+            ..DeviceQuery::default()
+        };
+        let text = |done| {
+            outcome(&q(done))
+                .map(|o| (o.kind, o.text))
+                .expect("an outcome")
+        };
+        assert_eq!(text("new").0, "ok");
+        assert!(text("busy").1.contains("409"));
+        let limited = text("rate_limited").1;
+        assert!(
+            limited.contains("429") && limited.contains("7 s"),
+            "{limited}"
+        );
+        let failed = text("failed").1;
+        assert!(
+            failed.contains("502") && failed.contains("unreachable"),
+            "{failed}"
+        );
+        assert!(text("timeout").1.contains("504"));
+        assert!(outcome(&DeviceQuery::default()).is_none());
+    }
+
+    #[test]
+    fn waits_round_up_to_whole_seconds() {
+        assert_eq!(whole_seconds(Duration::from_millis(5_001)), 6);
+        assert_eq!(whole_seconds(Duration::from_secs(6)), 6);
+        assert_eq!(whole_seconds(Duration::ZERO), 1);
+    }
 }
