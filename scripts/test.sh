@@ -8,6 +8,7 @@
 # Needs: PostgreSQL on 127.0.0.1:5432 (trust auth), Redis on 127.0.0.1:6379,
 # NATS with JetStream on 127.0.0.1:4222, and OpenSSH's sshd/ssh/ssh-keygen
 # binaries (the tests start their own sshd on loopback ports), GNU patch, curl,
+# Chromium and its WebDriver (chromium, chromium-driver: the web UI's tests),
 # the nats-server and redis-server binaries (the fault tests restart servers
 # of their own), and root for the full-filesystem test's tmpfs mount.
 # The README quickstart test needs ports 8080 and 2201-2203 free.
@@ -81,6 +82,11 @@ ensure_tools() {
   # tests restore a store with pg_dump and pg_restore.
   command -v systemd-analyze >/dev/null || apt_install systemd
   command -v pg_restore >/dev/null || apt_install postgresql-client
+  # The web UI's browser tests drive Debian's Chromium over WebDriver.
+  local browser=()
+  [ -x /usr/bin/chromium ] || browser+=(chromium)
+  [ -x /usr/bin/chromedriver ] || browser+=(chromium-driver)
+  [ ${#browser[@]} -eq 0 ] || apt_install "${browser[@]}"
 }
 
 ensure_openssh() {

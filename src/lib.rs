@@ -31,11 +31,15 @@
 //! - [`notify`]: change notifications: the dispatcher delivering the rows
 //!   the store's outbox queues with what caused them (signed webhooks,
 //!   Slack, Teams, Discord, mail), behind an SSRF guard.
+//! - [`ui`]: the web UI under `/ui/`: server-rendered pages (askama
+//!   templates in `templates/`, embedded assets from `assets/`) that call
+//!   the same store, bus, search and auth functions as the API.
 //! - [`cli`]: the subcommands besides `serve`; [`id`]: validated tenant and
 //!   device ids; [`metrics`], [`telemetry`]: Prometheus metrics and logging.
 //!
 //! Dependencies point one way: `app` wires everything; `api -> {bus, store,
-//! search}`, `search -> store`, `notify -> store`,
+//! search}`, `ui -> {api's AppState, auth and trigger, store, search}`,
+//! `search -> store`, `notify -> store`,
 //! `bus -> {backup, store, lock}`, `backup -> lock`. `backup` never imports
 //! `bus`: the executor publishes through the `SnapshotSink` trait, which
 //! `Bus` implements and `app` hands in.
@@ -79,3 +83,4 @@ pub mod notify;
 pub mod search;
 pub mod store;
 pub mod telemetry;
+pub mod ui;

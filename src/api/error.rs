@@ -194,7 +194,7 @@ impl ApiError {
 
     /// The response `detail`: the message, except for unexpected failures,
     /// whose details stay in the log.
-    fn detail(&self) -> String {
+    pub fn detail(&self) -> String {
         match self {
             ApiError::Unexpected(_) => "an unexpected error occurred; see the server log".into(),
             ApiError::StoreUnavailable(_) => "the store is unavailable; retry later".into(),
@@ -206,7 +206,7 @@ impl ApiError {
     /// Logs a server error once, with its cause chain. Unexpected failures
     /// are errors; expected operational outcomes (a device that failed, no
     /// responder, a timeout, a dependency down) are warnings.
-    fn log(&self, status: StatusCode) {
+    pub fn log(&self, status: StatusCode) {
         if !status.is_server_error() {
             return;
         }

@@ -29,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::search::Searcher;
 use crate::store::Store;
 
+pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod devices;
@@ -198,12 +199,18 @@ impl AppState {
 }
 
 /// Builds the HTTP server on `listener` (bind port 0 in tests and read the
-/// port from the listener). It does not handle signals: the caller stops it
-/// through the returned server's handle. Spawn it with `tokio::spawn`.
+/// port from the listener), with the API's routes and the ones `pages` adds
+/// (the web UI, which `app` hands in: the API does not know it). It does
+/// not handle signals: the caller stops it through the returned server's
+/// handle. Spawn it with `tokio::spawn`.
 ///
 /// # Errors
 /// When actix cannot take over the listener.
-pub fn build_server(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+pub fn build_server(
+    state: AppState,
+    listener: TcpListener,
+    pages: fn(&mut web::ServiceConfig),
+) -> std::io::Result<Server> {
     let shutdown_timeout = state.shutdown_timeout.as_secs().max(1);
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
@@ -222,6 +229,7 @@ pub fn build_server(state: AppState, listener: TcpListener) -> std::io::Result<S
             .wrap(from_fn(record_metrics))
             .wrap(TracingLogger::default())
             .configure(routes)
+            .configure(pages)
             .default_service(web::to(not_found))
     })
     .disable_signals()
@@ -266,6 +274,9 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/auth/login").post(signin::login))
         .service(resource("/api/auth/logout").post(signin::logout))
         .service(resource("/api/auth/me").get(signin::me))
+        .service(resource("/api/auth/sessions").get(account::list_sessions))
+        .service(resource("/api/auth/sessions/{sid}").delete(account::end_session))
+        .service(resource("/api/auth/password").post(account::change_password))
         .service(
             resource("/api/tenants/{tid}/users")
                 .get(user::list_users)

@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::{audit, devices, history, notifications, search, signin, trigger, user};
+use super::{account, audit, devices, history, notifications, search, signin, trigger, user};
 
 /// How long each readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -139,6 +139,9 @@ pub async fn openapi() -> HttpResponse {
         signin::login,
         signin::logout,
         signin::me,
+        account::list_sessions,
+        account::end_session,
+        account::change_password,
         user::list_users,
         user::create_user,
         user::update_user,

@@ -10,17 +10,14 @@ use std::net::IpAddr;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{Caller, login};
 use super::error::{ApiError, Problem};
-use crate::account::secret::{random_token, secret_hash};
-use crate::account::{Role, Username, password};
+use crate::account::Role;
 use crate::store::account::Account;
-use crate::store::audit::Action;
-use crate::store::session::{NewSession, SessionKey};
+use crate::store::session::SessionKey;
 
 /// `POST /api/auth/login` body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -94,88 +91,33 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { username, password } = body.into_inner();
     let address: Option<IpAddr> = req.peer_addr().map(|a| a.ip());
-    if let Err(limited) = state.login_limiter.check(address, &username) {
-        audit_attempt(&state, None, &username, Action::LoginRateLimited).await;
-        return Err(limited);
-    }
     if !state.auth.can_mint() {
         return Err(ApiError::SignInUnavailable);
     }
-    let Some(account) = check_password(&state, &username, password).await? else {
-        return Err(ApiError::InvalidCredentials);
-    };
-    let (response, secret) = open_session(&state, &account).await?;
-    let tenant = account.tenant_id.as_deref();
-    audit_attempt(&state, tenant, &account.username, Action::LoginSucceeded).await;
-    Ok(HttpResponse::Ok()
-        .cookie(state.sessions.cookie(secret))
-        .json(response))
-}
-
-/// The enabled account `username` names when `password` is its password,
-/// after one Argon2 verification whatever the outcome; failures audited.
-async fn check_password(
-    state: &AppState,
-    username: &str,
-    password: String,
-) -> Result<Option<Account>, ApiError> {
-    let found = match Username::parse(username) {
-        Ok(name) => state.store.credentials(name.as_str()).await?,
-        Err(_) => None,
-    };
-    let (account, stored) = match found {
-        Some((account, stored)) => (Some(account), Some(stored)),
-        None => (None, None),
-    };
-    let verified = web::block(move || match stored {
-        Some(stored) if password.len() <= password::MAX_LEN => password::verify(&password, &stored),
-        _ => password::verify_dummy(&password),
-    })
-    .await
-    .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("password check: {e}")))?;
-    match account {
-        Some(account) if verified && !account.disabled => Ok(Some(account)),
-        account => {
-            let tenant = account.as_ref().and_then(|a| a.tenant_id.as_deref());
-            audit_attempt(state, tenant, username, Action::LoginFailed).await;
-            Ok(None)
-        }
-    }
-}
-
-/// Begins a session for `account`; returns the sign-in body and the cookie
-/// secret.
-async fn open_session(
-    state: &AppState,
-    account: &Account,
-) -> Result<(LoginResponse, String), ApiError> {
+    let opened = login::sign_in(&state, address, &username, password).await?;
     let policy = &state.sessions;
-    let (session_id, secret, csrf_token) = (random_token(), random_token(), random_token());
-    let absolute = chrono::Duration::from_std(policy.absolute).unwrap_or(chrono::Duration::MAX);
-    let new = NewSession {
-        session_id: session_id.clone(),
-        account_id: account.account_id,
-        secret_hash: secret_hash(&secret),
-        csrf_token: csrf_token.clone(),
-        expires_at: Utc::now()
-            .checked_add_signed(absolute)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC),
-    };
-    state.store.create_session(&new).await?;
     let ttl = policy.token_ttl.min(policy.absolute);
-    let tenant = account.tenant_id.as_deref();
+    let account = &opened.account;
     let access_token = state
         .auth
-        .mint_session_token(&account.username, tenant, account.role, &session_id, ttl)
+        .mint_session_token(
+            &account.username,
+            account.tenant_id.as_deref(),
+            account.role,
+            &opened.session_id,
+            ttl,
+        )
         .map_err(|e| ApiError::Unexpected(anyhow::Error::new(e).context("minting a token")))?;
     let response = LoginResponse {
         access_token,
         token_type: "Bearer",
         expires_in: ttl.as_secs(),
-        csrf_token,
+        csrf_token: opened.csrf_token,
         user: user_info(account),
     };
-    Ok((response, secret))
+    Ok(HttpResponse::Ok()
+        .cookie(state.sessions.cookie(opened.secret))
+        .json(response))
 }
 
 fn user_info(account: &Account) -> UserInfo {
@@ -184,18 +126,6 @@ fn user_info(account: &Account) -> UserInfo {
         tenant_id: account.tenant_id.clone(),
         role: account.role,
     }
-}
-
-/// Audits a sign-in event; the user name only when it has a valid shape
-/// (an attempt may send anything there, a password included).
-async fn audit_attempt(state: &AppState, tenant: Option<&str>, username: &str, action: Action) {
-    let name = Username::parse(username).ok();
-    let detail = json!({ "username": name.as_ref().map(Username::as_str) });
-    let actor = name.as_ref().map(Username::as_str);
-    state
-        .store
-        .audit_best_effort(tenant, None, action, actor, &detail)
-        .await;
 }
 
 /// Ends the caller's session and clears the cookie.
@@ -211,16 +141,7 @@ async fn audit_attempt(state: &AppState, tenant: Option<&str>, username: &str, a
     security(("bearer" = []))
 )]
 pub async fn logout(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if let Some(sid) = &caller.sid
-        && state.store.end_session(sid).await?
-    {
-        let tenant = caller.tenant_id.as_ref().map(|t| t.as_str());
-        let detail = json!({ "username": caller.sub });
-        state
-            .store
-            .audit_best_effort(tenant, None, Action::Logout, Some(&caller.sub), &detail)
-            .await;
-    }
+    login::sign_out(&state, &caller).await?;
     Ok(HttpResponse::NoContent()
         .cookie(state.sessions.removal())
         .finish())

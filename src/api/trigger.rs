@@ -163,18 +163,39 @@ pub async fn trigger_backup(
     request_id: RequestId,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let result: Result<HttpResponse, ApiError> = async {
+    let reply = backup_now(&state, &path, &caller, &request_id).await?;
+    let body = TriggerResponse::from_reply(&path, reply)?;
+    Ok(HttpResponse::Created().json(body))
+}
+
+/// A manual backup of `path`'s device for `caller`, as the API and the web
+/// UI both run it: role, rate limit and device checks, the request on the
+/// bus, the audit row and the trigger metric. Returns the responder's
+/// successful reply (with its hash).
+///
+/// # Errors
+/// Every failure `trigger_backup` documents, as an [`ApiError`]; a
+/// `locked` or `failed` reply becomes [`ApiError::BackupInProgress`] or
+/// [`ApiError::BackupFailed`].
+pub async fn backup_now(
+    state: &AppState,
+    path: &DevicePath,
+    caller: &Caller,
+    request_id: &RequestId,
+) -> Result<TriggerReply, ApiError> {
+    let result: Result<TriggerReply, ApiError> = async {
         caller.require(&path.tid, Role::Operator)?;
         state.limiter.check(&caller.sub)?;
         state.configured_device(&path.tid, &path.did)?;
-        let reply = send(&state, &path, &caller, &request_id).await;
-        audit(&state, &path, &caller, &request_id, &reply);
-        let body = TriggerResponse::from_reply(&path, reply?)?;
-        Ok(HttpResponse::Created().json(body))
+        let reply = send(state, path, caller, request_id).await;
+        audit(state, path, caller, request_id, &reply);
+        let reply = reply?;
+        TriggerResponse::from_reply(path, reply.clone())?;
+        Ok(reply)
     }
     .await;
     let status = match &result {
-        Ok(response) => response.status(),
+        Ok(_) => actix_web::http::StatusCode::CREATED,
         Err(e) => e.status_code(),
     };
     state.metrics.trigger_response(status.as_u16());

@@ -235,7 +235,10 @@ impl Parts<'_> {
             self.producers.token.clone(),
             &self.producers.tracker,
         );
-        Ok((api::build_server(state.clone(), listener)?, state))
+        Ok((
+            api::build_server(state.clone(), listener, crate::ui::routes)?,
+            state,
+        ))
     }
 }
 

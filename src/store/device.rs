@@ -66,7 +66,7 @@ pub enum Attempt {
     },
 }
 
-const STATE_SELECT: &str = "SELECT d.device_id, d.tenant_id, d.name, d.host, d.port, d.active, \
+pub(super) const STATE_SELECT: &str = "SELECT d.device_id, d.tenant_id, d.name, d.host, d.port, d.active, \
      d.host_key_fingerprint, d.last_attempt_at, d.last_success_at, d.last_status, \
      d.last_error_kind, d.consecutive_failures, d.next_attempt_at, d.blocked_reason, \
      (SELECT s.snapshot_id FROM snapshot s WHERE s.device_id = d.device_id \

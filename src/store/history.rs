@@ -104,7 +104,7 @@ pub struct ChangeSummary {
 // Line counts are INTEGER (int4 on PostgreSQL) in the schema and i64 here:
 // the casts make PostgreSQL return int8, which sqlx decodes as i64 (SQLite's
 // INTEGER is 64-bit already).
-const META_COLUMNS: &str = "s.snapshot_id, s.tenant_id, s.device_id, s.sha256_hash, \
+pub(super) const META_COLUMNS: &str = "s.snapshot_id, s.tenant_id, s.device_id, s.sha256_hash, \
      s.collected_at, s.trigger, s.routeros_version, s.size_bytes, s.line_count, \
      s.normalization_version, CAST(d.lines_added AS BIGINT) AS lines_added, \
      CAST(d.lines_removed AS BIGINT) AS lines_removed, \

@@ -30,6 +30,7 @@ use crate::config::StoreSettings;
 
 pub mod account;
 pub mod audit;
+pub mod browse;
 pub mod crypto;
 mod db;
 pub mod device;

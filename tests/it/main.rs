@@ -21,3 +21,4 @@ mod ops;
 mod sim;
 mod sshd;
 mod store;
+mod ui;

@@ -3,7 +3,8 @@
 //! interleaved as scheduled passes write them, each with its diff row and a
 //! change summary; then a device's newest 50 snapshots and the pages behind
 //! them, through the store's history functions and the HTTP API: p50/p99,
-//! with the query plans of the two listing queries.
+//! with the query plans of the two listing queries; over HTTP also the web
+//! UI's fleet page (a page of 50 of the 10,000 devices) and device page.
 
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,8 @@ struct Figures {
     older: Vec<Duration>,
     history_newest: Vec<Duration>,
     history_older: Vec<Duration>,
+    fleet_page: Vec<Duration>,
+    device_page: Vec<Duration>,
     rows: usize,
 }
 
@@ -64,7 +67,9 @@ impl Figures {
             0 => &mut self.newest,
             1 => &mut self.older,
             2 => &mut self.history_newest,
-            _ => &mut self.history_older,
+            3 => &mut self.history_older,
+            4 => &mut self.fleet_page,
+            _ => &mut self.device_page,
         }
     }
 
@@ -75,7 +80,18 @@ impl Figures {
             ("an older page of 50 (before=)", &mut self.older),
             ("config-history newest 50", &mut self.history_newest),
             ("config-history older page", &mut self.history_older),
+            (
+                "web UI fleet page (50 devices, by name)",
+                &mut self.fleet_page,
+            ),
+            (
+                "web UI device page (state and 20 versions)",
+                &mut self.device_page,
+            ),
         ] {
+            if samples.is_empty() {
+                continue;
+            }
             samples.sort();
             println!(
                 "history: {via}: {label}: n={} p50 {} ms, p99 {} ms, max {} ms",
@@ -335,6 +351,24 @@ async fn read_via_http(
     let result = async {
         for _ in 0..args.http_reads {
             let device = format!("bench-{}", rng.gen_range(0..args.devices));
+            // The web UI's fleet page after this device (a keyset page of 50
+            // by name) and the device's page, server-rendered HTML.
+            for (path, slot) in [
+                (format!("/ui/t/bench/devices?after={device}"), 4),
+                (format!("/ui/t/bench/devices/{device}"), 5),
+            ] {
+                let started = Instant::now();
+                let r = http
+                    .get(format!("{}{path}", node.address))
+                    .bearer_auth(&token)
+                    .send()
+                    .await?;
+                let status = r.status();
+                r.bytes().await?;
+                let took = started.elapsed();
+                anyhow::ensure!(status == 200, "GET {path}: http {status}");
+                f.bucket(slot).push(took);
+            }
             for (kind, newest, older) in [("config-snapshots", 0, 1), ("config-history", 2, 3)] {
                 let mut before: Option<i64> = None;
                 for page in 0..10_000 {

@@ -33,6 +33,9 @@ pub struct Caller {
     pub sid: Option<String>,
     /// Whether the session cookie (not a bearer token) authenticated it.
     pub via_cookie: bool,
+    /// The session's CSRF token, when the session cookie authenticated it
+    /// (pages put it in their forms).
+    pub csrf_token: Option<String>,
 }
 
 impl Caller {
@@ -67,6 +70,7 @@ impl Caller {
             role: open.account.role,
             sid: Some(open.session.session_id),
             via_cookie,
+            csrf_token: via_cookie.then_some(open.csrf_token),
         })
     }
 }
@@ -77,7 +81,20 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move { authenticate(&req).await })
+        Box::pin(async move { authenticate(&req, None).await })
+    }
+}
+
+impl Caller {
+    /// Authenticates a form post: as the extractor does, but a cookie
+    /// session's CSRF token may come in the form's `csrf_token` field
+    /// (DESIGN.md §11) instead of the header.
+    ///
+    /// # Errors
+    /// As the extractor: no or an ended session, a wrong CSRF token, another
+    /// origin.
+    pub async fn from_form(req: &HttpRequest, csrf_token: &str) -> Result<Caller, ApiError> {
+        authenticate(req, Some(csrf_token)).await
     }
 }
 
@@ -86,7 +103,7 @@ fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
         .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("BUG: AppState is not registered")))
 }
 
-async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+async fn authenticate(req: &HttpRequest, form_token: Option<&str>) -> Result<Caller, ApiError> {
     let state = state(req)?;
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let value = value
@@ -112,7 +129,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         .await?
         .ok_or(ApiError::InvalidToken("session ended"))?;
     if !is_safe(req.method()) {
-        check_csrf(req, &open.csrf_token)?;
+        check_csrf(req, form_token, &open.csrf_token)?;
     }
     Caller::from_session(open, true)
 }
@@ -136,13 +153,14 @@ fn is_safe(method: &Method) -> bool {
 }
 
 /// A cookie-authenticated change needs the session's CSRF token in
-/// `X-CSRF-Token` and, when the browser names one, a same-origin
-/// `Origin` (or `Referer`).
-fn check_csrf(req: &HttpRequest, expected: &str) -> Result<(), ApiError> {
+/// `X-CSRF-Token` (or the form field `csrf_token`, passed as `form_token`)
+/// and, when the browser names one, a same-origin `Origin` (or `Referer`).
+fn check_csrf(req: &HttpRequest, form_token: Option<&str>, expected: &str) -> Result<(), ApiError> {
     let sent = req
         .headers()
         .get(CSRF_HEADER)
         .and_then(|v| v.to_str().ok())
+        .or(form_token.filter(|t| !t.is_empty()))
         .ok_or(ApiError::CsrfFailed("missing CSRF token"))?;
     if !tokens_equal(sent, expected) {
         return Err(ApiError::CsrfFailed("wrong CSRF token"));
@@ -169,6 +187,7 @@ mod tests {
             role,
             sid: None,
             via_cookie: false,
+            csrf_token: None,
         };
         let a = Some(tenant("a"));
         assert!(

@@ -290,6 +290,7 @@ impl AuthConfig {
             role,
             sid,
             via_cookie: false,
+            csrf_token: None,
         })
     }
 

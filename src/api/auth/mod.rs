@@ -13,6 +13,7 @@
 mod caller;
 pub mod jwt;
 pub mod limit;
+pub mod login;
 pub mod session;
 
 pub use caller::Caller;

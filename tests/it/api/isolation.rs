@@ -167,8 +167,9 @@ async fn oversized_bodies_get_413(stack: Stack) {
 async fn unknown_routes_are_problem_documents(stack: Stack) {
     let api = spawn_api(stack, |_| {}).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
+    // `/` is the web UI's entry (a redirect to `/ui/`), not an API route.
     for path in [
-        "/",
+        "/nowhere",
         "/api",
         "/api/tenants",
         &format!("/api/tenants/{TENANT_A}/devices/"),

@@ -13,6 +13,7 @@ mod devices;
 mod history;
 pub(crate) mod isolation;
 mod ops;
+mod own_account;
 mod search;
 mod secrets;
 mod semantic;
