@@ -1,7 +1,8 @@
 //! The difference between any two versions of a device
 //! (`/ui/t/{tid}/devices/{did}/diff?from=&to=&view=unified|split`): both
 //! texts read and masked together as the API masks diffs for the caller,
-//! then laid out by `diffview` on the blocking pool. Links lead to the
+//! then laid out by `diffview` on the blocking pool, with the semantic
+//! diff's item-by-item changes above it. Links lead to the
 //! previous and next change, to both versions and to the raw diff.
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ use super::time::Stamp;
 use crate::api::error::ApiError;
 use crate::api::path::{SnapshotId, SnapshotPath};
 use crate::api::{AppState, Role, secrets};
+use crate::backup::semantic::{self, ChangeKind, SemanticDiff};
 
 /// How long the line diff may refine before it settles for a coarser one.
 const DEADLINE: Duration = Duration::from_secs(2);
@@ -50,8 +52,8 @@ struct DiffPage {
     split: bool,
     masked: bool,
     diff: DiffView,
-    /// Semantic changes (DESIGN.md §16) listed above the line diff, once
-    /// the semantic diff exists; `None` hides the section.
+    /// Semantic changes (DESIGN.md §16) listed above the line diff;
+    /// `None` (nothing to say) hides the section.
     semantic: Option<Vec<String>>,
     raw: String,
     unified_link: String,
@@ -105,9 +107,12 @@ pub async fn diff(
         .store
         .texts_as(tid.as_str(), did.as_str(), (from_id, to_id), shown)
         .await?;
-    let view = web::block(move || diffview::build(&old, &new, DEADLINE))
-        .await
-        .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("laying out a diff: {e}")))?;
+    let (view, semantic) = web::block(move || {
+        let semantic = describe(&semantic::diff(&old, &new));
+        (diffview::build(&old, &new, DEADLINE), semantic)
+    })
+    .await
+    .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("laying out a diff: {e}")))?;
     let name = state.device_name(&did);
     let now = chrono::Utc::now();
     let base = format!(
@@ -143,10 +148,61 @@ pub async fn diff(
         split: query.view == "split",
         masked: shown == crate::store::history::Secrets::Masked,
         diff: view,
-        semantic: None,
+        semantic,
         raw,
         unified_link: format!("{base}&view=unified"),
         split_link: format!("{base}&view=split"),
     };
     render(&page)
+}
+
+/// Semantic changes listed on the page at most.
+const MAX_SEMANTIC: usize = 200;
+/// Longest property value shown in a semantic change.
+const MAX_VALUE: usize = 60;
+
+/// The semantic diff as lines for the page ("Modified /interface ethernet
+/// ether1: mtu 1500 → 9000"); `None` when it has nothing to add.
+fn describe(diff: &SemanticDiff) -> Option<Vec<String>> {
+    if diff.changes.is_empty() {
+        return diff
+            .status_only
+            .then(|| vec!["Only status comments changed (not configuration)".to_owned()]);
+    }
+    let value = |v: &Option<String>| match v {
+        None => "(unset)".to_owned(),
+        Some(v) if v.chars().count() > MAX_VALUE => {
+            format!("{}…", v.chars().take(MAX_VALUE).collect::<String>())
+        }
+        Some(v) => v.clone(),
+    };
+    let mut lines: Vec<String> = diff
+        .changes
+        .iter()
+        .take(MAX_SEMANTIC)
+        .map(|c| {
+            let what = format!("{} {}", c.menu, c.item);
+            match c.kind {
+                ChangeKind::Added => format!("Added {what}"),
+                ChangeKind::Removed => format!("Removed {what}"),
+                ChangeKind::Moved => format!(
+                    "Moved {what} from position {} to {}",
+                    c.old_index.map_or(0, |i| i + 1),
+                    c.new_index.map_or(0, |i| i + 1)
+                ),
+                ChangeKind::Modified => {
+                    let props: Vec<String> = c
+                        .properties
+                        .iter()
+                        .map(|p| format!("{} {} → {}", p.name, value(&p.old), value(&p.new)))
+                        .collect();
+                    format!("Modified {what}: {}", props.join(", "))
+                }
+            }
+        })
+        .collect();
+    if diff.changes.len() > MAX_SEMANTIC {
+        lines.push(format!("… and {} more", diff.changes.len() - MAX_SEMANTIC));
+    }
+    Some(lines)
 }

@@ -29,6 +29,7 @@ mod diffview;
 mod feed;
 mod fleet;
 mod page;
+mod search;
 mod signin;
 mod time;
 mod version;
@@ -72,6 +73,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .route(&format!("{DEVICE}/diff"), web::get().to(diff::diff))
             .route("/t/{tid}/changes", web::get().to(feed::changes))
+            .route("/t/{tid}/search", web::get().to(search::search))
             .route("/t/{tid}/audit", web::get().to(feed::audit))
             .default_service(web::to(not_found)),
     );

@@ -28,6 +28,7 @@ async fn the_ui_works_in_a_real_browser_for_each_role(stack: Stack) {
         let (old, new) = back_up_now_adds_a_version(&b).await;
         compare_marks_the_changed_line_in_both_views(&b, old, new).await;
         version_page_downloads_and_stays_inert(&b, new, &env.secret).await;
+        search_from_the_header_finds_lines_with_links(&b, &env.secret).await;
         the_other_pages_render(&b).await;
         dark_theme_and_phone_width(&b, old, new).await;
         forged_post_without_csrf_is_refused(&b).await;
@@ -158,6 +159,9 @@ async fn compare_marks_the_changed_line_in_both_views(b: &Browser, old: i64, new
         "{del} / {add}"
     );
     b.shot("diff-split-light").await;
+    // The semantic diff lists the changed item above the line diff.
+    let semantic = b.text("#semantic").await;
+    assert!(semantic.contains("address-list"), "{semantic}");
     // The unchanged stretches fold and open without script.
     assert!(b.count("details.fold").await >= 1);
 }
@@ -198,6 +202,31 @@ async fn version_page_downloads_and_stays_inert(b: &Browser, new: i64, secret: &
         "{disposition}"
     );
     assert_eq!(got[2], true);
+}
+
+async fn search_from_the_header_finds_lines_with_links(b: &Browser, secret: &str) {
+    b.open("/ui/t/t1/devices").await;
+    let field = b.wait("#header-search").await;
+    field.send_keys("198.51.100.").await.expect("types");
+    field.send_keys("\u{E007}").await.expect("presses Enter");
+    b.settle().await;
+    assert_eq!(b.path().await.split('?').next(), Some("/ui/t/t1/search"));
+    assert!(
+        b.count("li.hit").await >= 1,
+        "no hit for the changed address"
+    );
+    let mark = b.text("li.hit mark").await;
+    assert!(mark.contains("198.51.100."), "{mark}");
+    b.shot("search-light").await;
+    // A hit links to its version at the line.
+    b.click("li.hit a").await;
+    assert!(b.path().await.contains("/snapshots/"));
+    // An admin finds the secret itself (auth.reveal_secrets_role = admin).
+    b.open(&format!("/ui/t/t1/search?q={secret}")).await;
+    assert!(b.count("li.hit").await >= 1, "the admin's search is masked");
+    // A bad regex is an error on the page, not a failure.
+    b.open("/ui/t/t1/search?q=%28&regex=true").await;
+    assert!(b.text("#search-error").await.contains("regular expression"));
 }
 
 async fn the_other_pages_render(b: &Browser) {
@@ -332,6 +361,14 @@ async fn viewer_cannot_trigger_and_sees_secrets_masked(b: &Browser, new: i64, se
         "the viewer's export is not masked"
     );
     b.shot("version-viewer").await;
+    // Searching for the secret finds nothing for a viewer.
+    b.open(&format!("/ui/t/t1/search?q={secret}")).await;
+    assert_eq!(
+        b.count("li.hit").await,
+        0,
+        "the viewer's search matched the secret"
+    );
+    assert_eq!(b.count("#no-hits").await, 1);
     // The diff is masked the same way (both sides masked together).
     b.open(&format!("/ui/t/t1/devices/dev-0/diff?to={new}&view=split"))
         .await;

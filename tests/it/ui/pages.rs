@@ -91,6 +91,8 @@ pub async fn every_page_is_well_formed_with_security_headers(env: &Env, sid: i64
         format!("{dev}/diff?to={sid}"),
         format!("{dev}/diff?to={sid}&view=split"),
         "/ui/t/t1/changes".to_owned(),
+        "/ui/t/t1/search?q=radius".to_owned(),
+        "/ui/t/t1/search?q=radius&scope=history".to_owned(),
         "/ui/t/t1/audit?action=login_succeeded".to_owned(),
         "/ui/account".to_owned(),
         "/ui/t/t1/devices/nope".to_owned(),
@@ -113,7 +115,10 @@ pub async fn every_page_is_well_formed_with_security_headers(env: &Env, sid: i64
         let status = resp.status().as_u16();
         let html = resp.text().await.expect("a body");
         assert!(
-            !html.contains(&env.secret) || path.contains("/snapshots/") || path.contains("/diff"),
+            !html.contains(&env.secret)
+                || path.contains("/snapshots/")
+                || path.contains("/diff")
+                || path.contains("/search"),
             "{path}"
         );
         let csp = headers
