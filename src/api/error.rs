@@ -16,7 +16,7 @@ use actix_web::{HttpResponse, ResponseError};
 
 use crate::backup::ErrorKind;
 use crate::id::IdError;
-use crate::{bus, lock, store};
+use crate::{bus, lock, search, store};
 
 pub use super::problem::{PROBLEM_JSON, Problem, TenantRouteErrors};
 
@@ -377,6 +377,19 @@ impl From<actix_web::error::PathError> for ApiError {
         ApiError::BadId {
             what: "path parameter",
             reason,
+        }
+    }
+}
+
+impl From<search::Error> for ApiError {
+    fn from(e: search::Error) -> Self {
+        match e {
+            search::Error::BadQuery(detail) => ApiError::BadRequest {
+                code: "bad_query",
+                detail,
+            },
+            search::Error::Store(e) => e.into(),
+            search::Error::Unexpected(e) => ApiError::Unexpected(e),
         }
     }
 }

@@ -13,8 +13,8 @@ use super::AppState;
 use super::auth::{Caller, Role};
 use super::error::{ApiError, TenantRouteErrors};
 use super::path::TenantPath;
+use super::secrets;
 use crate::search::{self, Items, LineHit, LineLife, Request, Scope, VersionRef};
-use crate::store::history::Secrets;
 
 /// The query string.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -138,16 +138,13 @@ pub async fn search(
         limit: query.limit,
         cursor: query.cursor,
     };
-    let parsed = search::Query::parse(&request).map_err(from_search)?;
-    let secrets = match caller.role >= state.reveal_role {
-        true => Secrets::Shown,
-        false => Secrets::Masked,
-    };
+    let parsed = search::Query::parse(&request).map_err(ApiError::from)?;
+    let secrets = secrets::unrevealed(&caller, &state);
     let page = state
         .searcher
         .search(path.tid.as_str(), &parsed, secrets)
         .await
-        .map_err(from_search)?;
+        .map_err(ApiError::from)?;
     let items = match page.items {
         Items::Current(hits) => hits.into_iter().map(current).collect(),
         Items::History(lives) => lives.into_iter().map(history).collect(),
@@ -157,17 +154,6 @@ pub async fn search(
         partial: page.partial,
         next_cursor: page.next_cursor,
     }))
-}
-
-fn from_search(e: search::Error) -> ApiError {
-    match e {
-        search::Error::BadQuery(detail) => ApiError::BadRequest {
-            code: "bad_query",
-            detail,
-        },
-        search::Error::Store(e) => e.into(),
-        search::Error::Unexpected(e) => ApiError::Unexpected(e),
-    }
 }
 
 fn current(h: LineHit) -> SearchHitResponse {

@@ -61,6 +61,16 @@ pub async fn secrets_for(
     }
 }
 
+/// What `caller` sees when not asking to reveal: the stored text at or
+/// above `auth.reveal_secrets_role`, masked below it (search matches the
+/// same text it shows).
+pub fn unrevealed(caller: &Caller, state: &AppState) -> Secrets {
+    match caller.role >= state.reveal_role {
+        true => Secrets::Shown,
+        false => Secrets::Masked,
+    }
+}
+
 /// `text` as `secrets` allows, masked on the blocking pool.
 ///
 /// # Errors

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::fleet::encode;
 use super::page::{self, Chrome, UiError, render};
 use crate::api::error::ApiError;
-use crate::api::{AppState, Role};
+use crate::api::{AppState, Role, secrets};
 use crate::search::{self, Items, Request, Scope};
 use crate::store::history::Secrets;
 
@@ -76,10 +76,7 @@ pub async fn search(
     caller.require(&tenant, Role::Viewer)?;
     let query = query.into_inner();
     let history = query.scope == "history";
-    let secrets = match caller.role >= state.reveal_role {
-        true => Secrets::Shown,
-        false => Secrets::Masked,
-    };
+    let secrets = secrets::unrevealed(&caller, &state);
     let mut page = SearchPage {
         chrome: Chrome::new(&req, &state, Some(&caller), Some(&tenant), "Search").section("search"),
         tenant: tenant.to_string(),
@@ -114,13 +111,13 @@ pub async fn search(
             page.error = Some(detail);
             return render(&page);
         }
-        Err(e) => return Err(from_search(e).into()),
+        Err(e) => return Err(ApiError::from(e).into()),
     };
     let found = state
         .searcher
         .search(tenant.as_str(), &parsed, secrets)
         .await
-        .map_err(from_search)?;
+        .map_err(ApiError::from)?;
     page.groups = groups(tenant.as_str(), found.items);
     page.partial = found.partial;
     page.next = found.next_cursor.map(|cursor| {
@@ -131,17 +128,6 @@ pub async fn search(
         format!("?{}", encode(&next))
     });
     render(&page)
-}
-
-fn from_search(e: search::Error) -> ApiError {
-    match e {
-        search::Error::BadQuery(detail) => ApiError::BadRequest {
-            code: "bad_query",
-            detail,
-        },
-        search::Error::Store(e) => e.into(),
-        search::Error::Unexpected(e) => ApiError::Unexpected(e),
-    }
 }
 
 /// Hits grouped by device, in the order found (devices by id).
