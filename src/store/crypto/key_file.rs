@@ -244,22 +244,30 @@ mod tests {
 
     #[test]
     fn generating_a_key_logs_one_line_with_the_path_and_not_the_key() {
-        // Arrange
+        // Arrange + Act: a test on another thread may rebuild the callsite
+        // interest cache between our rebuild and the log line, leaving it
+        // uninterested; generate a fresh key (at most three times) until the
+        // line reaches our subscriber.
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("master.key");
-        let logs = LogBuffer::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        // Act
-        let (key, _) = tracing::subscriber::with_default(subscriber, || {
-            // Other tests' threads may have cached "no subscriber is
-            // interested" for this callsite; recompute it for this one.
-            tracing::callsite::rebuild_interest_cache();
-            MasterKey::load_or_generate(&path).expect("generate key file")
-        });
+        let mut attempt = 0;
+        let (path, key, logs) = loop {
+            let path = dir.path().join(format!("master-{attempt}.key"));
+            let logs = LogBuffer::default();
+            let writer = logs.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish();
+            let (key, _) = tracing::subscriber::with_default(subscriber, || {
+                tracing::callsite::rebuild_interest_cache();
+                MasterKey::load_or_generate(&path).expect("generate key file")
+            });
+            let empty = logs.0.lock().expect("log buffer").is_empty();
+            attempt += 1;
+            if !empty || attempt == 3 {
+                break (path, key, logs);
+            }
+        };
         // Assert
         let logged = String::from_utf8(logs.0.lock().expect("log buffer").clone()).expect("utf-8");
         let key_text = fs::read_to_string(&path).expect("read key file");
