@@ -2,7 +2,7 @@
 # Runs cfgsnap's benchmarks (the cfgsnap-bench package) on a release build and prints
 # their figures.
 #
-# Usage: scripts/bench.sh [all|normalize|diff|semantic|ingest|collect|makespan|trigger|history|search] [extra args for that one]
+# Usage: scripts/bench.sh [all|normalize|diff|semantic|ingest|collect|makespan|trigger|history|search|ui-diff] [extra args for that one]
 # Needs: PostgreSQL on 127.0.0.1:5432 with trust auth (ingest, trigger, history), NATS with
 # JetStream on 127.0.0.1:4222 and Redis on 127.0.0.1:6379 (trigger's served stack), OpenSSH's
 # ssh and ssh-keygen (collect, trigger), and an open-file limit of ~12,000 for makespan at
@@ -35,6 +35,7 @@ case "$which" in
   trigger) run trigger "$@" ;;
   history) run history "$@" ;;
   search) run search "$@" ;;
+  ui-diff) run ui-diff "$@" ;;
   all)
     run normalize
     run diff
@@ -47,6 +48,7 @@ case "$which" in
     run trigger --devices 200 --rounds 3 --sequential 100 --stack embedded,served
     run history --snapshots 1000000 --devices 10000 --reads 1000 --http-reads 300
     run search --devices 10000 --lines 1000 --versions 100
+    run ui-diff --lines 100000 --changed 0.01
     ;;
   *) echo "unknown benchmark: $which" >&2; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
 //! `scope=current`: the newest version of every selected device, in
 //! batches of devices; each batch is opened and scanned on the blocking
-//! pool, split over the cores, until the page is full or the deadline
-//! passes.
+//! pool, split over the cores, while the next batch is read from the
+//! store, until the page is full or the deadline passes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,7 +33,12 @@ pub(super) async fn search(
 ) -> Result<Page> {
     let mut per_device: Vec<(String, Option<Vec<LineHit>>)> = Vec::new();
     let mut found = 0;
-    for batch in devices.chunks(BATCH) {
+    let mut batches = devices.chunks(BATCH);
+    let mut next = match batches.next() {
+        Some(batch) => Some((batch, sources(scan, cache, batch).await?)),
+        None => None,
+    };
+    while let Some((batch, sealed)) = next.take() {
         if found > scan.query.limit {
             break;
         }
@@ -41,8 +46,17 @@ pub(super) async fn search(
             per_device.push((batch[0].0.clone(), None));
             break;
         }
-        let sources = sources(scan, cache, batch).await?;
-        let results = scan_batch(scan, cache, sources).await?;
+        // The next batch is read from the store while this one is scanned,
+        // so the cores never wait for the database between batches.
+        let following = batches.next();
+        let (results, prefetched) = tokio::join!(scan_batch(scan, cache, sealed), async {
+            match following {
+                Some(b) => sources(scan, cache, b).await.map(|s| Some((b, s))),
+                None => Ok(None),
+            }
+        });
+        let results = results?;
+        next = prefetched?;
         let cut = results.iter().any(|(_, hits)| hits.is_none());
         for (device, hits) in results {
             if let Some(h) = &hits {

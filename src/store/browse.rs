@@ -84,7 +84,7 @@ impl FromStr for DeviceStatus {
     }
 }
 
-/// The order of a device listing; ties (equal names) go by id.
+/// The order of a device listing; ties go by id.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum DeviceOrder {
     /// By device id (the API's order).
@@ -92,6 +92,53 @@ pub enum DeviceOrder {
     Id,
     /// By display name, then id.
     Name,
+    /// Trouble first: blocked, failing, never backed up, then ok.
+    Status,
+    /// Stalest first: never succeeded, then the oldest last success.
+    LastSuccess,
+    /// Newest change first: by the newest version's id (versions are
+    /// numbered in the order they are recorded), devices without one last.
+    LastChange,
+}
+
+impl DeviceOrder {
+    /// Every order with its query-string name, as the fleet offers them.
+    pub const ALL: [(DeviceOrder, &'static str); 5] = [
+        (Self::Name, "name"),
+        (Self::Id, "id"),
+        (Self::Status, "status"),
+        (Self::LastSuccess, "last_success"),
+        (Self::LastChange, "last_change"),
+    ];
+
+    /// The order a query-string name stands for.
+    pub fn parse(name: &str) -> Option<DeviceOrder> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(o, _)| *o)
+    }
+
+    /// The sort key of device `d` (an alias of `device`) before its id, as
+    /// an ascending SQL expression, or `None` when the id alone orders.
+    /// Keys never are NULL, so keyset comparisons stay total.
+    fn key(self, d: &str, backend: &str) -> Option<String> {
+        Some(match self {
+            Self::Id => return None,
+            Self::Name => format!("{d}.name"),
+            Self::Status => format!(
+                "(CASE WHEN {d}.blocked_reason IS NOT NULL THEN 0 \
+                 WHEN {d}.last_status = 'failed' THEN 1 \
+                 WHEN {d}.last_success_at IS NULL THEN 2 ELSE 3 END)"
+            ),
+            // SQLite keeps times as RFC 3339 text in UTC, which sorts as time.
+            Self::LastSuccess if backend == "postgres" => {
+                format!("COALESCE({d}.last_success_at, '-infinity'::timestamptz)")
+            }
+            Self::LastSuccess => format!("COALESCE({d}.last_success_at, '')"),
+            Self::LastChange => format!(
+                "(0 - COALESCE((SELECT MAX(s.snapshot_id) FROM snapshot s \
+                 WHERE s.device_id = {d}.device_id), 0))"
+            ),
+        })
+    }
 }
 
 /// Which devices of a tenant to list.
@@ -189,21 +236,24 @@ impl Store {
             (None, None) => (None, false),
         };
         let cmp = if backwards { "<" } else { ">" };
+        let key = query.order.key("d", self.backend());
         if let Some(cursor) = cursor {
             let p = placeholder(&mut binds, Bind::Text(cursor.clone()));
-            sql.push_str(&match query.order {
-                DeviceOrder::Id => format!(" AND d.device_id {cmp} {p}"),
-                DeviceOrder::Name => format!(
-                    " AND (d.name {cmp} (SELECT c.name FROM device c WHERE c.device_id = {p}) \
-                     OR (d.name = (SELECT c.name FROM device c WHERE c.device_id = {p}) \
-                     AND d.device_id {cmp} {p}))"
-                ),
+            sql.push_str(&match &key {
+                None => format!(" AND d.device_id {cmp} {p}"),
+                Some(key) => {
+                    let at = format!(
+                        "(SELECT {} FROM device c WHERE c.device_id = {p})",
+                        query.order.key("c", self.backend()).unwrap_or_default()
+                    );
+                    format!(" AND ({key} {cmp} {at} OR ({key} = {at} AND d.device_id {cmp} {p}))")
+                }
             });
         }
         let dir = if backwards { "DESC" } else { "ASC" };
-        sql.push_str(&match query.order {
-            DeviceOrder::Id => format!(" ORDER BY d.device_id {dir}"),
-            DeviceOrder::Name => format!(" ORDER BY d.name {dir}, d.device_id {dir}"),
+        sql.push_str(&match &key {
+            None => format!(" ORDER BY d.device_id {dir}"),
+            Some(key) => format!(" ORDER BY {key} {dir}, d.device_id {dir}"),
         });
         if let Some(limit) = query.limit {
             let p = placeholder(&mut binds, Bind::Int(i64::from(limit.clamp(1, MAX_PAGE))));

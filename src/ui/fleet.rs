@@ -1,6 +1,6 @@
 //! The fleet page (`/ui/t/{tid}/devices`): every device of the tenant with
 //! its status, last success, last change and newest change summary;
-//! filtered by text and status, sorted by name or id, one keyset page at a
+//! filtered by text and status, sorted by name, id, status, last success or last change, one keyset page at a
 //! time (the store's `query_devices`, the same query the API's device list
 //! uses), so a large fleet costs one page of rows.
 
@@ -30,7 +30,8 @@ pub struct FleetQuery {
     /// `ok`, `failing`, `blocked`, `never`, or empty for all.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub status: String,
-    /// `name` (default) or `id`.
+    /// `name` (default), `id`, `status` (trouble first), `last_success`
+    /// (stalest first) or `last_change` (newest first).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sort: String,
     /// Next page: after this device id.
@@ -43,6 +44,15 @@ pub struct FleetQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
 }
+
+/// The fleet's orders: query-string name and label.
+const SORTS: [(&str, &str); 5] = [
+    ("name", "Name"),
+    ("id", "Id"),
+    ("status", "Status, trouble first"),
+    ("last_success", "Last success, oldest first"),
+    ("last_change", "Last change, newest first"),
+];
 
 /// One device row.
 pub struct Row {
@@ -63,6 +73,7 @@ struct FleetPage {
     tenant: String,
     query: FleetQuery,
     statuses: [&'static str; 4],
+    sorts: [(&'static str, &'static str); 5],
     rows: Vec<Row>,
     prev: Option<String>,
     next: Option<String>,
@@ -92,11 +103,7 @@ pub async fn fleet(
                     })?,
             ),
         },
-        order: if query.sort == "id" {
-            DeviceOrder::Id
-        } else {
-            DeviceOrder::Name
-        },
+        order: DeviceOrder::parse(&query.sort).unwrap_or(DeviceOrder::Name),
         after: query.after.clone(),
         before: query.before.clone(),
         limit: Some(page_size + 1),
@@ -125,6 +132,7 @@ pub async fn fleet(
         chrome: Chrome::new(&req, &state, Some(&caller), Some(&tenant), "Fleet").section("fleet"),
         tenant: tenant.to_string(),
         statuses: DeviceStatus::ALL.map(DeviceStatus::as_str),
+        sorts: SORTS,
         query,
         rows,
         prev,
@@ -224,4 +232,17 @@ fn summary(changes: Option<&Vec<String>>) -> Option<String> {
 /// A query string.
 pub fn encode(value: &impl Serialize) -> String {
     serde_urlencoded::to_string(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_offered_sort_is_an_order_of_the_store() {
+        for (name, _) in SORTS {
+            assert!(DeviceOrder::parse(name).is_some(), "{name}");
+        }
+        assert_eq!(SORTS.len(), DeviceOrder::ALL.len());
+    }
 }

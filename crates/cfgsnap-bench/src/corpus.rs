@@ -72,3 +72,42 @@ pub fn duplicate_heavy_pair(lines: usize) -> (String, String) {
     let new = side(&mut rng);
     (old, new)
 }
+
+/// Lines of the real exports in `dir` (`*.rsc`), in file-name order, for
+/// configurations shaped like real ones (their line lengths, menus and
+/// values). Never printed.
+///
+/// # Errors
+/// When the directory cannot be read or holds no export.
+pub fn real_lines(dir: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rsc"))
+        .collect();
+    files.sort();
+    let mut lines = Vec::new();
+    for file in files {
+        let text = std::fs::read(&file)?;
+        lines.extend(
+            String::from_utf8_lossy(&text)
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned),
+        );
+    }
+    anyhow::ensure!(!lines.is_empty(), "no .rsc export in {}", dir.display());
+    Ok(lines)
+}
+
+/// A configuration of `count` lines cut from `real` at a place chosen by
+/// `seed` (wrapping around), so devices differ as real ones do.
+pub fn real_export(real: &[String], count: usize, seed: u64) -> String {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let start = rng.gen_range(0..real.len());
+    let mut out = String::with_capacity(count * 64);
+    for line in real.iter().cycle().skip(start).take(count) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}

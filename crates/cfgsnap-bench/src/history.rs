@@ -4,7 +4,8 @@
 //! change summary; then a device's newest 50 snapshots and the pages behind
 //! them, through the store's history functions and the HTTP API: p50/p99,
 //! with the query plans of the two listing queries; over HTTP also the web
-//! UI's fleet page (a page of 50 of the 10,000 devices) and device page.
+//! UI's fleet page (a page of 50 of the 10,000 devices, by name, and the
+//! first pages by status and by last change) and device page.
 
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,8 @@ struct Figures {
     history_older: Vec<Duration>,
     fleet_page: Vec<Duration>,
     device_page: Vec<Duration>,
+    fleet_by_status: Vec<Duration>,
+    fleet_by_change: Vec<Duration>,
     rows: usize,
 }
 
@@ -69,7 +72,9 @@ impl Figures {
             2 => &mut self.history_newest,
             3 => &mut self.history_older,
             4 => &mut self.fleet_page,
-            _ => &mut self.device_page,
+            5 => &mut self.device_page,
+            6 => &mut self.fleet_by_status,
+            _ => &mut self.fleet_by_change,
         }
     }
 
@@ -87,6 +92,14 @@ impl Figures {
             (
                 "web UI device page (state and 20 versions)",
                 &mut self.device_page,
+            ),
+            (
+                "web UI fleet page sorted by status (first 50)",
+                &mut self.fleet_by_status,
+            ),
+            (
+                "web UI fleet page sorted by last change (first 50)",
+                &mut self.fleet_by_change,
             ),
         ] {
             if samples.is_empty() {
@@ -356,6 +369,8 @@ async fn read_via_http(
             for (path, slot) in [
                 (format!("/ui/t/bench/devices?after={device}"), 4),
                 (format!("/ui/t/bench/devices/{device}"), 5),
+                ("/ui/t/bench/devices?sort=status".to_owned(), 6),
+                ("/ui/t/bench/devices?sort=last_change".to_owned(), 7),
             ] {
                 let started = Instant::now();
                 let r = http

@@ -18,6 +18,7 @@ mod search;
 mod semantic;
 mod sim_child;
 mod trigger;
+mod ui_diff;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -81,6 +82,8 @@ enum Bench {
     /// Search: the newest versions of a large fleet (cold, cached, grep -F
     /// floor) and history within the deadline.
     Search(search::SearchArgs),
+    /// The web UI's diff page of two large versions (server time, HTML size).
+    UiDiff(ui_diff::UiDiffArgs),
     /// The simulator process the other benchmarks spawn (internal).
     #[command(hide = true)]
     SimChild(sim_child::SimArgs),
@@ -117,6 +120,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Trigger(args) => runtime.block_on(trigger::run(&args)),
         Bench::History(args) => runtime.block_on(history::run(&args)),
         Bench::Search(args) => runtime.block_on(search::run(&args)),
+        Bench::UiDiff(args) => runtime.block_on(ui_diff::run(&args)),
         Bench::SimChild(_) => unreachable!("handled above"),
     }
 }

@@ -38,6 +38,14 @@ pub struct SearchArgs {
     /// Lines per configuration (current case).
     #[arg(long, default_value_t = 1_000)]
     lines: usize,
+    /// `real`: configurations cut from the real exports in `--corpus` (their
+    /// line lengths, about 55 bytes a line); `synthetic`: generated firewall
+    /// rules of about 100 bytes a line.
+    #[arg(long, default_value = "real")]
+    shape: String,
+    /// Directory of `.rsc` exports for `--shape real`.
+    #[arg(long, default_value = "../shared/corpus/routeros")]
+    corpus: std::path::PathBuf,
     /// Timed searches per case.
     #[arg(long, default_value_t = 5)]
     repeats: usize,
@@ -68,7 +76,12 @@ pub async fn run(args: &SearchArgs) -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     store.sync_fleet(&fleet(&tenant, &ids)).await?;
 
-    let texts = seed(&store, &tenant, &ids, args.lines).await?;
+    let real = match args.shape.as_str() {
+        "real" => Some(corpus::real_lines(&args.corpus)?),
+        "synthetic" => None,
+        other => anyhow::bail!("unknown --shape {other:?}: real or synthetic"),
+    };
+    let texts = seed(&store, &tenant, &ids, args.lines, real.as_deref()).await?;
     let megabytes = texts.iter().map(String::len).sum::<usize>() as f64 / 1e6;
     current(&store, args, megabytes).await?;
     grep_floor(&scratch, &texts, megabytes)?;
@@ -86,11 +99,15 @@ async fn seed(
     tenant: &TenantId,
     ids: &[DeviceId],
     lines: usize,
+    real: Option<&[String]>,
 ) -> anyhow::Result<Vec<String>> {
     let started = Instant::now();
     let mut texts = Vec::with_capacity(ids.len());
     for (i, id) in ids.iter().enumerate() {
-        let mut text = corpus::export(lines, i as u64);
+        let mut text = match real {
+            Some(real) => corpus::real_export(real, lines, i as u64),
+            None => corpus::export(lines, i as u64),
+        };
         if i % PLANT_EVERY == 0 {
             text.push_str("/radius\n");
             text.push_str(NEEDLE);
@@ -100,8 +117,9 @@ async fn seed(
         texts.push(text);
     }
     println!(
-        "search: seeded {} devices × {lines} lines in {:.1} s",
+        "search: seeded {} devices × {lines} lines ({} shape) in {:.1} s",
         ids.len(),
+        if real.is_some() { "real" } else { "synthetic" },
         started.elapsed().as_secs_f64()
     );
     Ok(texts)

@@ -45,7 +45,9 @@ pub(super) fn decompress(payload: &[u8], max: usize) -> Result<Vec<u8>> {
     if format != FORMAT_DEFLATE {
         return Err(invalid("unknown record format byte"));
     }
-    let mut out = Vec::new();
+    // RouterOS exports deflate about 4 to 5 times: sized for that, the buffer
+    // rarely grows (each growth copies, and leaves the old copy unzeroized).
+    let mut out = Vec::with_capacity(body.len().saturating_mul(5).min(max.saturating_add(1)));
     // One byte past the bound tells "exactly max" from "more than max".
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
     if let Err(e) = DeflateDecoder::new(body).take(limit).read_to_end(&mut out) {

@@ -85,6 +85,8 @@ pub async fn every_page_is_well_formed_with_security_headers(env: &Env, sid: i64
         "/ui/login".to_owned(),
         "/ui/t/t1/devices".to_owned(),
         "/ui/t/t1/devices?status=ok&sort=id&limit=1".to_owned(),
+        "/ui/t/t1/devices?sort=last_change&limit=1".to_owned(),
+        "/ui/t/t1/devices?sort=status".to_owned(),
         dev.to_owned(),
         format!("{dev}?done=rate_limited&wait=5"),
         format!("{dev}/snapshots/{sid}"),
