@@ -55,6 +55,10 @@ pub struct SnapshotResponse {
     pub lines_removed: Option<i64>,
     /// The previous snapshot, if it still exists.
     pub previous_snapshot_id: Option<i64>,
+    /// Differs from its predecessor only in status comments (`# inactive
+    /// time`, `# managed by CAPsMAN`, …), not in configuration; `false` for
+    /// versions stored before the mark existed.
+    pub status_only: bool,
     /// Collection warnings, e.g. a partial export.
     pub warnings: Vec<String>,
 }
@@ -76,6 +80,7 @@ impl From<SnapshotMeta> for SnapshotResponse {
             lines_added: m.lines_added,
             lines_removed: m.lines_removed,
             previous_snapshot_id: m.previous_snapshot_id,
+            status_only: m.status_only,
             warnings,
         }
     }
@@ -125,6 +130,11 @@ pub struct HistoryEntryResponse {
     pub lines_added: i64,
     /// Lines removed against its predecessor.
     pub lines_removed: i64,
+    /// Differs from its predecessor only in status comments (`# inactive
+    /// time`, `# managed by CAPsMAN`, …), not in configuration: no
+    /// `config.changed` notification was sent for it (unless a target asks
+    /// for them). `false` for versions stored before the mark existed.
+    pub status_only: bool,
     /// Per-component summaries.
     pub changes: Vec<ChangeResponse>,
 }
@@ -136,6 +146,7 @@ impl From<HistoryEntry> for HistoryEntryResponse {
             collected_at: e.collected_at,
             lines_added: e.lines_added,
             lines_removed: e.lines_removed,
+            status_only: e.status_only,
             changes: e.changes.into_iter().map(Into::into).collect(),
         }
     }

@@ -59,6 +59,9 @@ pub struct SnapshotMeta {
     pub lines_removed: Option<i64>,
     /// The previous snapshot, if it still exists.
     pub previous_snapshot_id: Option<i64>,
+    /// Differs from its predecessor only in status comments (DESIGN.md
+    /// §16); false for versions stored before the mark existed.
+    pub status_only: bool,
     /// JSON array of collection warnings.
     #[serde(skip)]
     pub warnings: String,
@@ -82,6 +85,8 @@ pub struct HistoryEntry {
     pub lines_added: i64,
     /// Lines removed against its predecessor.
     pub lines_removed: i64,
+    /// Differs from its predecessor only in status comments.
+    pub status_only: bool,
     /// Per-component summaries.
     pub changes: Vec<ChangeSummary>,
 }
@@ -108,7 +113,7 @@ pub(super) const META_COLUMNS: &str = "s.snapshot_id, s.tenant_id, s.device_id, 
      s.collected_at, s.trigger, s.routeros_version, s.size_bytes, s.line_count, \
      s.normalization_version, CAST(d.lines_added AS BIGINT) AS lines_added, \
      CAST(d.lines_removed AS BIGINT) AS lines_removed, \
-     d.previous_snapshot_id AS previous_snapshot_id, s.warnings";
+     d.previous_snapshot_id AS previous_snapshot_id, s.status_only, s.warnings";
 
 #[derive(sqlx::FromRow)]
 struct SealedRow {
@@ -399,16 +404,19 @@ impl Store {
         Ok(entries
             .into_iter()
             .map(
-                |(snapshot_id, collected_at, lines_added, lines_removed)| HistoryEntry {
-                    snapshot_id,
-                    collected_at,
-                    lines_added,
-                    lines_removed,
-                    changes: changes
-                        .iter()
-                        .filter(|c| c.snapshot_id == snapshot_id)
-                        .cloned()
-                        .collect(),
+                |(snapshot_id, collected_at, lines_added, lines_removed, status_only)| {
+                    HistoryEntry {
+                        snapshot_id,
+                        collected_at,
+                        lines_added,
+                        lines_removed,
+                        status_only,
+                        changes: changes
+                            .iter()
+                            .filter(|c| c.snapshot_id == snapshot_id)
+                            .cloned()
+                            .collect(),
+                    }
                 },
             )
             .collect())
@@ -442,11 +450,11 @@ async fn changed_snapshots(
     device_id: &str,
     before: i64,
     limit: u32,
-) -> Result<Vec<(i64, DateTime<Utc>, i64, i64)>> {
+) -> Result<Vec<(i64, DateTime<Utc>, i64, i64, bool)>> {
     let rows = on_conn!(conn, |c| {
         sqlx::query_as(
             "SELECT s.snapshot_id, s.collected_at, CAST(d.lines_added AS BIGINT), \
-             CAST(d.lines_removed AS BIGINT) \
+             CAST(d.lines_removed AS BIGINT), s.status_only \
              FROM snapshot s JOIN snapshot_diff d ON d.snapshot_id = s.snapshot_id \
              WHERE s.tenant_id = $1 AND s.device_id = $2 AND s.snapshot_id < $3 \
              ORDER BY s.snapshot_id DESC LIMIT $4",

@@ -34,6 +34,8 @@ pub struct Version {
     added: Option<i64>,
     removed: Option<i64>,
     changes: Vec<ChangeSummary>,
+    /// Differs from its predecessor only in status comments.
+    status_only: bool,
     routeros: String,
 }
 
@@ -129,6 +131,7 @@ pub async fn device(
             trigger: m.trigger.as_str().to_owned(),
             added: m.lines_added,
             removed: m.lines_removed,
+            status_only: m.status_only,
             routeros: m.routeros_version.unwrap_or_default(),
         })
         .collect();

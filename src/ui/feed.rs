@@ -39,6 +39,8 @@ pub struct Entry {
     at: Stamp,
     added: i64,
     removed: i64,
+    /// Differs from its predecessor only in status comments.
+    status_only: bool,
     changes: Vec<ChangeSummary>,
 }
 
@@ -106,6 +108,7 @@ pub async fn changes(
             at: Stamp::new(m.collected_at, now),
             added: m.lines_added.unwrap_or(0),
             removed: m.lines_removed.unwrap_or(0),
+            status_only: m.status_only,
         })
         .collect();
     let older = more

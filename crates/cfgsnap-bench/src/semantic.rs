@@ -5,13 +5,13 @@
 //! prints configuration text.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cfgsnap::backup::normalize::normalize;
 use cfgsnap::backup::semantic;
 
 use crate::corpus;
-use crate::machine::ms;
+use crate::machine::{cpu_time, ms};
 
 /// Runs the generated case `repeats` times, then the corpus cases.
 pub fn run(corpus_dir: &Path, lines: usize, repeats: u32) -> anyhow::Result<()> {
@@ -33,25 +33,71 @@ pub fn run(corpus_dir: &Path, lines: usize, repeats: u32) -> anyhow::Result<()> 
 }
 
 fn measure(label: &str, old: &str, new: &str) {
-    let t = Instant::now();
-    let export = std::hint::black_box(semantic::parse(std::hint::black_box(old)));
-    let t_parse = t.elapsed();
-    let t = Instant::now();
-    let diff = std::hint::black_box(semantic::diff(old, new));
-    let t_diff = t.elapsed();
-    let t = Instant::now();
+    let export = semantic::parse(old);
+    let diff = semantic::diff(old, new);
     let summaries = semantic::summarize(old, new).map_or(0, |s| s.len());
-    let t_sum = t.elapsed();
-    let mb_per_s = old.len() as f64 / 1e6 / t_parse.as_secs_f64().max(1e-9);
+    let parse = timed(|| {
+        std::hint::black_box(semantic::parse(std::hint::black_box(old)));
+    });
+    let diffing = timed(|| {
+        std::hint::black_box(semantic::diff(old, new));
+    });
+    let summing = timed(|| {
+        std::hint::black_box(semantic::summarize(old, new));
+    });
+    let mb_per_s = old.len() as f64 / 1e6 / parse.cpu.as_secs_f64().max(1e-9);
     println!(
-        "semantic: {label}: {} bytes, {} lines parsed in {} ms ({mb_per_s:.1} MB/s); diff {} ms ({} changes); summarize {} ms ({summaries} summaries)",
+        "semantic: {label}: {} bytes, {} lines; parse {parse} ({mb_per_s:.1} MB/s of CPU); diff {diffing} ({} changes); summarize {summing} ({summaries} summaries)",
         old.len(),
         export.lines.len(),
-        ms(t_parse),
-        ms(t_diff),
         diff.changes.len(),
-        ms(t_sum),
     );
+}
+
+/// Wall and CPU time of one run of an operation, from repeated runs.
+struct Timing {
+    /// The fastest run's wall time.
+    min: Duration,
+    /// The median run's wall time.
+    median: Duration,
+    /// This process's CPU time (user + system) per run.
+    cpu: Duration,
+    runs: u32,
+}
+
+impl std::fmt::Display for Timing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CPU {} ms/run, wall min {} ms, median {} ms ({} runs)",
+            ms(self.cpu),
+            ms(self.min),
+            ms(self.median),
+            self.runs
+        )
+    }
+}
+
+/// Runs `op` until at least a second has passed (at least 3 runs, at most
+/// 1,000): `/proc`'s CPU time counts in 10 ms ticks, too coarse for one run.
+fn timed(mut op: impl FnMut()) -> Timing {
+    let cpu_start = cpu_time("self");
+    let start = Instant::now();
+    let mut walls = Vec::new();
+    while (walls.len() < 3 || start.elapsed() < Duration::from_secs(1)) && walls.len() < 1000 {
+        let t = Instant::now();
+        op();
+        walls.push(t.elapsed());
+    }
+    let cpu = cpu_time("self").saturating_sub(cpu_start);
+    walls.sort_unstable();
+    let runs = u32::try_from(walls.len()).unwrap_or(u32::MAX);
+    Timing {
+        min: walls[0],
+        median: walls[walls.len() / 2],
+        cpu: cpu / runs,
+        runs,
+    }
 }
 
 fn largest_two(dir: &Path) -> anyhow::Result<[PathBuf; 2]> {

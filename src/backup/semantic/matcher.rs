@@ -1,5 +1,6 @@
 //! Pairs the items of two versions of an export, menu by menu, and turns the
-//! pairing into changes: identities first (`name`, selectors, menu keys),
+//! pairing into changes: identical lines first (without parsing them), then
+//! for the rest identities (`name`, selectors, menu keys),
 //! then equal content, then the same comment, then the most similar content
 //! (bounded). Ordered menus report moves: the items outside a longest
 //! increasing run of the pairs' new positions, so one moved rule is one move.
@@ -7,7 +8,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::identity::{self, Class, Identity};
-use super::model::{Export, LineKind, Property};
+use super::model::{self, LineKind, Property};
+use super::skim::{FxMap, RawItem, Skimmed};
 use super::{ChangeKind, ItemChange, PropertyChange};
 
 /// Above this many leftover pairs in one menu, similarity matching is
@@ -44,129 +46,171 @@ impl Item<'_> {
     }
 }
 
-/// The items of an export grouped by menu, menus in order of appearance.
-struct Menus<'e> {
-    order: Vec<&'e str>,
-    index: HashMap<&'e str, usize>,
-    items: Vec<Vec<Item<'e>>>,
-}
-
-fn group(export: &Export) -> Menus<'_> {
+/// The item a parsed line is, in `menu`.
+fn item<'e>(menu: &str, kind: &'e LineKind) -> Item<'e> {
     const NO_PROPERTIES: &[Property] = &[];
-    let mut menus = Menus {
-        order: Vec::new(),
-        index: HashMap::new(),
-        items: Vec::new(),
-    };
-    let mut last: Option<(&str, usize)> = None;
-    for line in &export.lines {
-        let (menu, item) = match &line.kind {
-            LineKind::Command { menu, command, .. } => {
-                let mut sorted: Vec<_> = command
-                    .properties
-                    .iter()
-                    .map(|p| (p.key.as_str(), p.raw.as_deref()))
-                    .collect();
-                sorted.sort_unstable();
-                let identity = identity::of_command(menu, command);
-                let properties = command.properties.as_slice();
-                (
-                    menu.as_str(),
-                    Item {
-                        identity,
-                        properties,
-                        sorted,
-                    },
-                )
+    match kind {
+        LineKind::Command { command, .. } => {
+            let mut sorted: Vec<_> = command
+                .properties
+                .iter()
+                .map(|p| (p.key.as_str(), p.raw.as_deref()))
+                .collect();
+            sorted.sort_unstable();
+            Item {
+                identity: identity::of_command(menu, command),
+                properties: command.properties.as_slice(),
+                sorted,
             }
-            LineKind::Opaque { menu, text } => (
-                menu.as_str(),
-                Item {
-                    identity: identity::of_opaque(text),
-                    properties: NO_PROPERTIES,
-                    sorted: Vec::new(),
-                },
-            ),
-            _ => continue,
-        };
-        // Lines come in runs of one menu: look the menu up only when it
-        // changes.
-        let slot = match last {
-            Some((name, slot)) if name == menu => slot,
-            _ => {
-                let next = menus.items.len();
-                let slot = *menus.index.entry(menu).or_insert(next);
-                if slot == next {
-                    menus.order.push(menu);
-                    menus.items.push(Vec::new());
-                }
-                last = Some((menu, slot));
-                slot
-            }
-        };
-        menus.items[slot].push(item);
-    }
-    menus
-}
-
-impl<'e> Menus<'e> {
-    /// The items of `menu`, none when it has none.
-    fn get(&self, menu: &str) -> &[Item<'e>] {
-        self.index
-            .get(menu)
-            .map_or(&[][..], |&slot| self.items[slot].as_slice())
+        }
+        LineKind::Opaque { text, .. } => Item {
+            identity: identity::of_opaque(text),
+            properties: NO_PROPERTIES,
+            sorted: Vec::new(),
+        },
+        // The skim hands over item lines only.
+        LineKind::Blank | LineKind::Comment(_) | LineKind::Menu(_) => Item {
+            identity: identity::of_opaque(""),
+            properties: NO_PROPERTIES,
+            sorted: Vec::new(),
+        },
     }
 }
 
-/// Every change from `old` to `new`.
-pub(super) fn changes(old: &Export, new: &Export) -> Vec<ItemChange> {
-    let (old_menus, new_menus) = (group(old), group(new));
-    let mut order = new_menus.order.clone();
-    order.extend(
-        old_menus
-            .order
-            .iter()
-            .filter(|m| !new_menus.index.contains_key(*m)),
-    );
-    let mut out = Vec::new();
+/// Parses one item line of `menu`, counting a line that does not parse.
+fn parse_item(menu: &str, raw: &RawItem<'_>, problems: &mut usize) -> LineKind {
+    let mut context = menu.to_owned();
+    model::classify(&raw.line, &mut context, problems)
+}
+
+/// What a comparison found: the changes, and how many differing lines of
+/// each side (older, newer) did not parse.
+#[derive(Default)]
+pub(super) struct Outcome {
+    pub(super) changes: Vec<ItemChange>,
+    pub(super) problems: [usize; 2],
+}
+
+/// Every change from `old` to `new`, menu by menu in the newer export's
+/// order, then the menus only the older one has.
+pub(super) fn changes(old: &Skimmed<'_>, new: &Skimmed<'_>) -> Outcome {
+    let mut order: Vec<&str> = new.order.iter().map(|m| m.as_ref()).collect();
+    order.extend(old.order.iter().map(|m| m.as_ref()).filter(|m| !new.has(m)));
+    let mut out = Outcome::default();
     for menu in order {
-        menu_changes(menu, old_menus.get(menu), new_menus.get(menu), &mut out);
+        menu_changes(menu, old.get(menu), new.get(menu), &mut out);
     }
     out
 }
 
-/// The changes of one menu, in the order of their position (new, else old).
-fn menu_changes(menu: &str, old: &[Item<'_>], new: &[Item<'_>], out: &mut Vec<ItemChange>) {
-    let new_to_old = pair(old, new);
-    let mut matched_old = vec![false; old.len()];
+/// Pairs items whose text is identical, in order of appearance: first the
+/// equal prefix position by position, then through a hash of the texts.
+/// Such pairs have no property changes, so they are never parsed.
+fn pair_identical(
+    old: &[RawItem<'_>],
+    new: &[RawItem<'_>],
+    new_to_old: &mut [Option<usize>],
+    taken: &mut [bool],
+) {
+    let mut start = 0;
+    while start < old.len()
+        && start < new.len()
+        && !old[start].oversized()
+        && old[start].text() == new[start].text()
+    {
+        new_to_old[start] = Some(start);
+        taken[start] = true;
+        start += 1;
+    }
+    if start == old.len() || start == new.len() {
+        return;
+    }
+    let mut by_text: FxMap<&str, VecDeque<usize>> = FxMap::default();
+    for (i, raw) in old.iter().enumerate().skip(start) {
+        if !raw.oversized() {
+            by_text.entry(raw.text()).or_default().push_back(i);
+        }
+    }
+    for (j, raw) in new.iter().enumerate().skip(start) {
+        if raw.oversized() {
+            continue;
+        }
+        if let Some(i) = by_text.get_mut(raw.text()).and_then(VecDeque::pop_front) {
+            new_to_old[j] = Some(i);
+            taken[i] = true;
+        }
+    }
+}
+
+/// The changes of one menu, in the order of their position (new, else
+/// old). Only the items without an identical twin are parsed and matched.
+fn menu_changes(menu: &str, old: &[RawItem<'_>], new: &[RawItem<'_>], out: &mut Outcome) {
+    let mut new_to_old = vec![None; new.len()];
+    let mut taken = vec![false; old.len()];
+    pair_identical(old, new, &mut new_to_old, &mut taken);
+    let old_left: Vec<usize> = (0..old.len()).filter(|&i| !taken[i]).collect();
+    let new_left: Vec<usize> = (0..new.len())
+        .filter(|&j| new_to_old[j].is_none())
+        .collect();
+    let old_kinds: Vec<LineKind> = old_left
+        .iter()
+        .map(|&i| parse_item(menu, &old[i], &mut out.problems[0]))
+        .collect();
+    let new_kinds: Vec<LineKind> = new_left
+        .iter()
+        .map(|&j| parse_item(menu, &new[j], &mut out.problems[1]))
+        .collect();
+    let old_items: Vec<Item<'_>> = old_kinds.iter().map(|k| item(menu, k)).collect();
+    let new_items: Vec<Item<'_>> = new_kinds.iter().map(|k| item(menu, k)).collect();
+    let left_pairs = pair(&old_items, &new_items);
+    let mut matched_old = vec![false; old_items.len()];
     let mut changes = Vec::new();
-    for (j, i) in new_to_old.iter().enumerate() {
-        let Some(i) = *i else {
-            changes.push(whole(menu, &new[j], ChangeKind::Added, None, Some(j)));
+    for (jj, ii) in left_pairs.iter().enumerate() {
+        let j = new_left[jj];
+        let Some(ii) = *ii else {
+            changes.push(whole(
+                menu,
+                &new_items[jj],
+                ChangeKind::Added,
+                None,
+                Some(j),
+            ));
             continue;
         };
-        matched_old[i] = true;
-        let properties = property_changes(&old[i], &new[j]);
+        matched_old[ii] = true;
+        let i = old_left[ii];
+        new_to_old[j] = Some(i);
+        let properties = property_changes(&old_items[ii], &new_items[jj]);
         if !properties.is_empty() {
-            let mut change = whole(menu, &new[j], ChangeKind::Modified, Some(i), Some(j));
+            let mut change = whole(menu, &new_items[jj], ChangeKind::Modified, Some(i), Some(j));
             change.properties = properties;
             changes.push(change);
         }
     }
-    for (i, item) in old.iter().enumerate() {
-        if !matched_old[i] {
+    for (ii, item) in old_items.iter().enumerate() {
+        if !matched_old[ii] {
+            let i = old_left[ii];
             changes.push(whole(menu, item, ChangeKind::Removed, Some(i), None));
         }
     }
     if identity::is_ordered(menu) {
         for j in moved(&new_to_old) {
-            let mut change = whole(menu, &new[j], ChangeKind::Moved, new_to_old[j], Some(j));
+            // A moved item may be one of the identical pairs: parse it now
+            // for its label (its line parsed on both sides alike).
+            let kind = parse_item(menu, &new[j], &mut 0);
+            let mut change = whole(
+                menu,
+                &item(menu, &kind),
+                ChangeKind::Moved,
+                new_to_old[j],
+                Some(j),
+            );
             change.properties.clear();
             changes.push(change);
         }
     }
     changes.sort_by_key(|c| (c.new_index.or(c.old_index), c.kind == ChangeKind::Moved));
-    out.extend(changes);
+    out.changes.extend(changes);
 }
 
 /// A change of a whole item: every property on its side.

@@ -6,9 +6,12 @@
 //! Entry points: [`diff`] (never fails), [`try_diff`] (refuses exports with
 //! unparsable lines), [`SemanticDiff::redact`] (masks secrets for roles that
 //! may not see them, DESIGN.md §12) and [`summarize`] (the per-component
-//! change summaries stored at ingest). Inside: `lexer` (logical lines and
-//! tokens), `model` (the parser), `identity` (which item a command is
-//! about), `matcher` (pairing items of two versions), `summary`.
+//! change summaries stored at ingest), [`differs_only_in_status`] (the
+//! `status_only` mark of a new version). Inside: `lexer` (logical lines and
+//! tokens), `model` (the parser), `skim` (the cheap first pass that lets
+//! identical lines pair without parsing), `identity` (which item a command
+//! is about), `matcher` (pairing items of two versions), `status`,
+//! `summary`.
 
 use serde::Serialize;
 
@@ -18,10 +21,13 @@ mod identity;
 mod lexer;
 mod matcher;
 mod model;
+mod skim;
+mod status;
 mod summary;
 
 pub use model::{Command, Export, Line, LineKind, Property, Selector, Verb, parse};
-pub use summary::summarize;
+pub use status::{differs_only_in_status, is_status_comment};
+pub use summary::{status_summary, summarize, summarize_diff};
 
 use identity::LabelSafety;
 
@@ -33,8 +39,9 @@ const MASK_CHANGED: &str = "******** (changed)";
 pub struct SemanticDiff {
     /// The changed items, menu by menu in the order of the newer export.
     pub changes: Vec<ItemChange>,
-    /// Whether the texts differ only in what is not configuration (status
-    /// comments such as `# inactive time`, the hardware header, blank lines).
+    /// Whether the texts differ, and only in status comments (`# inactive
+    /// time`, `# managed by CAPsMAN`, …) and blank lines. A header line
+    /// (`# model = …`) or a reordered unordered menu is no status change.
     pub status_only: bool,
 }
 
@@ -121,7 +128,7 @@ pub struct PropertyChange {
 /// The semantic diff of two normalized exports. Lines that do not parse are
 /// compared as opaque text, so this never fails; [`try_diff`] refuses them.
 pub fn diff(old: &str, new: &str) -> SemanticDiff {
-    diff_parsed(&parse(old), old, &parse(new), new)
+    compare(old, new).0
 }
 
 /// Why [`try_diff`] gives no semantic diff.
@@ -134,31 +141,38 @@ pub struct ParseError {
     pub lines: usize,
 }
 
-/// [`diff`], unless either export has lines that should be commands but do
-/// not parse (`:` script lines are fine).
+/// [`diff`], unless either export has lines that differ from the other
+/// export's and should be commands but do not parse (`:` script lines are
+/// fine). A line both exports have word for word is the same item on both
+/// sides whatever it holds, so it is never parsed and never refused.
 ///
 /// # Errors
 /// [`ParseError`] naming the side and the number of bad lines.
 pub fn try_diff(old: &str, new: &str) -> Result<SemanticDiff, ParseError> {
-    let (old_export, new_export) = (parse(old), parse(new));
-    for (side, export) in [("older", &old_export), ("newer", &new_export)] {
-        if export.problems > 0 {
-            return Err(ParseError {
-                side,
-                lines: export.problems,
-            });
+    let (diff, problems) = compare(old, new);
+    for (side, lines) in [("older", problems[0]), ("newer", problems[1])] {
+        if lines > 0 {
+            return Err(ParseError { side, lines });
         }
     }
-    Ok(diff_parsed(&old_export, old, &new_export, new))
+    Ok(diff)
 }
 
-fn diff_parsed(old: &Export, old_text: &str, new: &Export, new_text: &str) -> SemanticDiff {
-    let changes = matcher::changes(old, new);
-    let status_only = changes.is_empty() && old_text != new_text;
-    SemanticDiff {
-        changes,
-        status_only,
-    }
+/// The diff and the number of differing lines per side that do not parse.
+/// Lines identical in both exports pair up before anything is parsed
+/// (`skim`), so the work beyond one pass over the text is proportional to
+/// what changed.
+fn compare(old_text: &str, new_text: &str) -> (SemanticDiff, [usize; 2]) {
+    let outcome = matcher::changes(&skim::skim(old_text), &skim::skim(new_text));
+    let changes = outcome.changes;
+    let status_only = changes.is_empty() && status::differs_only_in_status(old_text, new_text);
+    (
+        SemanticDiff {
+            changes,
+            status_only,
+        },
+        outcome.problems,
+    )
 }
 
 impl SemanticDiff {

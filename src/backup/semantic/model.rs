@@ -9,7 +9,7 @@ use std::ops::Range;
 use super::lexer::{self, LexError, Token};
 
 /// Logical lines longer than this are kept opaque without lexing.
-const MAX_LINE: usize = 1 << 20;
+pub(super) const MAX_LINE: usize = 1 << 20;
 
 /// Command words that end a menu path.
 const VERBS: &[&str] = &[
@@ -189,7 +189,7 @@ pub fn parse(text: &str) -> Export {
 }
 
 /// Parses one logical line in the context of the current `menu`.
-fn classify(line: &str, menu: &mut String, problems: &mut usize) -> LineKind {
+pub(super) fn classify(line: &str, menu: &mut String, problems: &mut usize) -> LineKind {
     let trimmed = line.trim();
     if trimmed.is_empty() {
         return LineKind::Blank;
@@ -243,7 +243,7 @@ fn opaque(menu: &str, text: &str) -> LineKind {
 /// first command word or non-path word; `/` separates words too (v7
 /// `/ip/firewall/filter`). `/ip firewall filter add a=b` → (`/ip firewall
 /// filter`, `add a=b`).
-fn split_menu(line: &str) -> (String, &str) {
+pub(super) fn split_menu(line: &str) -> (String, &str) {
     let is_separator = |c: char| c == '/' || c.is_ascii_whitespace();
     let mut words = Vec::new();
     let mut end = 0;

@@ -4,7 +4,7 @@
 //! shown to every role, so they never hold a value, and item names that
 //! may be secrets are masked.
 
-use super::{ChangeKind, ItemChange, try_diff};
+use super::{ChangeKind, ItemChange, SemanticDiff, try_diff};
 use crate::backup::changes::Change;
 
 /// Modified items with an identity of their own get a summary each, up to
@@ -19,22 +19,36 @@ const GENERAL_COMPONENT: &str = "system/general";
 
 /// The change summaries of `old` → `new` from the semantic diff, or `None`
 /// when either export has lines that do not parse (the caller then falls
-/// back to `changes::summarize`).
+/// back to `changes::summarize`); see [`summarize_diff`].
+pub fn summarize(old: &str, new: &str) -> Option<Vec<Change>> {
+    summarize_diff(&try_diff(old, new).ok()?)
+}
+
+/// The one summary of a version that differs only in status comments.
+pub fn status_summary() -> Vec<Change> {
+    vec![Change {
+        component: "status".to_owned(),
+        summary: "Changed status comments only".to_owned(),
+        lines_added: 0,
+        lines_removed: 0,
+    }]
+}
+
+/// The change summaries of a semantic diff; `None` when it has no changes
+/// but the texts differ in more than status comments (a reordered unordered
+/// menu, a header line), which line-based summaries describe better.
 ///
 /// Per menu, in the order of the diff: `Added N {label} rule(s)`, `Removed
 /// N …`, `Modified {item}: {properties}` per identified item (more than
 /// five: `Modified N {label} rules: …`), `Modified N {label} rule(s): …`
 /// for items matched by content, and `Moved N …`. A version that differs
 /// only in status comments gets one `status` summary.
-pub fn summarize(old: &str, new: &str) -> Option<Vec<Change>> {
-    let diff = try_diff(old, new).ok()?;
+pub fn summarize_diff(diff: &SemanticDiff) -> Option<Vec<Change>> {
     if diff.status_only {
-        return Some(vec![Change {
-            component: "status".to_owned(),
-            summary: "Changed status comments only".to_owned(),
-            lines_added: 0,
-            lines_removed: 0,
-        }]);
+        return Some(status_summary());
+    }
+    if diff.changes.is_empty() {
+        return None;
     }
     let mut out = Vec::new();
     let mut start = 0;

@@ -126,7 +126,11 @@ fn reordering_an_unordered_menu_gives_no_changes() {
 
     // Assert
     assert!(diff.changes.is_empty(), "{diff:#?}");
-    assert!(diff.status_only, "the text differs, the configuration not");
+    assert!(
+        !diff.status_only,
+        "the configuration lines moved: not a status comment"
+    );
+    assert_eq!(summarize(V6, &new), None, "line summaries describe it");
 }
 
 #[test]
@@ -525,4 +529,72 @@ fn many_large_unmatched_items_are_reported_without_pairwise_comparison() {
         (count(ChangeKind::Added), count(ChangeKind::Removed)),
         (400, 400)
     );
+}
+
+#[test]
+fn status_comments_are_recognized_and_header_lines_are_not() {
+    let status = [
+        "# inactive time",
+        "# inactive time 3d4h",
+        "# Interface not active",
+        "# Interface not running",
+        "# managed by CAPsMAN",
+        "# channel: 2412/20/gn(20dBm), SSID: office, CAPsMAN forwarding",
+        "# ether1 not ready",
+        "# wlan2 not running",
+        "# poe-out status: short_circuit",
+        "# received packet from 192.0.2.1 bad format",
+        "# Firmware upgraded successfully, please reboot for changes to take effect!",
+        "# wlan1: please restart the device in order to apply the new setting",
+    ];
+    for line in status {
+        assert!(is_status_comment(line), "{line}");
+    }
+    let not_status = [
+        "# software id = ABCD-1234",
+        "# model = RB5009UG+S+",
+        "# serial number = HD1234567",
+        "# ether1 is not ready for this",
+        "#  not ready",
+        "add comment=\"# inactive time\"",
+        "# my note",
+    ];
+    for line in not_status {
+        assert!(!is_status_comment(line), "{line}");
+    }
+}
+
+#[test]
+fn a_changed_header_line_is_not_status_only() {
+    // Arrange: the hardware identity changed, the configuration not.
+    let old = format!("# software id = AAAA-1111\n{V6}");
+    let new = format!("# software id = BBBB-2222\n{V6}");
+
+    // Act
+    let diff = diff(&old, &new);
+
+    // Assert
+    assert!(diff.changes.is_empty());
+    assert!(!diff.status_only);
+    assert!(!differs_only_in_status(&old, &new));
+    assert!(
+        !differs_only_in_status(V6, V6),
+        "equal texts differ in nothing"
+    );
+}
+
+#[test]
+fn status_comments_next_to_a_real_change_leave_it_a_change() {
+    // Arrange
+    let new = V6
+        .replace("/ip dns\n", "/ip dns\n# managed by CAPsMAN\n")
+        .replace("mtu=1500", "mtu=9000");
+
+    // Act
+    let diff = diff(V6, &new);
+
+    // Assert
+    assert_eq!(one(&diff).item, "ether1");
+    assert!(!diff.status_only);
+    assert!(!differs_only_in_status(V6, &new));
 }

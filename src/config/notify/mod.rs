@@ -88,6 +88,11 @@ pub struct NotificationSettings {
     /// globs, e.g. `ip/firewall/*` (all when empty).
     #[serde(default)]
     pub components: Vec<String>,
+    /// Also send `config.changed` for a version that differs from its
+    /// predecessor only in status comments (`# inactive time`, `# managed by
+    /// CAPsMAN`, …); off: such versions notify nobody.
+    #[serde(default)]
+    pub status_only: bool,
     /// Attach the unified diff (redacted unless `include_secrets`).
     #[serde(default)]
     pub include_diff: bool,
@@ -254,6 +259,8 @@ pub struct Target {
     pub devices: Vec<glob::Pattern>,
     /// Component globs for `config.changed` (empty: all).
     pub components: Vec<glob::Pattern>,
+    /// Also `config.changed` for status-only versions.
+    pub status_only: bool,
     /// Attach the diff.
     pub include_diff: bool,
     /// Leave secrets in the diff.

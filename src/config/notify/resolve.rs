@@ -94,6 +94,7 @@ fn resolve_target(t: &NotificationSettings, key: &str, p: &mut Vec<String>) -> O
         tenants: t.tenants.clone(),
         devices,
         components,
+        status_only: t.status_only,
         include_diff: t.include_diff,
         include_secrets: t.include_secrets,
         after_failures: t.after_failures,

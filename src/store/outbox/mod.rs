@@ -30,6 +30,7 @@ struct Route {
     tenants: Vec<String>,
     devices: Vec<glob::Pattern>,
     components: Vec<glob::Pattern>,
+    status_only: bool,
     after_failures: i32,
 }
 
@@ -52,6 +53,7 @@ impl Routes {
                 tenants: t.tenants.clone(),
                 devices: t.devices.clone(),
                 components: t.components.clone(),
+                status_only: t.status_only,
                 after_failures: i32::try_from(t.after_failures).unwrap_or(i32::MAX),
             })
             .collect();
@@ -100,6 +102,8 @@ struct Event<'a> {
     device_id: &'a str,
     /// The changed components (`config.changed`).
     components: &'a [String],
+    /// A `config.changed` version that differs only in status comments.
+    status_only: bool,
     /// Consecutive failures before and after the state change.
     failures: (i32, i32),
     data: Value,
@@ -116,11 +120,14 @@ impl Route {
                     .iter()
                     .any(|g| g.matches_with(e.device_id, opts)))
             && match e.kind {
+                // Status comments come and go with link and hardware
+                // state: no alarm unless the target asks for them.
                 EventKind::ConfigChanged => {
-                    self.components.is_empty()
-                        || e.components
-                            .iter()
-                            .any(|c| self.components.iter().any(|g| g.matches_with(c, opts)))
+                    (!e.status_only || self.status_only)
+                        && (self.components.is_empty()
+                            || e.components
+                                .iter()
+                                .any(|c| self.components.iter().any(|g| g.matches_with(c, opts))))
                 }
                 // Exactly at the threshold: once per streak.
                 EventKind::BackupFailed => e.failures.1 == self.after_failures,
@@ -218,6 +225,8 @@ pub(crate) struct Changed<'a> {
     pub(crate) lines_added: u32,
     pub(crate) lines_removed: u32,
     pub(crate) changes: &'a [Change],
+    /// Differs from its predecessor only in status comments.
+    pub(crate) status_only: bool,
 }
 
 /// Queues `config.changed` for a new version that has a predecessor.
@@ -249,6 +258,7 @@ pub(crate) async fn config_changed(
         tenant_id: &f.tenant_id,
         device_id: c.device_id,
         components: &components,
+        status_only: c.status_only,
         failures: (f.consecutive_failures, f.consecutive_failures),
         data,
     };
@@ -282,6 +292,7 @@ pub(crate) async fn before_success(
         tenant_id: &f.tenant_id,
         device_id,
         components: &[],
+        status_only: false,
         failures: (f.consecutive_failures, 0),
         data,
     };
@@ -318,6 +329,7 @@ pub(crate) async fn before_failure(
         tenant_id: &f.tenant_id,
         device_id,
         components: &[],
+        status_only: false,
         failures,
         data,
     };

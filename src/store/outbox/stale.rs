@@ -92,6 +92,7 @@ impl Store {
                 tenant_id: &locked.tenant_id,
                 device_id: &row.device_id,
                 components: &[],
+                status_only: false,
                 failures: (0, 0),
                 data,
             };

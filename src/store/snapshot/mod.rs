@@ -86,6 +86,7 @@ impl Store {
                 lines_added: prepared.lines_added,
                 lines_removed: prepared.lines_removed,
                 changes: &prepared.changes,
+                status_only: prepared.status_only,
             };
             outbox::config_changed(tx.conn(), &routes, &changed).await?;
         }

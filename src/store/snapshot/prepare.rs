@@ -17,6 +17,8 @@ pub(super) struct Prepared {
     pub(super) lines_added: u32,
     pub(super) lines_removed: u32,
     pub(super) changes: Vec<Change>,
+    /// Differs from its predecessor only in status comments (DESIGN.md §16).
+    pub(super) status_only: bool,
     pub(super) size_bytes: i64,
     pub(super) line_count: i64,
 }
@@ -46,6 +48,7 @@ impl Store {
                     lines_added: u32::try_from(line_count).unwrap_or(u32::MAX),
                     lines_removed: 0,
                     changes: Vec::new(),
+                    status_only: false,
                     size_bytes,
                     line_count,
                 });
@@ -60,16 +63,24 @@ impl Store {
                 &diff_label(&device, &hash),
                 deadline,
             );
-            // Item-level summaries when both versions parse; line counts
-            // per menu otherwise.
-            let summary = semantic::summarize(&old, &text)
-                .unwrap_or_else(|| changes::summarize(&old, &text, deadline));
+            // Status-only is decided on the text alone, so it holds even when
+            // a side has lines the semantic parser keeps opaque. Otherwise
+            // item-level summaries when both versions parse; line counts per
+            // menu when they do not.
+            let status_only = semantic::differs_only_in_status(&old, &text);
+            let summary = if status_only {
+                semantic::status_summary()
+            } else {
+                semantic::summarize(&old, &text)
+                    .unwrap_or_else(|| changes::summarize(&old, &text, deadline))
+            };
             Ok(Prepared {
                 content,
                 diff_text: Some(diff.text),
                 lines_added: diff.lines_added,
                 lines_removed: diff.lines_removed,
                 changes: summary,
+                status_only,
                 size_bytes,
                 line_count,
             })

@@ -87,8 +87,8 @@ pub(super) async fn insert_snapshot(
         sqlx::query_scalar(
             "INSERT INTO snapshot (tenant_id, device_id, sha256_hash, collected_at, trigger, \
              routeros_version, size_bytes, line_count, normalization_version, warnings, \
-             poller_id, key_id, nonce, content) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             poller_id, key_id, nonce, content, status_only) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              RETURNING snapshot_id",
         )
         .bind(snap.tenant_id.as_str())
@@ -105,6 +105,7 @@ pub(super) async fn insert_snapshot(
         .bind(&prepared.content.key_id)
         .bind(&prepared.content.nonce)
         .bind(&prepared.content.ciphertext)
+        .bind(prepared.status_only)
         .fetch_one(c)
         .await?
     });

@@ -101,15 +101,18 @@ async fn semantic_diffs_list_items_against_the_previous_or_a_chosen_snapshot(sta
 }
 
 async fn a_version_with_only_new_status_comments_is_status_only(stack: Stack) {
-    // Arrange
+    // Arrange: a first version, one with status comments only, then one
+    // that changes a header line (not a status comment).
     let api = spawn_api(stack, |_| {}).await;
     let base = config_text(1);
     let status = base.replace(
         "/ip firewall filter\n",
         "/ip firewall filter\n# inactive time\n# managed by CAPsMAN\n",
     );
+    let header = status.replace("# software id = TEST-1234", "# software id = TEST-5678");
     api.seed(TENANT_A, DEV_A1, &base, 10).await;
     let id = api.seed(TENANT_A, DEV_A1, &status, 5).await;
+    let header_id = api.seed(TENANT_A, DEV_A1, &header, 1).await;
     let token = api.token("alice", TENANT_A, Role::Viewer);
 
     // Act
@@ -119,15 +122,35 @@ async fn a_version_with_only_new_status_comments_is_status_only(stack: Stack) {
         200,
     )
     .await;
+    let header_diff = json_ok(
+        api.snapshot_diff(TENANT_A, DEV_A1, header_id, "format=semantic", &token)
+            .await,
+        200,
+    )
+    .await;
     let history = json_ok(api.config_history(TENANT_A, DEV_A1, "", &token).await, 200).await;
+    let meta = json_ok(api.get_snapshot(TENANT_A, DEV_A1, id, &token).await, 200).await;
+    let header_meta = json_ok(
+        api.get_snapshot(TENANT_A, DEV_A1, header_id, &token).await,
+        200,
+    )
+    .await;
 
     // Assert
     assert_eq!(diff, json!({"changes": [], "status_only": true}));
-    assert_eq!(history["items"][0]["snapshot_id"], id);
+    assert_eq!(header_diff, json!({"changes": [], "status_only": false}));
+    assert_eq!(history["items"][0]["snapshot_id"], header_id);
+    assert_eq!(history["items"][0]["status_only"], false);
+    assert_eq!(history["items"][1]["snapshot_id"], id);
+    assert_eq!(history["items"][1]["status_only"], true);
     assert_eq!(
-        history["items"][0]["changes"],
+        history["items"][1]["changes"],
         json!([{"component": "status", "summary": "Changed status comments only",
                 "lines_added": 0, "lines_removed": 0}])
+    );
+    assert_eq!(
+        (&meta["status_only"], &header_meta["status_only"]),
+        (&json!(true), &json!(false))
     );
 }
 
@@ -249,6 +272,12 @@ async fn the_openapi_document_describes_the_semantic_diff(stack: Stack) {
         "PropertyChangeResponse",
     ] {
         assert!(schemas[name].is_object(), "{name} is in the document");
+    }
+    for name in ["HistoryEntryResponse", "SnapshotResponse"] {
+        assert_eq!(
+            schemas[name]["properties"]["status_only"]["type"], "boolean",
+            "{name} documents status_only"
+        );
     }
 }
 

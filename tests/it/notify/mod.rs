@@ -14,6 +14,7 @@ mod crash;
 mod email;
 mod outbox;
 mod secrets;
+mod status;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
