@@ -43,7 +43,7 @@ case "$which" in
     run ingest --store sqlite --events 20000
     run ingest --store postgres --events 20000
     run ingest --store postgres --events 20000 --lanes 8
-    run ingest --store postgres --events 20000 --webhook
+    run ingest --store postgres --events 20000 --lanes 8 --webhook
     run notify --store postgres --rows 10000
     run collect --devices 2000 --concurrency 64,256 --baseline-ssh
     run makespan --devices 10000 --latency 2s --concurrency 1000

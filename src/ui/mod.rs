@@ -77,7 +77,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/t/{tid}/changes", web::get().to(feed::changes))
             .route("/t/{tid}/search", web::get().to(search::search))
             .route("/t/{tid}/audit", web::get().to(feed::audit))
-            .route("/t/{tid}/notifications", web::get().to(delivery::deliveries))
+            .route(
+                "/t/{tid}/notifications",
+                web::get().to(delivery::deliveries),
+            )
             .route(
                 "/t/{tid}/notifications/{nid}/redeliver",
                 web::post().to(delivery::redeliver),

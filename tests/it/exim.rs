@@ -157,18 +157,50 @@ async fn make_certificates(dir: &Path) -> PathBuf {
     )
     .expect("write server.ext");
     run(&[
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "2", "-subj", "/CN=cfgsnap test CA",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=cfgsnap test CA",
     ])
     .await;
     run(&[
-        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "server.csr",
-        "-subj", "/CN=localhost",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
     ])
     .await;
     run(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "cert.pem", "-days", "2", "-extfile", "server.ext",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
     ])
     .await;
     dir.join("ca.pem")
@@ -201,12 +233,12 @@ fn exim_config(dir: &Path, port: u16, tls_port: u16, login: Option<(&str, &str)>
                 "begin authenticators\n\
                  plain:\n  driver = plaintext\n  public_name = PLAIN\n  server_prompts = :\n\
                  \x20 server_advertise_condition = ${{if def:tls_in_cipher}}\n\
-                 \x20 server_condition = ${{if and{{{{eq{{$auth2}}{{{user}}}}}}{{eq{{$auth3}}{{{password}}}}}}}}}}\n\
+                 \x20 server_condition = ${{if and{{{{eq{{$auth2}}{{{user}}}}}{{eq{{$auth3}}{{{password}}}}}}}}}\n\
                  \x20 server_set_id = $auth2\n\
                  login:\n  driver = plaintext\n  public_name = LOGIN\n\
                  \x20 server_prompts = Username:: : Password::\n\
                  \x20 server_advertise_condition = ${{if def:tls_in_cipher}}\n\
-                 \x20 server_condition = ${{if and{{{{eq{{$auth1}}{{{user}}}}}}{{eq{{$auth2}}{{{password}}}}}}}}}}\n\
+                 \x20 server_condition = ${{if and{{{{eq{{$auth1}}{{{user}}}}}{{eq{{$auth2}}{{{password}}}}}}}}}\n\
                  \x20 server_set_id = $auth1\n"
             ),
         ),

@@ -70,7 +70,9 @@ async fn drain(args: &NotifyArgs, url: &str, dir: &std::path::Path) -> anyhow::R
     let ids: Vec<DeviceId> = (0..100)
         .map(|i| DeviceId::parse(&format!("bench-{i}")))
         .collect::<Result<_, _>>()?;
-    store.sync_fleet(&crate::ingest::fleet(&tenant, &ids)).await?;
+    store
+        .sync_fleet(&crate::ingest::fleet(&tenant, &ids))
+        .await?;
     queue(url, args.rows).await?;
     let (pending, _) = store.pending_notifications().await?;
     anyhow::ensure!(pending as usize == args.rows, "queued {pending} rows");
@@ -132,13 +134,17 @@ async fn queue(url: &str, rows: usize) -> anyhow::Result<()> {
     if url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(url).await?;
         for sql in statements {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&pool)
+                .await?;
         }
         pool.close().await;
     } else {
         let pool = sqlx::PgPool::connect(url).await?;
         for sql in statements {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&pool)
+                .await?;
         }
         pool.close().await;
     }

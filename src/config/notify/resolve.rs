@@ -272,7 +272,11 @@ fn email(t: &NotificationSettings, key: &str, p: &mut Vec<String>) -> Option<Ema
 }
 
 /// The transport security of an email target and the extra CAs it trusts.
-fn smtp_tls(t: &NotificationSettings, key: &str, p: &mut Vec<String>) -> (SmtpTls, Option<Vec<u8>>) {
+fn smtp_tls(
+    t: &NotificationSettings,
+    key: &str,
+    p: &mut Vec<String>,
+) -> (SmtpTls, Option<Vec<u8>>) {
     let tls = match t.smtp_tls.as_deref().unwrap_or("starttls") {
         "starttls" => SmtpTls::StartTls,
         "tls" => SmtpTls::Tls,

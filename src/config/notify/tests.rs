@@ -99,8 +99,11 @@ events = ["backup.failed"]
 fn an_smtp_ca_file_must_hold_a_certificate_and_needs_tls() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key_only = dir.path().join("key.pem");
-    std::fs::write(&key_only, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
-        .expect("write");
+    std::fs::write(
+        &key_only,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .expect("write");
     let target = |n: u8, tls: &str, file: &std::path::Path| {
         format!(
             "[[notifications]]\nname = \"m{n}\"\nkind = \"email\"\nevents = [\"config.changed\"]\n\

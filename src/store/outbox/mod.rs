@@ -21,8 +21,8 @@ mod moved;
 mod queue;
 mod stale;
 
-pub(crate) use moved::retag_moved_device;
 pub use moved::MOVED_AWAY;
+pub(crate) use moved::retag_moved_device;
 pub use queue::{Claimed, Notification, Outcome};
 
 /// One target's filters, as routing needs them.

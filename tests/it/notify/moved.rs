@@ -54,8 +54,13 @@ async fn a_moved_devices_notifications_follow_it_unless_a_target_leaves_the_new_
             .await
             .expect("record");
     }
-    t.ingest_new(&snapshot("t1", "r1", &export_with(NEW_SECRET, 4), Utc::now()))
-        .await;
+    t.ingest_new(&snapshot(
+        "t1",
+        "r1",
+        &export_with(NEW_SECRET, 4),
+        Utc::now(),
+    ))
+    .await;
     let config_path = write_config(t);
     let mut text = std::fs::read_to_string(&config_path).expect("read the configuration");
     text.push_str(&toml);
@@ -91,8 +96,16 @@ async fn a_moved_devices_notifications_follow_it_unless_a_target_leaves_the_new_
     let data = |payload: &str| -> serde_json::Value {
         serde_json::from_str(payload).expect("JSON payload")
     };
-    assert_eq!(data(&in_t2[0].payload)["tenant_id"], "t2", "pending: retagged");
-    assert_eq!(data(&in_t2[1].payload)["tenant_id"], "t1", "history: as sent");
+    assert_eq!(
+        data(&in_t2[0].payload)["tenant_id"],
+        "t2",
+        "pending: retagged"
+    );
+    assert_eq!(
+        data(&in_t2[1].payload)["tenant_id"],
+        "t1",
+        "history: as sent"
+    );
     // The t1-only target's pending row is given up and stays in t1.
     let in_t1 = t
         .store
@@ -117,7 +130,9 @@ async fn a_moved_devices_notifications_follow_it_unless_a_target_leaves_the_new_
         "https://cfgsnap.example/ui/t/t2/devices/r1"
     );
     assert!(
-        body["data"]["diff"].as_str().is_some_and(|d| d.contains("+add")),
+        body["data"]["diff"]
+            .as_str()
+            .is_some_and(|d| d.contains("+add")),
         "the diff, read under the new tenant"
     );
 }

@@ -275,10 +275,16 @@ async fn deliveries_show_the_failure_and_redeliver(b: &Browser) {
     let path = "/ui/t/t1/notifications?status=pending";
     reload_until(b, path, "tr.delivery-row td.attempts", "1").await;
     assert!(
-        b.text("tr.delivery-row .last-error").await.contains("connect"),
+        b.text("tr.delivery-row .last-error")
+            .await
+            .contains("connect"),
         "the last error names the failed connection"
     );
-    assert!(b.text("tr.delivery-row td:nth-child(8)").await.starts_with("in "));
+    assert!(
+        b.text("tr.delivery-row td:nth-child(8)")
+            .await
+            .starts_with("in ")
+    );
     b.shot("deliveries-light").await;
     // Redeliver: queued now, so the dispatcher tries again at once.
     b.click("tr.delivery-row button.redeliver").await;

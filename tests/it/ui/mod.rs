@@ -75,7 +75,10 @@ impl Env {
         .await;
         let name = HOSTILE_NAME.replace('\\', "\\\\").replace('"', "\\\"");
         let toml = infra
-            .config(&sim, &format!("[ui]\ninsecure_cookies = true\n{}", failing_hook(&dir)))
+            .config(
+                &sim,
+                &format!("[ui]\ninsecure_cookies = true\n{}", failing_hook(&dir)),
+            )
             .replace("name = \"router 0\"", &format!("name = \"{name}\""));
         let config = dir.join("config.toml");
         std::fs::write(&config, &toml).expect("config");
