@@ -118,7 +118,11 @@ fn an_smtp_ca_file_must_hold_a_certificate_and_needs_tls() {
         target(2, "tls", &dir.path().join("missing.pem")),
     ]
     .concat();
-    let text = Settings::from_toml(&toml).expect_err("invalid").to_string();
+    let text = Settings::from_toml(&toml)
+        .expect("parses")
+        .notify_config()
+        .expect_err("invalid")
+        .to_string();
     for expected in [
         "notifications[0].smtp_ca_file: ",
         "holds no PEM certificate",
