@@ -2,7 +2,7 @@
 # Runs cfgsnap's benchmarks (the cfgsnap-bench package) on a release build and prints
 # their figures.
 #
-# Usage: scripts/bench.sh [all|normalize|diff|semantic|ingest|collect|makespan|trigger|history|search|ui-diff] [extra args for that one]
+# Usage: scripts/bench.sh [all|normalize|diff|semantic|ingest|collect|makespan|trigger|history|search|ui-diff|notify] [extra args for that one]
 # Needs: PostgreSQL on 127.0.0.1:5432 with trust auth (ingest, trigger, history), NATS with
 # JetStream on 127.0.0.1:4222 and Redis on 127.0.0.1:6379 (trigger's served stack), OpenSSH's
 # ssh and ssh-keygen (collect, trigger), and an open-file limit of ~12,000 for makespan at
@@ -35,6 +35,7 @@ case "$which" in
   trigger) run trigger "$@" ;;
   history) run history "$@" ;;
   search) run search "$@" ;;
+  notify) run notify "$@" ;;
   ui-diff) run ui-diff "$@" ;;
   all)
     run normalize
@@ -43,6 +44,8 @@ case "$which" in
     run ingest --store sqlite --events 20000
     run ingest --store postgres --events 20000
     run ingest --store postgres --events 20000 --lanes 8
+    run ingest --store postgres --events 20000 --lanes 8 --webhook
+    run notify --store postgres --rows 10000
     run collect --devices 2000 --concurrency 64,256 --baseline-ssh
     run makespan --devices 10000 --latency 2s --concurrency 1000
     run trigger --devices 200 --rounds 3 --sequential 100 --stack embedded,served

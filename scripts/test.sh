@@ -9,6 +9,8 @@
 # NATS with JetStream on 127.0.0.1:4222, and OpenSSH's sshd/ssh/ssh-keygen
 # binaries (the tests start their own sshd on loopback ports), GNU patch, curl,
 # Chromium and its WebDriver (chromium, chromium-driver: the web UI's tests),
+# Exim (exim4-daemon-light: the email tests start their own on loopback
+# ports, with TLS certificates made by openssl, and read its mailbox),
 # the nats-server and redis-server binaries (the fault tests restart servers
 # of their own), and root for the full-filesystem test's tmpfs mount.
 # The README quickstart test needs ports 8080 and 2201-2203 free.
@@ -87,6 +89,11 @@ ensure_tools() {
   [ -x /usr/bin/chromium ] || browser+=(chromium)
   [ -x /usr/bin/chromedriver ] || browser+=(chromium-driver)
   [ ${#browser[@]} -eq 0 ] || apt_install "${browser[@]}"
+  # The email tests run Exim instances of their own (tests/it/exim.rs), as
+  # the SSH tests run sshd: the package only has to be there. Its own
+  # daemon on port 25 is not needed and not started here.
+  [ -x /usr/sbin/exim4 ] || apt_install exim4-daemon-light
+  command -v openssl >/dev/null || apt_install openssl
 }
 
 ensure_openssh() {

@@ -82,6 +82,41 @@ pub struct NotificationListResponse {
     pub items: Vec<NotificationResponse>,
 }
 
+fn bad_query(detail: &str) -> ApiError {
+    ApiError::BadRequest {
+        code: "bad_query",
+        detail: detail.to_owned(),
+    }
+}
+
+/// The `?status=` filter of a listing (the API's and the UI page's): empty
+/// or absent is every state.
+///
+/// # Errors
+/// A `400` for anything but `pending`, `delivered` and `failed`.
+pub fn status_filter(status: Option<&str>) -> Result<Option<&str>, ApiError> {
+    match status {
+        None | Some("") => Ok(None),
+        Some(s @ ("pending" | "delivered" | "failed")) => Ok(Some(s)),
+        Some(_) => Err(bad_query("status must be pending, delivered or failed")),
+    }
+}
+
+/// A notification id from a path segment.
+///
+/// # Errors
+/// A `400` unless it is a positive integer.
+pub fn notification_id(segment: &str) -> Result<i64, ApiError> {
+    segment
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::BadId {
+            what: "notification id",
+            reason: "not a positive integer".to_owned(),
+        })
+}
+
 /// The tenant's notification deliveries, newest first.
 #[utoipa::path(
     get,
@@ -101,18 +136,11 @@ pub async fn list_notifications(
     state: web::Data<AppState>,
 ) -> Result<web::Json<NotificationListResponse>, ApiError> {
     caller.require(&path.tid, Role::Admin)?;
-    let bad = |detail: &str| ApiError::BadRequest {
-        code: "bad_query",
-        detail: detail.to_owned(),
-    };
-    let status = query.status.as_deref();
-    if status.is_some_and(|s| !matches!(s, "pending" | "delivered" | "failed")) {
-        return Err(bad("status must be pending, delivered or failed"));
-    }
+    let status = status_filter(query.status.as_deref())?;
     let limit = match query.limit {
         None => 50,
         Some(n @ 1..=MAX_LIMIT) => n,
-        Some(_) => return Err(bad("limit must be between 1 and 200")),
+        Some(_) => return Err(bad_query("limit must be between 1 and 200")),
     };
     let rows = state
         .store
@@ -142,15 +170,7 @@ pub async fn redeliver_notification(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&path.tid, Role::Admin)?;
-    let nid = req
-        .match_info()
-        .get("nid")
-        .and_then(|n| n.parse::<i64>().ok())
-        .filter(|n| *n > 0)
-        .ok_or_else(|| ApiError::BadId {
-            what: "notification id",
-            reason: "not a positive integer".to_owned(),
-        })?;
+    let nid = notification_id(req.match_info().get("nid").unwrap_or(""))?;
     state
         .store
         .redeliver_notification(path.tid.as_str(), nid)

@@ -41,6 +41,8 @@ pub(super) async fn run(
         return Ok(Exit::Failed);
     };
     let store = Store::connect(&settings.store).await?;
+    // The targets' tenant filters decide which pending notifications follow.
+    store.set_notify_routes(&settings.notify_config()?);
     let moved = store
         .move_device(
             device.as_str(),
@@ -56,6 +58,13 @@ pub(super) async fn run(
             Ok(Exit::Ok)
         }
         Ok(m) => {
+            if m.notifications_given_up > 0 {
+                println!(
+                    "note: {} pending notification(s) of the device were given up: \
+                     their targets do not receive tenant {}",
+                    m.notifications_given_up, m.to
+                );
+            }
             println!(
                 "ok: device {device} moved from tenant {} to {} ({} records re-sealed); \
                  now set tenant = \"{}\" for it in the configuration and reload",

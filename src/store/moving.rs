@@ -1,8 +1,9 @@
 //! Moving a device and its history to another tenant
 //! ([`Store::move_device`]): every sealed record of the device is opened
-//! with the old tenant's key and sealed with the new tenant's, its rows and
-//! change summaries carry the new tenant, and the move is audited, all in
-//! one transaction. Afterwards the configuration may name the new tenant.
+//! with the old tenant's key and sealed with the new tenant's, its rows,
+//! change summaries and notifications carry the new tenant (see
+//! `outbox::moved` for which notifications), and the move is audited, all
+//! in one transaction. Afterwards the configuration may name the new tenant.
 
 use anyhow::Context as _;
 use chrono::Utc;
@@ -12,6 +13,7 @@ use serde_json::json;
 use super::audit::{Action, insert_audit};
 use super::crypto::{Cipher, Sealed};
 use super::db::{Conn, on_conn};
+use super::outbox::retag_moved_device;
 use super::sealed::{Filter, SealedRow, SealedTable, fetch_page, replace_sealed};
 use super::{Error, Result, Store};
 use crate::telemetry::spawn_blocking_with_tracing;
@@ -30,6 +32,9 @@ pub struct DeviceMove {
     pub to: String,
     /// Sealed records (snapshots and diffs) re-sealed for the new tenant.
     pub records: u64,
+    /// Pending notifications given up because their target does not
+    /// receive the new tenant.
+    pub notifications_given_up: u64,
 }
 
 impl Store {
@@ -56,6 +61,7 @@ impl Store {
             from: from.clone(),
             to: to.to_owned(),
             records: 0,
+            notifications_given_up: 0,
         };
         if from == to {
             return Ok(moved);
@@ -84,7 +90,15 @@ impl Store {
             }
         }
         retag_device(tx.conn(), device_id, to).await?;
-        let detail = json!({ "from": from, "to": to, "records": moved.records });
+        let routes = self.outbox.get();
+        moved.notifications_given_up =
+            retag_moved_device(tx.conn(), &routes, device_id, to).await?;
+        let detail = json!({
+            "from": from,
+            "to": to,
+            "records": moved.records,
+            "notifications_given_up": moved.notifications_given_up,
+        });
         insert_audit(
             tx.conn(),
             Some(to),

@@ -8,8 +8,9 @@
 //! checks roles with `Caller::require`, and reads through the same store and
 //! bus functions with the same masking of secrets, so a page never shows
 //! more than the API gives the same caller. This module depends on
-//! `api::{AppState, auth, error}` and `api::trigger::backup_now` for that
-//! reason, never on the API's response types.
+//! `api::{AppState, auth, error}`, `api::trigger::backup_now` and the
+//! notification listing's checks for that reason, never on the API's
+//! response types.
 //!
 //! Every UI response carries a strict Content-Security-Policy (no inline
 //! script or style), `X-Content-Type-Options`, `Referrer-Policy` and frame
@@ -23,6 +24,7 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 pub mod asset;
+mod delivery;
 mod device;
 mod diff;
 mod diffview;
@@ -75,6 +77,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/t/{tid}/changes", web::get().to(feed::changes))
             .route("/t/{tid}/search", web::get().to(search::search))
             .route("/t/{tid}/audit", web::get().to(feed::audit))
+            .route(
+                "/t/{tid}/notifications",
+                web::get().to(delivery::deliveries),
+            )
+            .route(
+                "/t/{tid}/notifications/{nid}/redeliver",
+                web::post().to(delivery::redeliver),
+            )
             .default_service(web::to(not_found)),
     );
 }

@@ -27,11 +27,12 @@ pub struct Chrome {
     pub role: &'static str,
     /// The tenant the page is about (navigation links use it).
     pub tenant: Option<String>,
-    /// Whether the user may see the audit log of the tenant.
+    /// Whether the user may see the audit log and deliveries of the tenant.
     pub admin: bool,
     /// Tenants a `super_admin` may switch to (empty for everyone else).
     pub tenants: Vec<String>,
-    /// Which navigation entry is current: `fleet`, `changes`, `audit`, `account`.
+    /// Which navigation entry is current: `fleet`, `changes`, `audit`,
+    /// `notifications`, `account`.
     pub section: &'static str,
     /// The session's CSRF token for the page's forms.
     pub csrf: String,

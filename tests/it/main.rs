@@ -11,6 +11,7 @@ mod bus;
 mod cli;
 mod cli_user;
 mod collect;
+mod exim;
 mod fault;
 mod helpers;
 mod hostile;

@@ -1,7 +1,9 @@
 //! Ingest rate (issue #6, item 4): snapshot events straight into
 //! `Store::ingest`, one at a time as the local ingest loop takes them, or in
 //! `--lanes` side by side as the NATS ingester does, on SQLite or
-//! PostgreSQL; 1,000-line configs, a set share of them changed.
+//! PostgreSQL; 1,000-line configs, a set share of them changed. With
+//! `--webhook`, every changed event also queues a webhook delivery in its
+//! transaction, and the dispatcher delivers them meanwhile.
 
 use std::time::{Duration, Instant};
 
@@ -55,6 +57,10 @@ pub struct IngestArgs {
     /// in one lane); with more than one, the rate is over wall time.
     #[arg(long, default_value_t = 1)]
     lanes: usize,
+    /// Route `config.changed` to one webhook target, delivered to a local
+    /// receiver by the dispatcher while the events are ingested.
+    #[arg(long)]
+    webhook: bool,
 }
 
 /// Runs the ingest benchmark.
@@ -94,6 +100,11 @@ async fn measure(args: &IngestArgs, url: &str, scratch: &TempDir) -> anyhow::Res
     for (id, text) in ids.iter().zip(&texts) {
         store.ingest(&event(&tenant, id, text)).await?;
     }
+    let delivering = if args.webhook {
+        Some(crate::notify::Delivering::start(&store, scratch.path(), 64).await?)
+    } else {
+        None
+    };
     let lanes = args.lanes.clamp(1, args.devices.max(1));
     let cpu_before = crate::machine::cpu_time("self");
     let started = Instant::now();
@@ -139,12 +150,13 @@ async fn measure(args: &IngestArgs, url: &str, scratch: &TempDir) -> anyhow::Res
         )
     };
     println!(
-        "ingest: store={} events={} devices={} lines={} changed={:.0}% lanes={lanes}: {rate:.0} events/s ({basis}), stored={stored} duplicate={duplicate} other={other}",
+        "ingest: store={} events={} devices={} lines={} changed={:.0}% lanes={lanes} webhook={}: {rate:.0} events/s ({basis}), stored={stored} duplicate={duplicate} other={other}",
         store.backend(),
         args.events,
         args.devices,
         args.lines,
         args.changed * 100.0,
+        args.webhook,
     );
     println!(
         "ingest: latency p50={} ms p99={} ms max={} ms; bench process CPU {:.3} ms/event (includes event generation)",
@@ -153,6 +165,14 @@ async fn measure(args: &IngestArgs, url: &str, scratch: &TempDir) -> anyhow::Res
         ms(percentile(&samples, 100.0)),
         cpu.as_secs_f64() * 1000.0 / args.events as f64
     );
+    if let Some(delivering) = delivering {
+        let (pending, _) = store.pending_notifications().await?;
+        println!(
+            "ingest: webhook target on: {} delivered during the run, {pending} still queued at its end",
+            delivering.received()
+        );
+        delivering.stop().await;
+    }
     store.close().await;
     Ok(())
 }

@@ -14,6 +14,7 @@ mod machine;
 mod makespan;
 mod micro;
 mod node;
+mod notify;
 mod search;
 mod semantic;
 mod sim_child;
@@ -79,6 +80,9 @@ enum Bench {
     Trigger(trigger::TriggerArgs),
     /// History reads (newest page, older pages) over a large PostgreSQL store.
     History(history::HistoryArgs),
+    /// Notification delivery: queued webhook deliveries drained to a local
+    /// receiver (deliveries/s).
+    Notify(notify::NotifyArgs),
     /// Search: the newest versions of a large fleet (cold, cached, grep -F
     /// floor) and history within the deadline.
     Search(search::SearchArgs),
@@ -120,6 +124,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Trigger(args) => runtime.block_on(trigger::run(&args)),
         Bench::History(args) => runtime.block_on(history::run(&args)),
         Bench::Search(args) => runtime.block_on(search::run(&args)),
+        Bench::Notify(args) => runtime.block_on(notify::run(&args)),
         Bench::UiDiff(args) => runtime.block_on(ui_diff::run(&args)),
         Bench::SimChild(_) => unreachable!("handled above"),
     }

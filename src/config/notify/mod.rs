@@ -128,6 +128,9 @@ pub struct NotificationSettings {
     pub smtp_password_env: Option<String>,
     /// `email`: file with the password.
     pub smtp_password_file: Option<PathBuf>,
+    /// `email`: PEM file of CA certificates trusted besides the public
+    /// roots, for a mail server whose certificate a private CA signed.
+    pub smtp_ca_file: Option<PathBuf>,
 }
 
 fn default_after_failures() -> u32 {
@@ -234,6 +237,9 @@ pub struct EmailEndpoint {
     pub tls: SmtpTls,
     /// Login and password, when the server wants one.
     pub login: Option<(String, SecretString)>,
+    /// PEM certificates of extra trusted CAs (`smtp_ca_file`), checked to
+    /// parse at load.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// Key bytes that never reach `Debug` output.

@@ -230,17 +230,7 @@ fn email(t: &NotificationSettings, key: &str, p: &mut Vec<String>) -> Option<Ema
     if t.smtp_host.as_deref().is_none_or(str::is_empty) {
         p.push(format!("{key}.smtp_host: required for email"));
     }
-    let tls = match t.smtp_tls.as_deref().unwrap_or("starttls") {
-        "starttls" => SmtpTls::StartTls,
-        "tls" => SmtpTls::Tls,
-        "none" => SmtpTls::None,
-        other => {
-            p.push(format!(
-                "{key}.smtp_tls: \"{other}\" is not starttls, tls or none"
-            ));
-            SmtpTls::StartTls
-        }
-    };
+    let (tls, ca_pem) = smtp_tls(t, key, p);
     let password = match (&t.smtp_password_env, &t.smtp_password_file) {
         (Some(var), None) => from_env(var, &format!("{key}.smtp_password_env"), p),
         (None, Some(path)) => from_file(path, &format!("{key}.smtp_password_file"), p),
@@ -278,7 +268,55 @@ fn email(t: &NotificationSettings, key: &str, p: &mut Vec<String>) -> Option<Ema
         port,
         tls,
         login,
+        ca_pem,
     })
+}
+
+/// The transport security of an email target and the extra CAs it trusts.
+fn smtp_tls(
+    t: &NotificationSettings,
+    key: &str,
+    p: &mut Vec<String>,
+) -> (SmtpTls, Option<Vec<u8>>) {
+    let tls = match t.smtp_tls.as_deref().unwrap_or("starttls") {
+        "starttls" => SmtpTls::StartTls,
+        "tls" => SmtpTls::Tls,
+        "none" => SmtpTls::None,
+        other => {
+            p.push(format!(
+                "{key}.smtp_tls: \"{other}\" is not starttls, tls or none"
+            ));
+            SmtpTls::StartTls
+        }
+    };
+    let Some(path) = &t.smtp_ca_file else {
+        return (tls, None);
+    };
+    if tls == SmtpTls::None {
+        p.push(format!(
+            "{key}.smtp_ca_file: needs smtp_tls = \"starttls\" or \"tls\""
+        ));
+        return (tls, None);
+    }
+    let pem = match std::fs::read(path) {
+        Ok(pem) => pem,
+        Err(e) => {
+            p.push(format!("{key}.smtp_ca_file: {}: {e}", path.display()));
+            return (tls, None);
+        }
+    };
+    // A file without a CERTIFICATE block (empty, or a key by mistake)
+    // parses as no certificate at all: refuse it too.
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    let parsed = lettre::transport::smtp::client::Certificate::from_pem(&pem);
+    if parsed.is_err() || !pem.windows(BEGIN.len()).any(|w| w == BEGIN) {
+        p.push(format!(
+            "{key}.smtp_ca_file: {} holds no PEM certificate",
+            path.display()
+        ));
+        return (tls, None);
+    }
+    (tls, Some(pem))
 }
 
 fn from_env(var: &str, key: &str, p: &mut Vec<String>) -> Option<SecretString> {

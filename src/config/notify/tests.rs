@@ -94,3 +94,41 @@ events = ["backup.failed"]
     assert!(config.targets[0].devices[0].matches("edge-7"));
     assert_eq!(config.targets[1].after_failures, 3);
 }
+
+#[test]
+fn an_smtp_ca_file_must_hold_a_certificate_and_needs_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_only = dir.path().join("key.pem");
+    std::fs::write(
+        &key_only,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .expect("write");
+    let target = |n: u8, tls: &str, file: &std::path::Path| {
+        format!(
+            "[[notifications]]\nname = \"m{n}\"\nkind = \"email\"\nevents = [\"config.changed\"]\n\
+             to = [\"noc@example.com\"]\nfrom = \"cfgsnap@example.com\"\nsmtp_host = \"mx.example\"\n\
+             smtp_tls = \"{tls}\"\nsmtp_ca_file = \"{}\"\n",
+            file.display()
+        )
+    };
+    let toml = [
+        target(0, "starttls", &key_only),
+        target(1, "none", &key_only),
+        target(2, "tls", &dir.path().join("missing.pem")),
+    ]
+    .concat();
+    let text = Settings::from_toml(&toml)
+        .expect("parses")
+        .notify_config()
+        .expect_err("invalid")
+        .to_string();
+    for expected in [
+        "notifications[0].smtp_ca_file: ",
+        "holds no PEM certificate",
+        "notifications[1].smtp_ca_file: needs smtp_tls",
+        "notifications[2].smtp_ca_file: ",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}

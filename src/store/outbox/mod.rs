@@ -17,9 +17,12 @@ use super::db::{Conn, on_conn};
 use crate::backup::changes::Change;
 use crate::config::notify::{EventKind, NotifyConfig};
 
+mod moved;
 mod queue;
 mod stale;
 
+pub use moved::MOVED_AWAY;
+pub(crate) use moved::retag_moved_device;
 pub use queue::{Claimed, Notification, Outcome};
 
 /// One target's filters, as routing needs them.
@@ -58,6 +61,15 @@ impl Routes {
             })
             .collect();
         Routes { routes }
+    }
+
+    /// Whether target `name` receives events of `tenant`; a target no
+    /// longer configured does (the dispatcher decides about its rows).
+    fn receives_tenant(&self, name: &str, tenant: &str) -> bool {
+        self.routes
+            .iter()
+            .find(|r| r.target == name)
+            .is_none_or(|r| r.tenants.is_empty() || r.tenants.iter().any(|t| t == tenant))
     }
 
     /// Whether any target receives `kind` at all (skips the extra reads).

@@ -1,8 +1,8 @@
 //! Notifications end to end, against real receivers: an HTTP server on
 //! 127.0.0.1 (actix-web) that records every request and verifies webhook
 //! signatures with the Standard Webhooks algorithm written here from the
-//! specification (not with cfgsnap's signing code), and an SMTP server
-//! speaking the protocol over TCP that keeps every mail. Both are allowed
+//! specification (not with cfgsnap's signing code), and a real Exim
+//! ([`crate::exim`]) delivering mail to a mailbox file. Both are allowed
 //! through `[notify] allow_hosts`, as the SSRF guard refuses loopback
 //! otherwise. Stores run on both backends (`TestStore`); whole nodes on
 //! both stacks.
@@ -12,6 +12,7 @@ mod backup;
 mod chat;
 mod crash;
 mod email;
+mod moved;
 mod outbox;
 mod secrets;
 mod status;
@@ -30,7 +31,6 @@ use cfgsnap::store::Store;
 use cfgsnap::store::outbox::Notification;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -194,87 +194,6 @@ pub fn verify(secret: &str, r: &Received) -> Result<(), String> {
         Ok(())
     } else {
         Err("no signature matches".into())
-    }
-}
-
-/// An SMTP server on 127.0.0.1 keeping every mail's DATA (no TLS, no auth).
-pub struct SmtpSink {
-    pub port: u16,
-    mails: Arc<Mutex<Vec<String>>>,
-    count: watch::Sender<usize>,
-}
-
-impl SmtpSink {
-    pub async fn start() -> SmtpSink {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("the SMTP sink binds");
-        let port = listener.local_addr().expect("address").port();
-        let mails = Arc::new(Mutex::new(Vec::new()));
-        let count = watch::channel(0).0;
-        let (m, c) = (mails.clone(), count.clone());
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                tokio::spawn(smtp_session(socket, m.clone(), c.clone()));
-            }
-        });
-        SmtpSink { port, mails, count }
-    }
-
-    pub async fn wait_for(&self, n: usize) -> Vec<String> {
-        let mut rx = self.count.subscribe();
-        rx.wait_for(|c| *c >= n).await.expect("the sink runs");
-        self.mails.lock().expect("mails lock").clone()
-    }
-}
-
-async fn send(w: &mut tokio::net::tcp::OwnedWriteHalf, text: &str) -> bool {
-    w.write_all(text.as_bytes()).await.is_ok()
-}
-
-async fn smtp_session(
-    socket: tokio::net::TcpStream,
-    mails: Arc<Mutex<Vec<String>>>,
-    count: watch::Sender<usize>,
-) {
-    let (read, mut write) = socket.into_split();
-    let mut lines = BufReader::new(read).lines();
-    if !send(&mut write, "220 sink ESMTP\r\n").await {
-        return;
-    }
-    while let Ok(Some(line)) = lines.next_line().await {
-        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
-        let ok = match verb.as_str() {
-            "EHLO" | "HELO" => send(&mut write, "250-sink\r\n250 8BITMIME\r\n").await,
-            "DATA" => {
-                if !send(&mut write, "354 end with .\r\n").await {
-                    return;
-                }
-                let mut data = String::new();
-                while let Ok(Some(l)) = lines.next_line().await {
-                    if l == "." {
-                        break;
-                    }
-                    data.push_str(&l);
-                    data.push('\n');
-                }
-                let n = {
-                    let mut list = mails.lock().expect("mails lock");
-                    list.push(data);
-                    list.len()
-                };
-                count.send_replace(n);
-                send(&mut write, "250 queued\r\n").await
-            }
-            "QUIT" => {
-                send(&mut write, "221 bye\r\n").await;
-                return;
-            }
-            _ => send(&mut write, "250 OK\r\n").await,
-        };
-        if !ok {
-            return;
-        }
     }
 }
 

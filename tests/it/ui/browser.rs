@@ -1,7 +1,8 @@
 //! One browser session per stack walks the UI as its users would: sign in,
 //! the fleet filtered and paged, a device backed up now (its changed
 //! configuration becomes a new version in the timeline), two versions
-//! compared in both views with the changed words marked, a download, both
+//! compared in both views with the changed words marked, a download, the
+//! deliveries page with the change's failed webhook redelivered, both
 //! themes and a phone-width window, sign out; then a viewer, who sees no
 //! trigger button, is refused when posting anyway, and sees secrets masked.
 //! Hostile names and config lines stay text throughout.
@@ -30,6 +31,7 @@ async fn the_ui_works_in_a_real_browser_for_each_role(stack: Stack) {
         version_page_downloads_and_stays_inert(&b, new, &env.secret).await;
         search_from_the_header_finds_lines_with_links(&b, &env.secret).await;
         the_other_pages_render(&b).await;
+        deliveries_show_the_failure_and_redeliver(&b).await;
         dark_theme_and_phone_width(&b, old, new).await;
         forged_post_without_csrf_is_refused(&b).await;
         sign_out_ends_the_session(&b).await;
@@ -248,6 +250,56 @@ async fn the_other_pages_render(b: &Browser) {
     b.shot("error-404").await;
 }
 
+/// Reloads `path` until `css`'s text is `want` (the dispatcher works
+/// beside the browser).
+async fn reload_until(b: &Browser, path: &str, css: &str, want: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        b.open(path).await;
+        if b.count(css).await > 0 && b.text(css).await == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{css} never read {want:?} on {path}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn deliveries_show_the_failure_and_redeliver(b: &Browser) {
+    // The backup above changed dev-0: its config.changed went to a port
+    // where nothing listens, failed once and waits an hour for the next try.
+    b.open("/ui/t/t1/devices").await;
+    b.click("#nav-deliveries").await;
+    let path = "/ui/t/t1/notifications?status=pending";
+    reload_until(b, path, "tr.delivery-row td.attempts", "1").await;
+    assert!(
+        b.text("tr.delivery-row .last-error")
+            .await
+            .contains("connect"),
+        "the last error names the failed connection"
+    );
+    assert!(
+        b.text("tr.delivery-row td:nth-child(8)")
+            .await
+            .starts_with("in ")
+    );
+    b.shot("deliveries-light").await;
+    // Redeliver: queued now, so the dispatcher tries again at once.
+    b.click("tr.delivery-row button.redeliver").await;
+    assert_eq!(
+        b.path().await,
+        "/ui/t/t1/notifications?status=pending&done=redelivered"
+    );
+    assert_eq!(b.text("#outcome").await, "Queued for delivery again.");
+    reload_until(b, path, "tr.delivery-row td.attempts", "2").await;
+    // Filtered to delivered: none, as nothing listens.
+    b.open("/ui/t/t1/notifications?status=delivered").await;
+    assert_eq!(b.count("tr.delivery-row").await, 0);
+    assert_eq!(b.count("#no-deliveries").await, 1);
+}
+
 async fn dark_theme_and_phone_width(b: &Browser, old: i64, new: i64) {
     b.open("/ui/t/t1/devices").await;
     b.wait("#theme-select")
@@ -339,6 +391,7 @@ async fn viewer_cannot_trigger_and_sees_secrets_masked(b: &Browser, new: i64, se
         "a viewer has no trigger button"
     );
     assert_eq!(b.count("#reset-host-key").await, 0);
+    assert_eq!(b.count("#nav-deliveries").await, 0, "no deliveries link");
     // Posting anyway, with the session's own CSRF token: 403.
     let status = b
         .js_async(
@@ -349,6 +402,15 @@ async fn viewer_cannot_trigger_and_sees_secrets_masked(b: &Browser, new: i64, se
         )
         .await;
     assert_eq!(status, 403);
+    let status = b
+        .js_async(
+            "const done = arguments[arguments.length - 1];
+             const token = document.querySelector('input[name=csrf_token]').value;
+             fetch('/ui/t/t1/notifications/1/redeliver', {method: 'POST', body: new URLSearchParams({csrf_token: token})})
+               .then(r => done(r.status));",
+        )
+        .await;
+    assert_eq!(status, 403, "a viewer's redeliver");
     b.open(&format!("/ui/t/t1/devices/dev-0/snapshots/{new}"))
         .await;
     let text = b

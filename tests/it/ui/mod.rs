@@ -1,8 +1,9 @@
 //! The web UI in a real browser: `cfgsnap serve` as a process on each stack,
 //! simulated RouterOS devices (one with a hostile name, a hostile config
-//! line and a secret, changing on every export), accounts of each role in
-//! its store, and Debian's Chromium driven over WebDriver (chromedriver on a
-//! free port). Every page visited is saved as a PNG under
+//! line and a secret, changing on every export), a webhook target nobody
+//! answers (for the deliveries page), accounts of each role in its store,
+//! and Debian's Chromium driven over WebDriver (chromedriver on a free
+//! port). Every page visited is saved as a PNG under
 //! `$CARGO_TARGET_TMPDIR/ui-screenshots/{stack}/`, in both themes and at
 //! phone width for the fleet, device and diff pages.
 //!
@@ -74,7 +75,10 @@ impl Env {
         .await;
         let name = HOSTILE_NAME.replace('\\', "\\\\").replace('"', "\\\"");
         let toml = infra
-            .config(&sim, "[ui]\ninsecure_cookies = true\n")
+            .config(
+                &sim,
+                &format!("[ui]\ninsecure_cookies = true\n{}", failing_hook(&dir)),
+            )
             .replace("name = \"router 0\"", &format!("name = \"{name}\""));
         let config = dir.join("config.toml");
         std::fs::write(&config, &toml).expect("config");
@@ -99,6 +103,26 @@ impl Env {
         self.sim.shutdown().await;
         self.infra.finish().await;
     }
+}
+
+/// `[notify]` and a webhook target for `config.changed` at a loopback port
+/// where nothing listens: its deliveries fail (a retry an hour later), so
+/// the deliveries page has attempts and errors to show and to redeliver.
+fn failing_hook(dir: &Path) -> String {
+    let secret = dir.join("whsec");
+    std::fs::write(&secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("webhook secret");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    format!(
+        "[notify]\nallow_hosts = [\"127.0.0.1\"]\npoll_interval = \"200ms\"\n\
+         retry_initial = \"1h\"\nretry_max = \"1h\"\n\
+         [[notifications]]\nname = \"noc-hook\"\nkind = \"webhook\"\n\
+         url = \"http://127.0.0.1:{closed}/hook\"\nevents = [\"config.changed\"]\n\
+         secret_file = \"{}\"\n",
+        secret.display()
+    )
 }
 
 async fn add_accounts(config: &Path) {
