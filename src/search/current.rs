@@ -133,6 +133,7 @@ async fn scan_batch(
             opener: scan.store.opener(),
             tenant_id: scan.tenant_id.to_owned(),
             matcher: scan.query.matcher.clone(),
+            unmasked_first: scan.query.unmasked_first,
             secrets: scan.secrets,
             cache: cache.cloned(),
         };
@@ -161,6 +162,7 @@ struct Job {
     opener: Opener,
     tenant_id: String,
     matcher: regex::Regex,
+    unmasked_first: bool,
     secrets: Secrets,
     cache: Option<Arc<Cache>>,
 }
@@ -180,6 +182,9 @@ impl Job {
         };
         let text = match self.secrets {
             Secrets::Shown => texts.raw(),
+            Secrets::Masked if self.unmasked_first && !self.matcher.is_match(texts.raw()) => {
+                return Ok(Vec::new());
+            }
             Secrets::Masked => texts.masked(redact::redact),
         };
         Ok(hits(&self.matcher, device, snapshot_id, text))

@@ -140,6 +140,7 @@ async fn reduce(scan: &Scan<'_>, versions: Vec<SealedVersion>) -> Result<Option<
         let chunk: Vec<SealedVersion> = versions.by_ref().take(share).collect();
         let (opener, tenant) = (scan.store.opener(), scan.tenant_id.to_owned());
         let (matcher, secrets) = (scan.query.matcher.clone(), scan.secrets);
+        let unmasked_first = scan.query.unmasked_first;
         tasks.push(spawn_blocking_with_tracing(move || {
             let mut out = Vec::with_capacity(chunk.len());
             for v in chunk {
@@ -149,6 +150,8 @@ async fn reduce(scan: &Scan<'_>, versions: Vec<SealedVersion>) -> Result<Option<
                 let raw = opener.open(&tenant, &v)?;
                 let text = match secrets {
                     Secrets::Shown => raw,
+                    // No match unmasked: none masked either, nothing to mask.
+                    Secrets::Masked if unmasked_first && !matcher.is_match(&raw) => String::new(),
                     Secrets::Masked => redact::redact(&raw),
                 };
                 let mut lines = HashMap::new();

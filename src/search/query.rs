@@ -59,6 +59,9 @@ pub struct Request {
 #[derive(Debug, Clone)]
 pub struct Query {
     pub(super) matcher: Regex,
+    /// Whether a text that does not match unmasked cannot match masked
+    /// either, so masking can be skipped for it (see [`Query::unmasked_first`]).
+    pub(super) unmasked_first: bool,
     pub(super) scope: Scope,
     pub(super) device: Option<DeviceFilter>,
     pub(super) since: Option<DateTime<Utc>>,
@@ -68,6 +71,21 @@ pub struct Query {
 }
 
 impl Query {
+    /// Whether masking (§12) can never make `literal` appear in a text that
+    /// lacks it. Masking replaces secret values with `********` and removes
+    /// the later fragments of a value wrapped over `\` continuations, so the
+    /// only new neighbours it makes are asterisks, or a continuation's
+    /// indentation, line break and `\` next to what followed the fragment.
+    /// A literal holding none of those is found in the masked text only
+    /// where the unmasked text holds it too: a text without it is skipped
+    /// unmasked, and only texts that match are masked (masking costs far
+    /// more than matching).
+    fn masking_cannot_create(literal: &str) -> bool {
+        !literal
+            .chars()
+            .any(|c| c == '*' || c == '\\' || c.is_whitespace())
+    }
+
     /// Validates `request`.
     ///
     /// # Errors
@@ -120,6 +138,7 @@ impl Query {
         let cursor = request.cursor.as_deref().map(Cursor::decode).transpose()?;
         Ok(Query {
             matcher,
+            unmasked_first: !request.regex && Query::masking_cannot_create(q),
             scope: request.scope,
             device,
             since: request.since,
@@ -220,6 +239,50 @@ mod tests {
             q: q.into(),
             ..Request::default()
         }
+    }
+
+    #[test]
+    fn a_literal_masking_cannot_create_is_in_the_unmasked_text_wherever_it_is_in_the_masked() {
+        // Secrets bare, quoted, in a script and wrapped over continuations
+        // (whose later fragments masking removes).
+        let raw = "/ppp secret\n\
+                   add name=u1 password=hunter2 service=pppoe\n\
+                   add name=u2 password=\"two words\" profile=p\n\
+                   /interface wireguard peers\n\
+                   add allowed-address=10.0.0.2/32 preshared-key=abcdefghij\\\n    \
+                   klmnopqrst public-key=PUB\n\
+                   /system script\n\
+                   add name=s source=\":local p \\\"x\\\"; /ppp secret add password=inner\"\n";
+        let masked = crate::backup::redact::redact(raw);
+        for secret in ["hunter2", "two words", "klmnopqrst", "inner"] {
+            assert!(!masked.contains(secret), "{secret} is masked");
+        }
+        let chars: Vec<char> = masked.chars().collect();
+        for len in 1..=12 {
+            for window in chars.windows(len) {
+                let literal: String = window.iter().collect();
+                if Query::masking_cannot_create(&literal) {
+                    assert!(raw.contains(&literal), "{literal:?} appears only masked");
+                }
+            }
+        }
+        // And the rule refuses what masking does make.
+        for made in ["***", "=**", "\\", " comment", "a b"] {
+            assert!(!Query::masking_cannot_create(made), "{made:?}");
+        }
+        assert!(
+            !Query::parse(&Request {
+                regex: true,
+                ..request("hunter")
+            })
+            .expect("parses")
+            .unmasked_first
+        );
+        assert!(
+            Query::parse(&request("10.0.0.2"))
+                .expect("parses")
+                .unmasked_first
+        );
     }
 
     fn detail(r: &Request) -> String {
