@@ -16,8 +16,10 @@ mod micro;
 mod node;
 mod search;
 mod semantic;
+mod served;
 mod sim_child;
 mod trigger;
+mod unchanged;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -81,6 +83,9 @@ enum Bench {
     /// Search: the newest versions of a large fleet (cold, cached, grep -F
     /// floor) and history within the deadline.
     Search(search::SearchArgs),
+    /// Unchanged backups: `cfgsnap serve` against one OpenSSH sshd, CPU per
+    /// backup per process (marginal between two fleet sizes).
+    Unchanged(unchanged::UnchangedArgs),
     /// The simulator process the other benchmarks spawn (internal).
     #[command(hide = true)]
     SimChild(sim_child::SimArgs),
@@ -117,6 +122,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Trigger(args) => runtime.block_on(trigger::run(&args)),
         Bench::History(args) => runtime.block_on(history::run(&args)),
         Bench::Search(args) => runtime.block_on(search::run(&args)),
+        Bench::Unchanged(args) => runtime.block_on(unchanged::run(&args)),
         Bench::SimChild(_) => unreachable!("handled above"),
     }
 }
