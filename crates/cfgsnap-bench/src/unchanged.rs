@@ -94,7 +94,10 @@ pub async fn run(args: &UnchangedArgs) -> anyhow::Result<()> {
         "/usr/bin/time is missing: apt-get install time"
     );
     let text = std::fs::read(&args.export).with_context(|| {
-        format!("reading the export {} (never printed)", args.export.display())
+        format!(
+            "reading the export {} (never printed)",
+            args.export.display()
+        )
     })?;
     let lines = text.iter().filter(|b| **b == b'\n').count();
     println!(
@@ -279,7 +282,10 @@ async fn pass(
             break;
         }
         if time.try_wait()?.is_some() {
-            bail!("cfgsnap serve exited early; see {}/serve.log", dir.display());
+            bail!(
+                "cfgsnap serve exited early; see {}/serve.log",
+                dir.display()
+            );
         }
         if started.elapsed() > PASS_TIMEOUT {
             bail!("the pass did not finish within {PASS_TIMEOUT:?}");
@@ -309,7 +315,11 @@ async fn ingested(client: &reqwest::Client, url: &str) -> usize {
     let text = response.text().await.unwrap_or_default();
     text.lines()
         .filter(|l| l.starts_with("cfgsnap_ingest_total{"))
-        .filter(|l| ["created", "duplicate", "stale"].iter().any(|r| l.contains(r)))
+        .filter(|l| {
+            ["created", "duplicate", "stale"]
+                .iter()
+                .any(|r| l.contains(r))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as usize
 }
