@@ -2,10 +2,11 @@
 # Runs cfgsnap's benchmarks (the cfgsnap-bench package) on a release build and prints
 # their figures.
 #
-# Usage: scripts/bench.sh [all|normalize|diff|semantic|ingest|collect|makespan|trigger|history|search|ui-diff|notify] [extra args for that one]
+# Usage: scripts/bench.sh [all|normalize|diff|semantic|ingest|collect|makespan|trigger|history|search|ui-diff|notify|unchanged] [extra args for that one]
 # Needs: PostgreSQL on 127.0.0.1:5432 with trust auth (ingest, trigger, history), NATS with
 # JetStream on 127.0.0.1:4222 and Redis on 127.0.0.1:6379 (trigger's served stack), OpenSSH's
-# ssh and ssh-keygen (collect, trigger), and an open-file limit of ~12,000 for makespan at
+# ssh and ssh-keygen (collect, trigger), sshd (openssh-server), nats-server, redis-server
+# and /usr/bin/time (unchanged), and an open-file limit of ~12,000 for makespan at
 # 10,000 devices.
 # Builds into $CARGO_TARGET_DIR (default /var/tmp/cfgsnap-target-bench). Record the output
 # in BENCHMARKS.md.
@@ -18,7 +19,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/cfgsnap-target-bench}"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "open-file limit: $(ulimit -n)"
 
-cargo build --release -p cfgsnap-bench
+# The unchanged case runs the product binary, built beside the benchmarks.
+cargo build --release -p cfgsnap-bench -p cfgsnap --bins
 bench="$CARGO_TARGET_DIR/release/cfgsnap-bench"
 which="${1:-all}"
 shift || true
@@ -37,6 +39,7 @@ case "$which" in
   search) run search "$@" ;;
   notify) run notify "$@" ;;
   ui-diff) run ui-diff "$@" ;;
+  unchanged) run unchanged "$@" ;;
   all)
     run normalize
     run diff
@@ -52,6 +55,7 @@ case "$which" in
     run history --snapshots 1000000 --devices 10000 --reads 1000 --http-reads 300
     run search --devices 10000 --lines 1000 --versions 100
     run ui-diff --lines 100000 --changed 0.01
+    run unchanged --devices 200,800 --concurrency 32 --stack embedded,served
     ;;
   *) echo "unknown benchmark: $which" >&2; exit 2 ;;
 esac

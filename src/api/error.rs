@@ -100,9 +100,13 @@ pub enum ApiError {
     /// No route for this path.
     #[error("no such resource")]
     RouteNotFound,
-    /// The route exists, but not for this method.
+    /// The route exists, but not for this method; `allow` lists the
+    /// methods it has (the `Allow` header, RFC 9110 §15.5.6).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed {
+        /// E.g. `"GET"` or `"GET, POST"`.
+        allow: &'static str,
+    },
     /// Over the caller's trigger rate.
     #[error("too many triggers; retry in {} s", retry_after_secs(*.retry_after))]
     RateLimited {
@@ -170,7 +174,7 @@ impl ApiError {
             ApiError::SnapshotNotFound => "snapshot_not_found",
             ApiError::NotificationNotFound => "notification_not_found",
             ApiError::RouteNotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::BackupInProgress => "backup_in_progress",
             ApiError::BackupFailed { kind, .. } => kind.as_str(),
@@ -257,7 +261,7 @@ impl ResponseError for ApiError {
             | ApiError::SnapshotNotFound
             | ApiError::NotificationNotFound
             | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BackupInProgress => StatusCode::CONFLICT,
             ApiError::BackupFailed { kind, .. } => match kind {
@@ -301,6 +305,9 @@ impl ResponseError for ApiError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(r#"Bearer error="invalid_token""#),
                 ));
+            }
+            ApiError::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, *allow));
             }
             ApiError::RateLimited { retry_after } | ApiError::SignInRateLimited { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs(*retry_after)));

@@ -246,60 +246,68 @@ pub fn build_server(
 fn routes(cfg: &mut web::ServiceConfig) {
     const DEVICE: &str = "/api/tenants/{tid}/devices/{did}";
     const SNAPSHOT: &str = "/api/tenants/{tid}/devices/{did}/config-snapshots/{sid}";
-    cfg.service(resource("/healthz").get(ops::healthz))
-        .service(resource("/readyz").get(ops::readyz))
-        .service(resource("/metrics").get(ops::metrics))
-        .service(resource("/api/openapi.json").get(ops::openapi))
-        .service(resource("/api/tenants/{tid}/devices").get(devices::list_devices))
-        .service(resource(DEVICE).get(devices::get_device))
-        .service(resource(&format!("{DEVICE}/ssh-host-key/reset")).post(devices::reset_host_key))
-        .service(resource(&format!("{DEVICE}/config-snapshots")).get(history::list_snapshots))
-        .service(resource(SNAPSHOT).get(history::get_snapshot))
-        .service(resource(&format!("{SNAPSHOT}/content")).get(history::snapshot_content))
-        .service(resource(&format!("{SNAPSHOT}/download")).get(history::download_snapshot))
-        .service(resource(&format!("{SNAPSHOT}/diff")).get(history::snapshot_diff))
-        .service(resource(&format!("{DEVICE}/config-history")).get(history::config_history))
+    cfg.service(resource("/healthz", "GET").get(ops::healthz))
+        .service(resource("/readyz", "GET").get(ops::readyz))
+        .service(resource("/metrics", "GET").get(ops::metrics))
+        .service(resource("/api/openapi.json", "GET").get(ops::openapi))
+        .service(resource("/api/tenants/{tid}/devices", "GET").get(devices::list_devices))
+        .service(resource(DEVICE, "GET").get(devices::get_device))
         .service(
-            resource(&format!("{DEVICE}/config-snapshot/trigger")).post(trigger::trigger_backup),
-        )
-        .service(resource("/api/tenants/{tid}/audit-events").get(audit::list_audit_events))
-        .service(resource("/api/tenants/{tid}/search").get(search::search))
-        .service(
-            resource("/api/tenants/{tid}/notifications").get(notifications::list_notifications),
+            resource(&format!("{DEVICE}/ssh-host-key/reset"), "POST").post(devices::reset_host_key),
         )
         .service(
-            resource("/api/tenants/{tid}/notifications/{nid}/redeliver")
+            resource(&format!("{DEVICE}/config-snapshots"), "GET").get(history::list_snapshots),
+        )
+        .service(resource(SNAPSHOT, "GET").get(history::get_snapshot))
+        .service(resource(&format!("{SNAPSHOT}/content"), "GET").get(history::snapshot_content))
+        .service(resource(&format!("{SNAPSHOT}/download"), "GET").get(history::download_snapshot))
+        .service(resource(&format!("{SNAPSHOT}/diff"), "GET").get(history::snapshot_diff))
+        .service(resource(&format!("{DEVICE}/config-history"), "GET").get(history::config_history))
+        .service(
+            resource(&format!("{DEVICE}/config-snapshot/trigger"), "POST")
+                .post(trigger::trigger_backup),
+        )
+        .service(resource("/api/tenants/{tid}/audit-events", "GET").get(audit::list_audit_events))
+        .service(resource("/api/tenants/{tid}/search", "GET").get(search::search))
+        .service(
+            resource("/api/tenants/{tid}/notifications", "GET")
+                .get(notifications::list_notifications),
+        )
+        .service(
+            resource("/api/tenants/{tid}/notifications/{nid}/redeliver", "POST")
                 .post(notifications::redeliver_notification),
         )
-        .service(resource("/api/auth/login").post(signin::login))
-        .service(resource("/api/auth/logout").post(signin::logout))
-        .service(resource("/api/auth/me").get(signin::me))
-        .service(resource("/api/auth/sessions").get(account::list_sessions))
-        .service(resource("/api/auth/sessions/{sid}").delete(account::end_session))
-        .service(resource("/api/auth/password").post(account::change_password))
+        .service(resource("/api/auth/login", "POST").post(signin::login))
+        .service(resource("/api/auth/logout", "POST").post(signin::logout))
+        .service(resource("/api/auth/me", "GET").get(signin::me))
+        .service(resource("/api/auth/sessions", "GET").get(account::list_sessions))
+        .service(resource("/api/auth/sessions/{sid}", "DELETE").delete(account::end_session))
+        .service(resource("/api/auth/password", "POST").post(account::change_password))
         .service(
-            resource("/api/tenants/{tid}/users")
+            resource("/api/tenants/{tid}/users", "GET, POST")
                 .get(user::list_users)
                 .post(user::create_user),
         )
         .service(
-            resource("/api/tenants/{tid}/users/{username}")
+            resource("/api/tenants/{tid}/users/{username}", "PATCH, DELETE")
                 .patch(user::update_user)
                 .delete(user::delete_user),
         );
 }
 
-/// A resource whose unsupported methods answer `405` as a problem document.
-fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource whose unsupported methods answer `405` as a problem document
+/// with `Allow: {allow}`: the methods chained onto it, which the caller
+/// names (a test checks them against the OpenAPI document).
+fn resource(path: &str, allow: &'static str) -> Resource {
+    web::resource(path).default_service(web::to(move || method_not_allowed(allow)))
 }
 
 async fn not_found() -> Result<&'static str, ApiError> {
     Err(ApiError::RouteNotFound)
 }
 
-async fn method_not_allowed() -> Result<&'static str, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+async fn method_not_allowed(allow: &'static str) -> Result<&'static str, ApiError> {
+    Err(ApiError::MethodNotAllowed { allow })
 }
 
 /// Refuses bodies announced larger than [`MAX_BODY_BYTES`] before any

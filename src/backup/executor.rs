@@ -19,6 +19,9 @@ use crate::telemetry::spawn_blocking_with_tracing;
 /// The RouterOS command that prints the version, e.g. `7.16 (stable)`.
 pub const VERSION_PROBE: &str = ":put [/system resource get version]";
 
+/// Most bytes read of the version probe's answer (`7.16 (stable)`).
+pub const PROBE_CAP: usize = 4096;
+
 /// Exports up to this size are validated, normalized and hashed on the
 /// async worker (about 0.1 ms per 100 KB, no more than russh spends
 /// decrypting them there); larger ones on a blocking thread, so that a
@@ -126,7 +129,21 @@ impl<K: HostKeys> SshExecutor<K> {
             Command::Auto {
                 hide_sensitive: false,
             } => {
-                let probe = conn.exec(VERSION_PROBE, 4096, timeout).await?;
+                let probe = match conn.exec(VERSION_PROBE, PROBE_CAP, timeout).await {
+                    Ok(probe) => probe,
+                    // The cap is the probe's, not `max_config_bytes`: saying
+                    // "export larger than the cap" would send the user to
+                    // the wrong setting. A device (or a forced command) that
+                    // prints its export whatever it is asked lands here.
+                    Err(Error::TooLarge { limit }) => {
+                        return Err(Error::InvalidOutput(format!(
+                            "version probe failed: it answered more than {limit} bytes \
+                             (a version is a few bytes; does the device run every \
+                             command as an export?)"
+                        )));
+                    }
+                    Err(e) => return Err(e),
+                };
                 probed = parse_probe(&probe.stdout);
                 match probed.as_deref().map(major_version) {
                     Some(Some(major)) if major >= 7 => "/export show-sensitive".to_owned(),

@@ -229,8 +229,14 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<Exit> {
             return Ok(Exit::ConfigInvalid);
         }
     };
-    for w in &fleet.warnings {
-        tracing::warn!("{w}");
+    // Warnings about the configuration (an inline password) are for the
+    // server, which `App::build` warns for, and for `check-config`, whose
+    // job is to report them; a one-shot command such as `token` would
+    // repeat them on every run.
+    if matches!(cli.command, Cmd::CheckConfig) {
+        for w in &fleet.warnings {
+            tracing::warn!("{w}");
+        }
     }
     match cli.command {
         Cmd::Serve => anyhow::bail!("BUG: `serve` is run by main, which owns the signals"),

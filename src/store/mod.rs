@@ -217,6 +217,9 @@ pub struct Store {
     pub(crate) diff_deadline: Duration,
     /// Which notification targets want which events (`outbox`).
     pub(crate) outbox: outbox::RouteCell,
+    /// This node's memory of each device's newest hash (a hint, see
+    /// `snapshot::unchanged`); shared by the clones.
+    pub(crate) newest: std::sync::Arc<snapshot::NewestHashes>,
 }
 
 impl Store {
@@ -249,6 +252,7 @@ impl Store {
             cipher,
             diff_deadline: Duration::from_secs(2),
             outbox: outbox::RouteCell::default(),
+            newest: std::sync::Arc::default(),
         })
     }
 

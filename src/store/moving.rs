@@ -109,6 +109,9 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        // The device's events now carry the other tenant: re-learnt from
+        // its next ingest (the hint is checked in any case).
+        self.newest.forget(device_id);
         Ok(moved)
     }
 }

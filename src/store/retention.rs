@@ -59,6 +59,12 @@ impl Store {
             insert_audit(tx.conn(), Some(tenant), Some(device), action, None, &detail).await?;
         }
         tx.commit().await?;
+        // With keep_min = 0 a device's newest snapshot may go: forget what
+        // this node knows of the devices touched (the hint is checked in
+        // any case, this only spares the batch a miss).
+        for (_, device) in per_device.keys() {
+            self.newest.forget(device);
+        }
         Ok(victims.len() as u64)
     }
 }

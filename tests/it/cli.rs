@@ -518,6 +518,43 @@ async fn check_config_accepts_the_shipped_config() {
 }
 
 #[tokio::test]
+async fn the_inline_password_warning_comes_from_check_config_and_not_from_token() {
+    within(TEST_TIMEOUT, async {
+        // Arrange: the shipped config holds an inline (demo) password.
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        let cwd = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(cwd.path().join("data")).expect("data dir");
+        std::fs::write(
+            cwd.path().join("data/jwt-secret"),
+            "a-test-secret-of-more-than-32-bytes-0123456789",
+        )
+        .expect("secret");
+
+        // Act
+        let check = run_binary(&shipped, cwd.path(), &["check-config"], &[]).await;
+        let args = [
+            "token", "--sub", "ci", "--tenant", "demo", "--role", "viewer",
+        ];
+        let token = run_binary(&shipped, cwd.path(), &args, &[]).await;
+
+        // Assert
+        assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+        assert!(
+            stderr(&check).contains("inline password"),
+            "check-config warns"
+        );
+        assert_eq!(token.status.code(), Some(0), "{}", stderr(&token));
+        assert!(!stdout(&token).trim().is_empty(), "a token is printed");
+        assert!(
+            !stderr(&token).contains("inline password"),
+            "token repeats the server's warning: {}",
+            stderr(&token)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn an_environment_override_of_the_command_timeout_is_honoured() {
     within(TEST_TIMEOUT, async {
         // Arrange: the file allows 30 s per command, the environment 1 s.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cfgsnap::backup::ssh::{self, Connection, KeyCache};
-use cfgsnap::backup::{Error, ErrorKind};
+use cfgsnap::backup::{Error, ErrorKind, Executor as _};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -401,6 +401,40 @@ async fn a_connection_lost_mid_command_is_unreachable_not_partial_output() {
             err.to_string(),
             "device unreachable: connection lost during the command"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_oversized_version_probe_answer_is_reported_as_the_probe_failing() {
+    within(async {
+        // Arrange: a forced command that prints the export whatever is
+        // asked, so `command = "auto"` gets about 300 KB for its probe.
+        let (server, key, _keys) = server_with_key(&crlf_export_command(), "").await;
+        let device = server.device(key_auth(&key, None)).await;
+        let executor =
+            cfgsnap_testkit::fleet::ScratchSshExecutor::new(cfgsnap_testkit::fleet::test_limits())
+                .await;
+
+        // Act
+        let err = executor
+            .executor
+            .run(&device, cfgsnap::backup::Trigger::Manual)
+            .await
+            .expect_err("the probe's answer is over its cap");
+
+        // Assert: the probe is named with its cap, the export's cap is not.
+        let text = err.to_string();
+        assert_eq!(err.kind(), ErrorKind::InvalidOutput, "{text}");
+        assert!(text.contains("version probe failed"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "more than {} bytes",
+                cfgsnap::backup::executor::PROBE_CAP
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("export larger"), "{text}");
     })
     .await;
 }

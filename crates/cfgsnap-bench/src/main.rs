@@ -17,9 +17,11 @@ mod node;
 mod notify;
 mod search;
 mod semantic;
+mod served;
 mod sim_child;
 mod trigger;
 mod ui_diff;
+mod unchanged;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -88,6 +90,9 @@ enum Bench {
     Search(search::SearchArgs),
     /// The web UI's diff page of two large versions (server time, HTML size).
     UiDiff(ui_diff::UiDiffArgs),
+    /// Unchanged backups: `cfgsnap serve` against one OpenSSH sshd, CPU per
+    /// backup per process (marginal between two fleet sizes).
+    Unchanged(unchanged::UnchangedArgs),
     /// The simulator process the other benchmarks spawn (internal).
     #[command(hide = true)]
     SimChild(sim_child::SimArgs),
@@ -126,6 +131,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Search(args) => runtime.block_on(search::run(&args)),
         Bench::Notify(args) => runtime.block_on(notify::run(&args)),
         Bench::UiDiff(args) => runtime.block_on(ui_diff::run(&args)),
+        Bench::Unchanged(args) => runtime.block_on(unchanged::run(&args)),
         Bench::SimChild(_) => unreachable!("handled above"),
     }
 }

@@ -15,6 +15,8 @@
 //!   directory, a store and the configuration sections pointing at them.
 //! - [`node`]: a whole node in process, built by `App::build`
 //!   ([`TestNode`]); [`serve`]: `cfgsnap serve` as a child process.
+//! - [`sshd`]: a real OpenSSH `sshd` on a loopback port (tests and the
+//!   `unchanged` benchmark).
 //! - [`token`]: minting JWTs for a secret; [`fleet`]: simulated devices and
 //!   the corpus of real exports; [`trace`]: test logging and deadlines.
 //!
@@ -27,6 +29,7 @@ pub mod node;
 pub mod pg;
 pub mod serve;
 pub mod service;
+pub mod sshd;
 pub mod stack;
 pub mod token;
 pub mod trace;

@@ -1,6 +1,9 @@
 //! The attempt-report loop: records the reports of backup attempts in the
-//! devices' backup state, many per transaction. Reports whose subject does
-//! not match their ids are skipped.
+//! devices' backup state, many per transaction (collected for up to
+//! [`ATTEMPT_LINGER`]), and what was received when it stops. Reports whose
+//! subject does not match their ids are skipped.
+
+use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use tokio_util::sync::CancellationToken;
@@ -14,9 +17,17 @@ use crate::store::device::Attempt;
 /// Most attempt reports recorded in one transaction.
 const ATTEMPT_BATCH: usize = 64;
 
+/// How long the first report of a batch waits for others: a pass over a
+/// fleet reports a few backups at a time, and each transaction costs a
+/// commit (an fsync on SQLite) however few rows it writes. What a crash
+/// can lose is the backup state of this long (README: "What a crash
+/// loses"); never a configuration.
+const ATTEMPT_LINGER: Duration = Duration::from_millis(200);
+
 /// Records attempt reports until `shutdown`: each report that arrives, with
-/// those already waiting behind it (up to [`ATTEMPT_BATCH`]), in one
-/// transaction, so a pass over a large fleet costs one commit per batch.
+/// those that follow within [`ATTEMPT_LINGER`] (up to [`ATTEMPT_BATCH`]),
+/// in one transaction. On `shutdown` the reports already received are
+/// recorded before it returns.
 pub(crate) async fn run_attempts(
     store: Store,
     bus: Bus,
@@ -25,28 +36,50 @@ pub(crate) async fn run_attempts(
 ) {
     loop {
         let next = tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => break,
             next = reports.next() => next,
         };
         let Some(first) = next else {
             return;
         };
         let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + ATTEMPT_LINGER;
         let mut ended = false;
         while batch.len() < ATTEMPT_BATCH {
-            match reports.next().now_or_never() {
-                Some(Some(report)) => batch.push(report),
-                Some(None) => {
-                    ended = true;
-                    break;
-                }
-                None => break,
+            tokio::select! {
+                next = reports.next() => match next {
+                    Some(report) => batch.push(report),
+                    None => {
+                        ended = true;
+                        break;
+                    }
+                },
+                () = tokio::time::sleep_until(deadline) => break,
+                () = shutdown.cancelled() => break,
             }
         }
         record_batch(&store, &bus, &batch).await;
         if ended {
             return;
         }
+    }
+    drain(&store, &bus, &mut reports).await;
+}
+
+/// Records the reports already received, without waiting for new ones.
+async fn drain(store: &Store, bus: &Bus, reports: &mut Subscription<AttemptReport>) {
+    loop {
+        let mut batch = Vec::new();
+        while batch.len() < ATTEMPT_BATCH {
+            match reports.next().now_or_never() {
+                Some(Some(report)) => batch.push(report),
+                Some(None) | None => break,
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        record_batch(store, bus, &batch).await;
     }
 }
 

@@ -9,6 +9,7 @@ use serde_json::json;
 use tracing::warn;
 
 use super::IngestOptions;
+use super::unchanged::{Batcher, Unchanged};
 use crate::bus::Bus;
 use crate::bus::codec;
 use crate::bus::wire::{self, ConfigRef, ContentEncoding, SnapshotEvent};
@@ -56,6 +57,8 @@ pub(crate) struct Ingester {
     pub(crate) bus: Bus,
     pub(crate) store: Store,
     pub(crate) options: IngestOptions,
+    /// Where probably unchanged events are recorded, many per transaction.
+    pub(crate) unchanged: Batcher,
 }
 
 impl Ingester {
@@ -142,7 +145,29 @@ impl Ingester {
             Ok(text) => text,
             Err(reason) => return Verdict::Reject(reason),
         };
-        match self.store.ingest(&event.to_new_snapshot(text)).await {
+        let snap = event.to_new_snapshot(text);
+        // The common case first: the device's newest hash again. Recorded
+        // with others in one transaction; the full path below only for what
+        // turns out not to be a duplicate.
+        let snap = match self
+            .store
+            .is_probably_unchanged(snap.device_id.as_str(), &snap.sha256_hash)
+        {
+            true => match self.unchanged.record(snap).await {
+                Unchanged::Recorded(ingested) => {
+                    return Verdict::Done {
+                        ingested,
+                        reference,
+                    };
+                }
+                Unchanged::Changed(snap) => snap,
+                Unchanged::Failed { reason, transient } => {
+                    return Verdict::Retry { reason, transient };
+                }
+            },
+            false => snap,
+        };
+        match self.store.ingest(&snap).await {
             Ok(ingested) => Verdict::Done {
                 ingested,
                 reference,

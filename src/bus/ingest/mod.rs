@@ -14,11 +14,14 @@
 //!
 //! Entry point: [`spawn_ingester`]. Layout: `event` decides about one
 //! event, `pull` (NATS) and `queue` (local) are the event loops,
+//! `unchanged` the group commit of unchanged events (the common case),
 //! `attempts` the attempt-report loop, `options` the tuning.
+
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument as _, info_span};
+use tracing::{Instrument as _, info, info_span, warn};
 
 use super::{Bus, Result};
 use crate::store::Store;
@@ -28,12 +31,22 @@ mod event;
 mod options;
 mod pull;
 mod queue;
+mod unchanged;
 
 pub use attempts::to_attempt;
 pub use event::UNKNOWN_TENANT;
 pub use options::IngestOptions;
 
 use event::Ingester;
+use unchanged::{Batcher, Batching};
+
+/// How long the first unchanged event of a batch waits for others. Short:
+/// on NATS the lanes wait with it (a full batch, one event per lane, goes
+/// at once); on the local bus the queue goes on meanwhile.
+const UNCHANGED_LINGER: Duration = Duration::from_millis(100);
+/// Most unchanged events recorded in one transaction on the local bus
+/// (also how many it holds in flight).
+const LOCAL_UNCHANGED_BATCH: usize = 64;
 
 /// Starts the ingester on `bus`: the event loop (a NATS durable pull
 /// consumer `{durable}`, or the local queue) and the attempt-report loop.
@@ -49,9 +62,25 @@ pub async fn spawn_ingester(
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<()> {
+    // What tells an unchanged export from a new version before any work:
+    // without it every event takes the full path, which is correct too.
+    match store.load_newest_hashes().await {
+        Ok(devices) => info!(devices, "newest hashes loaded"),
+        Err(e) => {
+            warn!(error.message = %e, error.cause_chain = ?e, "loading the newest hashes failed; unchanged events take the full path until ingested once")
+        }
+    }
+    let batching = Batching {
+        max: match bus {
+            Bus::Nats(_) => options.lanes.max(1),
+            Bus::Local(_) => LOCAL_UNCHANGED_BATCH,
+        },
+        linger: UNCHANGED_LINGER,
+    };
     let ingester = Ingester {
         bus: bus.clone(),
         store: store.clone(),
+        unchanged: Batcher::spawn(store.clone(), batching, tracker),
         options,
     };
     let attempts = bus.subscribe_attempts().await?;

@@ -1,30 +1,60 @@
 //! The ingest loop over the local queue: one event at a time, held and
 //! retried in place while the store is down, so order is kept and memory
-//! stays bounded.
+//! stays bounded. Events that are probably unchanged (the device's newest
+//! hash again) are the exception: up to [`LOCAL_UNCHANGED_BATCH`] of them
+//! are in flight at once, so that they share transactions; an event of any
+//! other kind waits until they are done, so each device's order is kept.
 
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
+use super::LOCAL_UNCHANGED_BATCH;
 use super::event::{Ingester, Payload, Verdict};
 use crate::bus::local::{LocalBus, LocalEvent, LocalPayload};
 
 /// Takes events from the local queue until `shutdown`, then gives the
-/// events still queued one attempt each.
+/// events still queued one attempt each. Returns once every event taken
+/// is done (the unchanged ones in flight included).
 pub(crate) async fn run_local(ingester: Ingester, local: LocalBus, shutdown: CancellationToken) {
+    let max_deliver = local.max_deliver();
+    let mut in_flight = FuturesUnordered::new();
     loop {
         let next = tokio::select! {
             () = shutdown.cancelled() => break,
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => continue,
             next = local.next_event() => next,
         };
-        match next {
-            Some(event) => {
-                handle_local(&ingester, &event, Some(&shutdown), local.max_deliver()).await
+        let Some(event) = next else {
+            break;
+        };
+        if probably_unchanged(&ingester, &event) {
+            if in_flight.len() >= LOCAL_UNCHANGED_BATCH {
+                in_flight.next().await;
             }
-            None => return,
+            let (ingester, shutdown) = (&ingester, &shutdown);
+            in_flight.push(async move {
+                handle_local(ingester, &event, Some(shutdown), max_deliver).await;
+            });
+        } else {
+            while in_flight.next().await.is_some() {}
+            handle_local(&ingester, &event, Some(&shutdown), max_deliver).await;
         }
     }
+    while in_flight.next().await.is_some() {}
     while let Some(event) = local.try_next_event().await {
         handle_local(&ingester, &event, None, 1).await;
+    }
+}
+
+/// Whether the event carries the device's newest hash as this node knows it.
+fn probably_unchanged(ingester: &Ingester, event: &LocalEvent) -> bool {
+    match &event.payload {
+        LocalPayload::Event(e) => ingester
+            .store
+            .is_probably_unchanged(e.device_id.as_str(), &e.sha256_hash),
+        LocalPayload::Raw(_) => false,
     }
 }
 

@@ -8,7 +8,9 @@
 //! newest snapshot is recorded as stale. The device row is the serialization
 //! point (row lock on PostgreSQL, `BEGIN IMMEDIATE` on SQLite), so concurrent
 //! ingests for one device never fork its history. Layout: `new` (the input
-//! and the outcome), `prepare` (the CPU work), `sql` (the statements).
+//! and the outcome), `prepare` (the CPU work), `sql` (the statements),
+//! `unchanged` (the memory of each device's newest hash and the batched
+//! recording of duplicates, the common case).
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::json;
@@ -23,8 +25,10 @@ use super::{Result, Store};
 mod new;
 mod prepare;
 mod sql;
+mod unchanged;
 
 pub use new::{Ingested, NewSnapshot};
+pub use unchanged::NewestHashes;
 
 use prepare::Prepared;
 use sql::NewestRow;
@@ -40,6 +44,13 @@ impl Store {
     /// help.
     #[instrument(name = "store.ingest", skip_all, fields(device_id = %snap.device_id))]
     pub async fn ingest(&self, snap: &NewSnapshot) -> Result<Ingested> {
+        let (ingested, newest_hash) = self.ingest_inner(snap).await?;
+        self.newest.remember(snap.device_id.as_str(), &newest_hash);
+        Ok(ingested)
+    }
+
+    /// [`Store::ingest`], and the device's newest hash once committed.
+    async fn ingest_inner(&self, snap: &NewSnapshot) -> Result<(Ingested, String)> {
         snap.check()?;
         // Both backends keep microseconds; truncating here makes the stored
         // value and the one compared against identical on both.
@@ -63,7 +74,7 @@ impl Store {
             }
             audit_skipped(tx.conn(), snap, collected_at, n, action).await?;
             tx.commit().await?;
-            return Ok(result);
+            return Ok((result, n.sha256_hash.clone()));
         }
         // Only a new version needs its predecessor's content (for the diff).
         let previous = match &newest {
@@ -94,11 +105,12 @@ impl Store {
         outbox::before_success(tx.conn(), &routes, device, Some(collected_at)).await?;
         sql::note_success(tx.conn(), device, collected_at).await?;
         tx.commit().await?;
-        Ok(Ingested::Created {
+        let created = Ingested::Created {
             snapshot_id,
             lines_added: prepared.lines_added,
             lines_removed: prepared.lines_removed,
-        })
+        };
+        Ok((created, snap.sha256_hash.clone()))
     }
 }
 

@@ -217,7 +217,62 @@ async fn the_openapi_document_lists_every_route(stack: Stack) {
     );
 }
 
+/// Every route of the OpenAPI document, asked with a method it does not
+/// have, answers `405` with an `Allow` header naming exactly the methods the
+/// document lists for it (RFC 9110 §15.5.6).
+async fn every_route_answers_405_with_an_allow_header_naming_its_methods(stack: Stack) {
+    // Arrange
+    let api = spawn_api(stack, |_| {}).await;
+    let doc = json_ok(api.openapi().await, 200).await;
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 20, "only {} paths documented", paths.len());
+
+    for (path, ops) in paths {
+        let mut documented: Vec<String> = ops
+            .as_object()
+            .expect("operations")
+            .keys()
+            .map(|m| m.to_uppercase())
+            .collect();
+        documented.sort();
+        let other = ["PUT", "PATCH", "POST", "DELETE", "GET"]
+            .into_iter()
+            .find(|m| !documented.iter().any(|d| d == m))
+            .expect("a method the route lacks");
+        let url = path
+            .replace("{tid}", TENANT_A)
+            .replace("{did}", DEV_A1)
+            .replace("{sid}", "1")
+            .replace("{nid}", "1")
+            .replace("{username}", "someone");
+
+        // Act
+        let method = reqwest::Method::from_bytes(other.as_bytes()).expect("method");
+        let resp = api
+            .client
+            .request(method, format!("{}{url}", api.address))
+            .send()
+            .await
+            .expect("request sent");
+
+        // Assert
+        assert_eq!(resp.status().as_u16(), 405, "{other} {path}");
+        let allow = resp
+            .headers()
+            .get(reqwest::header::ALLOW)
+            .unwrap_or_else(|| panic!("{other} {path}: no Allow header"))
+            .to_str()
+            .expect("ASCII")
+            .to_owned();
+        let mut allowed: Vec<String> = allow.split(',').map(|m| m.trim().to_owned()).collect();
+        allowed.sort();
+        assert_eq!(allowed, documented, "Allow of {path}");
+        assert_problem(resp, 405, "method_not_allowed").await;
+    }
+}
+
 on_both_stacks!(
+    every_route_answers_405_with_an_allow_header_naming_its_methods,
     healthz_is_always_ok,
     readyz_reports_each_dependency,
     readyz_names_a_lock_backend_that_is_down,

@@ -12,6 +12,7 @@ mod large;
 mod outage;
 pub(crate) mod shared;
 mod trigger;
+mod unchanged;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

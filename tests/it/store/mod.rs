@@ -19,6 +19,7 @@ mod isolation;
 mod pagination;
 mod retention;
 mod semantic;
+mod unchanged;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,136 @@
+//! Group commit of unchanged snapshot events (issue #21): events whose hash
+//! is the device's newest ([`Store::is_probably_unchanged`]) wait here a
+//! little ([`Batching::linger`], at most [`Batching::max`] of them), and
+//! the batch is recorded in one transaction by
+//! [`Store::record_unchanged`]. Each caller gets its own answer once the
+//! batch committed, so an event is still acknowledged only after what it
+//! causes is committed. The batching task ends, after its last batch,
+//! when every [`Batcher`] clone is dropped.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument as _, info_span};
+
+use crate::store::snapshot::{Ingested, NewSnapshot};
+use crate::store::{self, Store};
+
+/// How long and how many events a batch collects.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Batching {
+    /// Most events in one transaction.
+    pub(crate) max: usize,
+    /// How long the first event of a batch waits for others.
+    pub(crate) linger: Duration,
+}
+
+/// What became of an event handed to the [`Batcher`].
+pub(crate) enum Unchanged {
+    /// Recorded as a duplicate of the device's newest snapshot.
+    Recorded(Ingested),
+    /// Not a duplicate after all (or an event the full path must judge):
+    /// here it is back, for [`Store::ingest`].
+    Changed(NewSnapshot),
+    /// The batch failed; retry the event later (from its payload, which
+    /// the caller still holds).
+    Failed { reason: String, transient: bool },
+}
+
+struct Entry {
+    snap: NewSnapshot,
+    reply: oneshot::Sender<Unchanged>,
+}
+
+/// Hands events to the batching task. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Batcher {
+    tx: mpsc::Sender<Entry>,
+}
+
+impl Batcher {
+    /// Starts the batching task on `tracker`.
+    pub(crate) fn spawn(store: Store, batching: Batching, tracker: &TaskTracker) -> Batcher {
+        let max = batching.max.max(1);
+        let (tx, rx) = mpsc::channel(max);
+        let span = info_span!("bus.ingest.unchanged");
+        tracker.spawn(run(store, rx, Batching { max, ..batching }).instrument(span));
+        Batcher { tx }
+    }
+
+    /// Records `snap` with the batch it joins; returns once that batch is
+    /// committed (or failed).
+    pub(crate) async fn record(&self, snap: NewSnapshot) -> Unchanged {
+        let (reply, answer) = oneshot::channel();
+        if let Err(mpsc::error::SendError(entry)) = self.tx.send(Entry { snap, reply }).await {
+            // The task is gone (shutdown): the full path still works.
+            return Unchanged::Changed(entry.snap);
+        }
+        match answer.await {
+            Ok(done) => done,
+            // The task dropped the entry without answering: it only does
+            // so when its runtime goes away.
+            Err(_) => Unchanged::Failed {
+                reason: "the unchanged-event batch was dropped".into(),
+                transient: true,
+            },
+        }
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<Entry>, batching: Batching) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + batching.linger;
+        while batch.len() < batching.max {
+            tokio::select! {
+                next = rx.recv() => match next {
+                    Some(entry) => batch.push(entry),
+                    None => break,
+                },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        flush(&store, batch).await;
+    }
+}
+
+async fn flush(store: &Store, batch: Vec<Entry>) {
+    let snaps: Vec<&NewSnapshot> = batch.iter().map(|e| &e.snap).collect();
+    let results = store.record_unchanged(&snaps).await;
+    drop(snaps);
+    match results {
+        Ok(results) => {
+            for (entry, result) in batch.into_iter().zip(results) {
+                let answer = match result {
+                    Some(ingested) => Unchanged::Recorded(ingested),
+                    None => Unchanged::Changed(entry.snap),
+                };
+                // A caller that went away (shutdown) needs no answer.
+                entry.reply.send(answer).ok();
+            }
+        }
+        Err(e) => {
+            let reason = error_text(&e);
+            let transient = e.is_transient();
+            for entry in batch {
+                let answer = Unchanged::Failed {
+                    reason: reason.clone(),
+                    transient,
+                };
+                entry.reply.send(answer).ok();
+            }
+        }
+    }
+}
+
+fn error_text(e: &store::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
