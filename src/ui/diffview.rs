@@ -17,7 +17,7 @@ pub const FOLD_MAX: usize = 400;
 pub const MAX_ROWS: usize = 5_000;
 /// Unchanged lines kept in folds, all folds together, so the page's size
 /// stays bounded whatever the versions' length.
-pub const FOLD_BUDGET: usize = 20_000;
+pub const FOLD_BUDGET: usize = 3_000;
 /// Lines longer than this are not diffed word by word.
 const WORD_DIFF_MAX: usize = 2_000;
 

@@ -101,8 +101,8 @@ pub async fn run(args: &UiDiffArgs) -> anyhow::Result<()> {
                 samples.sort();
                 println!(
                     "ui-diff: {who}, {view}: p50 {}, p99 {}, max {} (n = {}), HTML {:.0} KB",
-                    ms(percentile(&samples, 0.5)),
-                    ms(percentile(&samples, 0.99)),
+                    ms(percentile(&samples, 50.0)),
+                    ms(percentile(&samples, 99.0)),
                     ms(samples.last().copied().unwrap_or_default()),
                     samples.len(),
                     size as f64 / 1024.0

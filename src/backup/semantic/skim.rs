@@ -101,10 +101,9 @@ pub(super) fn skim(text: &str) -> Skimmed<'_> {
 /// The menu path, borrowed from the input when it is written there as is
 /// (the usual `/ip firewall filter`), so most menus cost no allocation.
 fn borrow_menu<'a>(line: &Cow<'a, str>, path: String) -> Cow<'a, str> {
-    if let Cow::Borrowed(line) = line
+    if let &Cow::Borrowed(line) = line
         && line.starts_with(path.as_str())
     {
-        let line: &'a str = *line;
         return Cow::Borrowed(&line[..path.len()]);
     }
     Cow::Owned(path)
