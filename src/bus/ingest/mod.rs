@@ -40,9 +40,9 @@ pub use options::IngestOptions;
 use event::Ingester;
 use unchanged::{Batcher, Batching};
 
-/// How long the first unchanged event of a batch waits for others. Short:
-/// on NATS the lanes wait with it (a full batch, one event per lane, goes
-/// at once); on the local bus the queue goes on meanwhile.
+/// How long the first unchanged event of a batch waits for others on NATS,
+/// where the lanes wait with it (a full batch, one event per lane, goes at
+/// once).
 const UNCHANGED_LINGER: Duration = Duration::from_millis(100);
 /// Most unchanged events recorded in one transaction on the local bus
 /// (also how many it holds in flight).
@@ -75,7 +75,13 @@ pub async fn spawn_ingester(
             Bus::Nats(_) => options.lanes.max(1),
             Bus::Local(_) => LOCAL_UNCHANGED_BATCH,
         },
-        linger: UNCHANGED_LINGER,
+        // The local bus never waits: a batch is what queued up while the
+        // previous one committed, so a trigger's version is readable as soon
+        // after its answer as before.
+        linger: match bus {
+            Bus::Nats(_) => UNCHANGED_LINGER,
+            Bus::Local(_) => Duration::ZERO,
+        },
     };
     let ingester = Ingester {
         bus: bus.clone(),

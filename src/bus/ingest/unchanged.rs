@@ -84,6 +84,9 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Entry>, batching: Batching) {
         let deadline = tokio::time::Instant::now() + batching.linger;
         while batch.len() < batching.max {
             tokio::select! {
+                // Events already queued join before the deadline is looked at,
+                // so a zero linger still takes what is waiting.
+                biased;
                 next = rx.recv() => match next {
                     Some(entry) => batch.push(entry),
                     None => break,
