@@ -2,11 +2,11 @@
 //! deflate of the text. Decompression is bounded, so a small record cannot
 //! inflate past the cipher's plaintext limit.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use flate2::Compression;
-use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
+use libdeflater::{DecompressionError, Decompressor};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::{CryptoError, Result};
@@ -34,7 +34,14 @@ pub(super) fn compress(plaintext: &[u8]) -> Zeroizing<Vec<u8>> {
     out
 }
 
-/// Inverts [`compress`], reading at most `max` bytes of output.
+/// Inverts [`compress`], producing at most `max` bytes of output.
+///
+/// Inflates with libdeflate, two to three times as fast as a streaming
+/// inflater on exports (reading every stored version is what a search
+/// spends its time on). libdeflate needs the output buffer up front: it
+/// starts at five times the payload (exports deflate about 4 to 5 times)
+/// and doubles until the text fits or the bound is passed, zeroizing each
+/// buffer it leaves.
 pub(super) fn decompress(payload: &[u8], max: usize) -> Result<Vec<u8>> {
     let invalid = |msg: &str| {
         CryptoError::Decompression(io::Error::new(io::ErrorKind::InvalidData, msg.to_owned()))
@@ -45,20 +52,34 @@ pub(super) fn decompress(payload: &[u8], max: usize) -> Result<Vec<u8>> {
     if format != FORMAT_DEFLATE {
         return Err(invalid("unknown record format byte"));
     }
-    // RouterOS exports deflate about 4 to 5 times: sized for that, the buffer
-    // rarely grows (each growth copies, and leaves the old copy unzeroized).
-    let mut out = Vec::with_capacity(body.len().saturating_mul(5).min(max.saturating_add(1)));
     // One byte past the bound tells "exactly max" from "more than max".
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    if let Err(e) = DeflateDecoder::new(body).take(limit).read_to_end(&mut out) {
+    let ceiling = max.saturating_add(1);
+    let mut size = body.len().saturating_mul(5).max(4096).min(ceiling);
+    let mut inflater = Decompressor::new();
+    let mut out: Vec<u8> = Vec::new();
+    loop {
         out.zeroize();
-        return Err(CryptoError::Decompression(e));
+        out.resize(size, 0);
+        match inflater.deflate_decompress(body, &mut out) {
+            Ok(n) if n <= max => {
+                // Zero the unused tail before it is cut off.
+                out[n..].zeroize();
+                out.truncate(n);
+                return Ok(out);
+            }
+            Ok(_) => break,
+            Err(DecompressionError::InsufficientSpace) if size < ceiling => {
+                size = size.saturating_mul(2).min(ceiling);
+            }
+            Err(DecompressionError::InsufficientSpace) => break,
+            Err(DecompressionError::BadData) => {
+                out.zeroize();
+                return Err(invalid("corrupt deflate data"));
+            }
+        }
     }
-    if out.len() > max {
-        out.zeroize();
-        return Err(CryptoError::PlaintextTooLarge { limit: max });
-    }
-    Ok(out)
+    out.zeroize();
+    Err(CryptoError::PlaintextTooLarge { limit: max })
 }
 
 #[cfg(test)]
