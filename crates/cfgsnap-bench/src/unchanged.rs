@@ -66,6 +66,8 @@ pub struct UnchangedArgs {
 #[derive(Debug, Clone, Default)]
 struct PassCpu {
     cfgsnap: Duration,
+    /// The kernel's part of `cfgsnap` (system time).
+    cfgsnap_sys: Duration,
     wall: Duration,
     sshd: Duration,
     nats: Duration,
@@ -135,7 +137,15 @@ async fn fleet(
     );
     // sshd drops unauthenticated connections beyond MaxStartups (10 by
     // default); a pass opens `max_concurrent` at once.
-    options.extra_config = vec!["MaxStartups 512:30:1024".into(), "LogLevel ERROR".into()];
+    // Debian's bash sources the login user's ~/.bashrc when sshd starts it,
+    // even for a forced command; an inherited SHLVL keeps it from doing so,
+    // so the device's side is sshd and `cat`, not whatever the shell profile
+    // runs (which loaded both cores and so disturbed the figures).
+    options.extra_config = vec![
+        "MaxStartups 512:30:1024".into(),
+        "LogLevel ERROR".into(),
+        "SetEnv SHLVL=1".into(),
+    ];
     let sshd = Sshd::start(options).await;
     let servers = match stack {
         Stack::Served => Some((
@@ -298,8 +308,10 @@ async fn pass(
     let status = tokio::time::timeout(Duration::from_secs(60), time.wait()).await??;
     let wall = started.elapsed();
     anyhow::ensure!(status.success(), "cfgsnap serve stopped with {status}");
+    let (user, sys) = parse_time(&std::fs::read_to_string(&time_out)?)?;
     Ok(PassCpu {
-        cfgsnap: parse_time(&std::fs::read_to_string(&time_out)?)?,
+        cfgsnap: user + sys,
+        cfgsnap_sys: sys,
         wall,
         postgres,
         ..PassCpu::default()
@@ -339,14 +351,18 @@ fn stop_child_of(time: &Child) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `user system` seconds as `time -f "%U %S"` writes them (last line).
-fn parse_time(text: &str) -> anyhow::Result<Duration> {
+/// (user, system) as `time -f "%U %S"` writes them (last line).
+fn parse_time(text: &str) -> anyhow::Result<(Duration, Duration)> {
     let line = text.lines().last().context("empty time output")?;
-    let mut sum = 0.0;
-    for field in line.split_whitespace() {
-        sum += field.parse::<f64>().context("time output")?;
-    }
-    Ok(Duration::from_secs_f64(sum))
+    let mut fields = line.split_whitespace().map(|f| {
+        f.parse::<f64>()
+            .map(Duration::from_secs_f64)
+            .context("time output")
+    });
+    let (Some(user), Some(sys), None) = (fields.next(), fields.next(), fields.next()) else {
+        bail!("time output is not `user system`");
+    };
+    Ok((user?, sys?))
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -361,10 +377,11 @@ fn per(d: Duration, n: usize) -> f64 {
 
 fn print_pass(stack: Stack, n: usize, label: &str, c: &PassCpu) {
     println!(
-        "unchanged: {stack:?} N={n} pass {label}: wall {:.2}s; cfgsnap CPU {:.2}s ({:.3} ms/backup incl. start-up); sshd {:.3} ms/backup{}",
+        "unchanged: {stack:?} N={n} pass {label}: wall {:.2}s; cfgsnap CPU {:.2}s ({:.3} ms/backup incl. start-up, {:.0} % system); sshd {:.3} ms/backup{}",
         c.wall.as_secs_f64(),
         c.cfgsnap.as_secs_f64(),
         per(c.cfgsnap, n),
+        100.0 * c.cfgsnap_sys.as_secs_f64() / c.cfgsnap.as_secs_f64().max(1e-9),
         per(c.sshd, n),
         match stack {
             Stack::Served => format!(
@@ -396,8 +413,9 @@ fn print_marginal(stack: Stack, by_size: &[(usize, Vec<(String, PassCpu)>)]) {
             Stack::Served => "goal for unchanged <= 2.0 (stack total)",
         };
         println!(
-            "unchanged: {stack:?} marginal N={small}->{large} pass {label}: cfgsnap {:.3} ms/backup; sshd {:.3}; nats-server {:.3}; redis-server {:.3}; postgres backends {:.3}; stack total {:.3} ({goal})",
+            "unchanged: {stack:?} marginal N={small}->{large} pass {label}: cfgsnap {:.3} ms/backup (system {:.3}); sshd {:.3}; nats-server {:.3}; redis-server {:.3}; postgres backends {:.3}; stack total {:.3} ({goal})",
             d(|c| c.cfgsnap),
+            d(|c| c.cfgsnap_sys),
             d(|c| c.sshd),
             d(|c| c.nats),
             d(|c| c.redis),
