@@ -38,9 +38,15 @@ pub(crate) async fn run_local(ingester: Ingester, local: LocalBus, shutdown: Can
                 handle_local(ingester, &event, Some(shutdown), max_deliver).await;
             });
         } else {
+            if !in_flight.is_empty() {
+                ingester.unchanged.flush_now();
+            }
             while in_flight.next().await.is_some() {}
             handle_local(&ingester, &event, Some(&shutdown), max_deliver).await;
         }
+    }
+    if !in_flight.is_empty() {
+        ingester.unchanged.flush_now();
     }
     while in_flight.next().await.is_some() {}
     while let Some(event) = local.try_next_event().await {

@@ -7,9 +7,10 @@
 //! causes is committed. The batching task ends, after its last batch,
 //! when every [`Batcher`] clone is dropped.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument as _, info_span};
 
@@ -46,6 +47,8 @@ struct Entry {
 #[derive(Clone)]
 pub(crate) struct Batcher {
     tx: mpsc::Sender<Entry>,
+    /// Cuts the open batch's linger short.
+    flush: Arc<Notify>,
 }
 
 impl Batcher {
@@ -53,9 +56,19 @@ impl Batcher {
     pub(crate) fn spawn(store: Store, batching: Batching, tracker: &TaskTracker) -> Batcher {
         let max = batching.max.max(1);
         let (tx, rx) = mpsc::channel(max);
+        let flush = Arc::new(Notify::new());
         let span = info_span!("bus.ingest.unchanged");
-        tracker.spawn(run(store, rx, Batching { max, ..batching }).instrument(span));
-        Batcher { tx }
+        tracker.spawn(
+            run(store, rx, Batching { max, ..batching }, Arc::clone(&flush)).instrument(span),
+        );
+        Batcher { tx, flush }
+    }
+
+    /// Records the open batch now, without waiting out its linger (an
+    /// event that must wait for it is next, or the node stops). With no
+    /// batch open, the next one goes at once.
+    pub(crate) fn flush_now(&self) {
+        self.flush.notify_one();
     }
 
     /// Records `snap` with the batch it joins; returns once that batch is
@@ -78,7 +91,7 @@ impl Batcher {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Entry>, batching: Batching) {
+async fn run(store: Store, mut rx: mpsc::Receiver<Entry>, batching: Batching, cut: Arc<Notify>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + batching.linger;
@@ -92,6 +105,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Entry>, batching: Batching) {
                     None => break,
                 },
                 () = tokio::time::sleep_until(deadline) => break,
+                () = cut.notified() => break,
             }
         }
         flush(&store, batch).await;

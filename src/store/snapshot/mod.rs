@@ -177,14 +177,23 @@ async fn audit_skipped(
     newest: &NewestRow,
     action: Action,
 ) -> Result<()> {
-    let detail = json!({
-        "sha256_hash": snap.sha256_hash,
-        "collected_at": collected_at,
-        "newest_snapshot_id": newest.snapshot_id,
-        "trigger": snap.trigger,
-    });
+    let detail = skipped_audit_detail(snap, collected_at, newest.snapshot_id);
     let (tenant, device) = (snap.tenant_id.as_str(), Some(snap.device_id.as_str()));
     insert_audit(conn, Some(tenant), device, action, None, &detail).await
+}
+
+/// The detail of a skipped (duplicate or stale) snapshot's audit event.
+fn skipped_audit_detail(
+    snap: &NewSnapshot,
+    collected_at: DateTime<Utc>,
+    newest_snapshot_id: i64,
+) -> serde_json::Value {
+    json!({
+        "sha256_hash": snap.sha256_hash,
+        "collected_at": collected_at,
+        "newest_snapshot_id": newest_snapshot_id,
+        "trigger": snap.trigger,
+    })
 }
 
 async fn audit_diff(

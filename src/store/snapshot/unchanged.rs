@@ -14,14 +14,14 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use chrono::SubsecRound;
+use chrono::{DateTime, SubsecRound, Utc};
 use tracing::instrument;
 
 use super::new::{Ingested, NewSnapshot};
-use super::{audit_skipped, sql};
+use super::skipped_audit_detail;
 use crate::store::audit::Action;
-use crate::store::db::on_db;
-use crate::store::{Error, Result, Store, outbox};
+use crate::store::db::{Conn, on_conn, on_db};
+use crate::store::{Result, Store, outbox};
 
 /// Device id → the hash of its newest snapshot, as this node last saw it.
 #[derive(Default)]
@@ -144,35 +144,170 @@ impl Store {
     ) -> Result<Vec<Option<Ingested>>> {
         let routes = self.outbox.get();
         let mut results = vec![None; snaps.len()];
+        // An event that can never be stored is the full path's to reject.
+        let valid: Vec<usize> = order
+            .iter()
+            .copied()
+            .filter(|&i| snaps[i].check().is_ok())
+            .collect();
+        if valid.is_empty() {
+            return Ok(results);
+        }
+        let mut devices: Vec<&str> = valid.iter().map(|&i| snaps[i].device_id.as_str()).collect();
+        devices.dedup();
         let mut tx = self.db.begin_write().await?;
-        for &i in order {
+        let rows = read_devices(tx.conn(), &devices).await?;
+        // A device's success is noted once, at its latest collection; a
+        // recovery notification is queued once, before it.
+        let mut successes: Vec<(&str, DateTime<Utc>)> = Vec::new();
+        let mut audits = Vec::new();
+        for i in valid {
             let snap = snaps[i];
-            // An event that can never be stored is the full path's to reject.
-            if snap.check().is_err() {
-                continue;
-            }
-            match sql::lock_device(tx.conn(), snap).await {
-                Ok(()) => {}
-                Err(Error::InvalidSnapshot(_)) => continue,
-                Err(e) => return Err(e),
-            }
             let device = snap.device_id.as_str();
-            let Some(newest) = sql::read_newest(tx.conn(), device).await? else {
+            let Some(row) = rows.iter().find(|r| r.device_id == device) else {
                 continue;
             };
-            if newest.sha256_hash != snap.sha256_hash {
+            let same = row.tenant_id == snap.tenant_id.as_str()
+                && row.sha256_hash.as_deref() == Some(snap.sha256_hash.as_str());
+            let Some(newest_id) = row.snapshot_id.filter(|_| same) else {
                 continue;
-            }
+            };
             let collected_at = snap.collected_at.trunc_subsecs(6);
-            outbox::before_success(tx.conn(), &routes, device, Some(collected_at)).await?;
-            sql::note_success(tx.conn(), device, collected_at).await?;
-            let action = Action::SnapshotSkippedDuplicate;
-            audit_skipped(tx.conn(), snap, collected_at, &newest, action).await?;
+            match successes.iter_mut().find(|(d, _)| *d == device) {
+                Some((_, at)) => *at = (*at).max(collected_at),
+                None => {
+                    if row.consecutive_failures > 0 {
+                        outbox::before_success(tx.conn(), &routes, device, Some(collected_at))
+                            .await?;
+                    }
+                    successes.push((device, collected_at));
+                }
+            }
+            audits.push(skipped_detail(snap, collected_at, newest_id));
             results[i] = Some(Ingested::Duplicate {
-                snapshot_id: newest.snapshot_id,
+                snapshot_id: newest_id,
             });
         }
+        note_successes(tx.conn(), &successes).await?;
+        insert_skipped(tx.conn(), &audits).await?;
         tx.commit().await?;
         Ok(results)
     }
+}
+
+/// What the batch needs of a device: its owner, failure count and newest
+/// snapshot (`None`s without one).
+#[derive(sqlx::FromRow)]
+struct DeviceRow {
+    device_id: String,
+    tenant_id: String,
+    consecutive_failures: i32,
+    snapshot_id: Option<i64>,
+    sha256_hash: Option<String>,
+}
+
+/// `$k, $k+1, …` for `n` binds after the first `k - 1`.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|k| format!("${k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The devices' rows with their newest snapshots, in one statement (rows
+/// locked in device order on PostgreSQL; SQLite's write transaction holds
+/// the lock already). Unknown devices are missing.
+async fn read_devices(conn: Conn<'_>, devices: &[&str]) -> Result<Vec<DeviceRow>> {
+    let sql = format!(
+        "SELECT d.device_id, d.tenant_id, d.consecutive_failures, \
+         s.snapshot_id, s.sha256_hash FROM device d \
+         LEFT JOIN snapshot s ON s.snapshot_id = \
+           (SELECT MAX(n.snapshot_id) FROM snapshot n WHERE n.device_id = d.device_id) \
+         WHERE d.device_id IN ({}) ORDER BY d.device_id{}",
+        placeholders(1, devices.len()),
+        match conn {
+            Conn::Postgres(_) => " FOR UPDATE OF d",
+            Conn::Sqlite(_) => "",
+        }
+    );
+    Ok(on_conn!(conn, |c| {
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for device in devices {
+            query = query.bind(*device);
+        }
+        query.fetch_all(c).await?
+    }))
+}
+
+/// What `sql::note_success` writes, for many devices in one statement.
+async fn note_successes(conn: Conn<'_>, successes: &[(&str, DateTime<Utc>)]) -> Result<()> {
+    if successes.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<String> = (0..successes.len())
+        .map(|k| format!("(${}, ${})", 2 * k + 1, 2 * k + 2))
+        .collect();
+    let sql = format!(
+        "WITH v (device_id, at) AS (VALUES {}) \
+         UPDATE device SET last_attempt_at = v.at, last_success_at = v.at, \
+         last_status = 'success', last_error_kind = NULL, consecutive_failures = 0, \
+         next_attempt_at = NULL, blocked_reason = NULL, updated_at = v.at \
+         FROM v WHERE device.device_id = v.device_id \
+         AND (device.last_attempt_at IS NULL OR device.last_attempt_at < v.at)",
+        values.join(", ")
+    );
+    on_conn!(conn, |c| {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (device, at) in successes {
+            query = query.bind(*device).bind(*at);
+        }
+        query.execute(c).await?;
+    });
+    Ok(())
+}
+
+/// The audit row of one skipped duplicate: tenant, device, detail.
+struct Skipped {
+    tenant_id: String,
+    device_id: String,
+    detail: String,
+}
+
+fn skipped_detail(snap: &NewSnapshot, collected_at: DateTime<Utc>, newest_id: i64) -> Skipped {
+    Skipped {
+        tenant_id: snap.tenant_id.to_string(),
+        device_id: snap.device_id.to_string(),
+        detail: skipped_audit_detail(snap, collected_at, newest_id).to_string(),
+    }
+}
+
+/// The `config_snapshot_skipped_duplicate` audit rows, in one statement.
+async fn insert_skipped(conn: Conn<'_>, rows: &[Skipped]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<String> = (0..rows.len())
+        .map(|k| {
+            let b = 3 * k + 3;
+            format!("(${}, ${}, $1, NULL, ${}, $2)", b, b + 1, b + 2)
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO audit_event (tenant_id, device_id, action, actor, detail, created_at) \
+         VALUES {}",
+        values.join(", ")
+    );
+    on_conn!(conn, |c| {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(Action::SnapshotSkippedDuplicate.as_str())
+            .bind(Utc::now());
+        for row in rows {
+            query = query
+                .bind(row.tenant_id.as_str())
+                .bind(row.device_id.as_str())
+                .bind(row.detail.as_str());
+        }
+        query.execute(c).await?;
+    });
+    Ok(())
 }
