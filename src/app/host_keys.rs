@@ -26,6 +26,13 @@ impl HostKeys for HostKeyStore {
         }
     }
 
+    async fn pinned_fresh(&self, device: &DeviceId) -> anyhow::Result<Option<String>> {
+        match self {
+            HostKeyStore::Store(s) => s.pinned_fresh(device).await,
+            HostKeyStore::File(f) => f.pinned_fresh(device).await,
+        }
+    }
+
     async fn pin(&self, device: &DeviceId, fingerprint: &str) -> anyhow::Result<()> {
         match self {
             HostKeyStore::Store(s) => HostKeys::pin(s, device, fingerprint).await,

@@ -85,10 +85,15 @@ pub(super) async fn spawn_hostkey_resets(
                 next = notices.next() => next,
             };
             let Some((_, notice)) = next else { return };
-            if let HostKeyStore::File(file) = &host_keys
-                && let Err(e) = file.forget(&notice.device_id).await
-            {
-                warn!(error.message = %e, device_id = %notice.device_id, "forgetting a pinned host key failed");
+            match &host_keys {
+                HostKeyStore::File(file) => {
+                    if let Err(e) = file.forget(&notice.device_id).await {
+                        warn!(error.message = %e, device_id = %notice.device_id, "forgetting a pinned host key failed");
+                    }
+                }
+                HostKeyStore::Store(store) => {
+                    store.forget_pinned_host_key(notice.device_id.as_str());
+                }
             }
             if let Some(s) = &scheduler
                 && s.unblock(&notice.device_id)

@@ -50,18 +50,35 @@ impl<K: HostKeys> SshExecutor<K> {
     #[instrument(name = "backup.collect", skip_all, fields(device_id = %device.id))]
     pub async fn collect(&self, device: &Device, trigger: Trigger) -> Result<Outcome> {
         let started = Instant::now();
-        let pinned = self
-            .known_hosts
-            .pinned(&device.id)
+        let reading =
+            |e: anyhow::Error| Error::Unexpected(e.context("reading the pinned host key"));
+        let mut pinned = self.known_hosts.pinned(&device.id).await.map_err(reading)?;
+        let connect = |pinned: Option<String>| async move {
+            ssh::connect(
+                device,
+                pinned.as_deref(),
+                self.limits.connect_timeout,
+                &self.keys,
+            )
             .await
-            .map_err(|e| Error::Unexpected(e.context("reading the pinned host key")))?;
-        let mut conn = ssh::connect(
-            device,
-            pinned.as_deref(),
-            self.limits.connect_timeout,
-            &self.keys,
-        )
-        .await?;
+        };
+        let mut conn = match connect(pinned.clone()).await {
+            // The key in memory may be stale (reset elsewhere): a mismatch
+            // is only one against the key where it is kept.
+            Err(mismatch @ Error::HostKeyMismatch { .. }) if pinned.is_some() => {
+                let fresh = self
+                    .known_hosts
+                    .pinned_fresh(&device.id)
+                    .await
+                    .map_err(reading)?;
+                if fresh == pinned {
+                    return Err(mismatch);
+                }
+                pinned = fresh;
+                connect(pinned.clone()).await?
+            }
+            result => result?,
+        };
         let fingerprint = conn.host_key_fingerprint().to_owned();
         // A first-use pin waits until it is on disk (a known-hosts file
         // coalesces concurrent pins into one write); the export runs

@@ -367,6 +367,16 @@ pub trait HostKeys: Send + Sync + 'static {
         device: &DeviceId,
     ) -> impl Future<Output = anyhow::Result<Option<String>>> + Send;
 
+    /// The fingerprint pinned for `device`, read where it is kept, past any
+    /// memory of it: asked before a key that differs from
+    /// [`HostKeys::pinned`]'s is called a mismatch.
+    fn pinned_fresh(
+        &self,
+        device: &DeviceId,
+    ) -> impl Future<Output = anyhow::Result<Option<String>>> + Send {
+        self.pinned(device)
+    }
+
     /// Pins `fingerprint` for `device` unless one is pinned already.
     fn pin(
         &self,

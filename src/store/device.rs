@@ -4,12 +4,14 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
+use tracing::warn;
 
 use super::audit::{Action, insert_audit};
 use super::db::{Conn, on_conn, on_db};
 use super::outbox::{self, Routes};
 use super::{Error, Result, Store};
 use crate::config::Fleet;
+use crate::config::notify::EventKind;
 
 /// A device with its backup state, as listed.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
@@ -128,11 +130,47 @@ impl Store {
         row.ok_or(Error::DeviceNotFound)
     }
 
-    /// The pinned host key fingerprint of a device, if any.
+    /// The pinned host key fingerprint of a device, if any: from this
+    /// node's memory when it holds one (see [`Pins`]), else from the store.
     ///
     /// # Errors
     /// Database failures.
     pub async fn pinned_host_key(&self, device_id: &str) -> Result<Option<String>> {
+        if self.pins.loaded.get().is_none() {
+            // Every pin in one read, the first time a key is asked for; if
+            // that fails, each device's key is read on its own.
+            let loaded = self.pins.loaded.get_or_try_init(|| self.load_pins()).await;
+            if let Err(e) = loaded {
+                warn!(error.message = %e, "reading the pinned host keys failed; reading them one by one");
+            }
+        }
+        if let Some(fp) = self.pins.get(device_id) {
+            return Ok(Some(fp));
+        }
+        self.pinned_host_key_stored(device_id).await
+    }
+
+    async fn load_pins(&self) -> Result<()> {
+        let rows: Vec<(String, String)> = on_db!(&self.db, |pool| {
+            sqlx::query_as(
+                "SELECT device_id, host_key_fingerprint FROM device \
+                 WHERE host_key_fingerprint IS NOT NULL",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        for (device, fingerprint) in &rows {
+            self.pins.set(device, Some(fingerprint));
+        }
+        Ok(())
+    }
+
+    /// The pinned host key fingerprint of a device as the store holds it
+    /// (this node's memory is brought in line with it).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn pinned_host_key_stored(&self, device_id: &str) -> Result<Option<String>> {
         let fp = on_db!(&self.db, |pool| {
             sqlx::query_scalar::<_, Option<String>>(
                 "SELECT host_key_fingerprint FROM device WHERE device_id = $1",
@@ -141,7 +179,15 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        Ok(fp.flatten())
+        let fp = fp.flatten();
+        self.pins.set(device_id, fp.as_deref());
+        Ok(fp)
+    }
+
+    /// Forgets what this node remembers of a device's pinned key (another
+    /// node reset it).
+    pub fn forget_pinned_host_key(&self, device_id: &str) {
+        self.pins.set(device_id, None);
     }
 
     /// Pins `fingerprint` for a device that has none yet (first use wins
@@ -154,6 +200,9 @@ impl Store {
         let tenant = device_tenant(tx.conn(), device_id)
             .await?
             .ok_or(Error::DeviceNotFound)?;
+        // Whatever the outcome, the next read goes to the store: a node
+        // that lost the race learns the winner's key there.
+        self.pins.set(device_id, None);
         if pin_if_unset(tx.conn(), device_id, fingerprint).await? {
             let detail = json!({ "fingerprint": fingerprint });
             let action = Action::HostKeyPinned;
@@ -186,6 +235,7 @@ impl Store {
             .await?
             .ok_or(Error::DeviceNotFound)?;
         clear_pin(tx.conn(), tenant_id, device_id).await?;
+        self.pins.set(device_id, None);
         let detail = json!({ "previous_fingerprint": old });
         let action = Action::HostKeyReset;
         insert_audit(
@@ -234,11 +284,75 @@ impl Store {
 
     async fn record_ordered(&self, ordered: &[(&str, DateTime<Utc>, &Attempt)]) -> Result<()> {
         let routes = self.outbox.get();
+        // Successes, the common case, are written many devices to a
+        // statement, unless a target wants `backup.recovered` (which reads
+        // each device's failures first); each device's latest success of a
+        // run wins, as row by row. Any other attempt of a device is written
+        // after its earlier successes.
+        let bulk = !routes.wants(EventKind::BackupRecovered);
+        let mut successes: Vec<(&str, DateTime<Utc>)> = Vec::new();
         let mut tx = self.db.begin_write().await?;
         for (device_id, at, attempt) in ordered {
+            if bulk && matches!(attempt, Attempt::Success) {
+                match successes.last_mut() {
+                    Some((d, last)) if d == device_id => *last = *at,
+                    _ => successes.push((device_id, *at)),
+                }
+                continue;
+            }
+            note_successes(tx.conn(), &successes, false).await?;
+            successes.clear();
             update_state(tx.conn(), &routes, device_id, *at, attempt).await?;
         }
+        note_successes(tx.conn(), &successes, false).await?;
         tx.commit().await
+    }
+}
+
+/// This node's memory of pinned host keys, so that a backup does not read
+/// the store for its device's key: all are read at the first backup. Only
+/// pins are remembered (a device
+/// without one is read from the store until it has one). A reset on this
+/// node forgets at once; a reset on another node is announced on the bus
+/// (the node forgets on the notice), and an executor that meets another
+/// key than the remembered one reads the store again before it calls it a
+/// mismatch ([`crate::backup::HostKeys::pinned_fresh`]), so a stale entry
+/// can cost a second connection, never a wrong verdict.
+#[derive(Default)]
+pub struct Pins {
+    map: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Set once every pin of the store was read into `map`.
+    loaded: tokio::sync::OnceCell<()>,
+}
+
+impl std::fmt::Debug for Pins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pins").finish_non_exhaustive()
+    }
+}
+
+impl Pins {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        // Every update is one insert or remove: a poisoned map is whole.
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, device_id: &str) -> Option<String> {
+        self.lock().get(device_id).cloned()
+    }
+
+    fn set(&self, device_id: &str, fingerprint: Option<&str>) {
+        let mut map = self.lock();
+        match fingerprint {
+            Some(fp) => {
+                map.insert(device_id.to_owned(), fp.to_owned());
+            }
+            None => {
+                map.remove(device_id);
+            }
+        }
     }
 }
 
@@ -392,6 +506,43 @@ async fn clear_pin(conn: Conn<'_>, tenant_id: &str, device_id: &str) -> Result<(
     Ok(())
 }
 
+/// A successful backup of each device (`at` for each), in one statement:
+/// the device state of [`Attempt::Success`]. With `only_newer`, a device
+/// whose last attempt is not older than its `at` is left as it is.
+pub(crate) async fn note_successes(
+    conn: Conn<'_>,
+    successes: &[(&str, DateTime<Utc>)],
+    only_newer: bool,
+) -> Result<()> {
+    if successes.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<String> = (0..successes.len())
+        .map(|k| format!("(${}, ${})", 2 * k + 1, 2 * k + 2))
+        .collect();
+    let sql = format!(
+        "WITH v (device_id, at) AS (VALUES {}) \
+         UPDATE device SET last_attempt_at = v.at, last_success_at = v.at, \
+         last_status = 'success', last_error_kind = NULL, consecutive_failures = 0, \
+         next_attempt_at = NULL, blocked_reason = NULL, updated_at = v.at \
+         FROM v WHERE device.device_id = v.device_id{}",
+        values.join(", "),
+        if only_newer {
+            " AND (device.last_attempt_at IS NULL OR device.last_attempt_at < v.at)"
+        } else {
+            ""
+        }
+    );
+    on_conn!(conn, |c| {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (device, at) in successes {
+            query = query.bind(*device).bind(*at);
+        }
+        query.execute(c).await?;
+    });
+    Ok(())
+}
+
 /// The device-state `UPDATE` of one attempt, after queueing the
 /// notifications it causes.
 async fn update_state(
@@ -459,6 +610,10 @@ async fn update_state(
 impl crate::backup::HostKeys for Store {
     async fn pinned(&self, device: &crate::id::DeviceId) -> anyhow::Result<Option<String>> {
         Ok(self.pinned_host_key(device.as_str()).await?)
+    }
+
+    async fn pinned_fresh(&self, device: &crate::id::DeviceId) -> anyhow::Result<Option<String>> {
+        Ok(self.pinned_host_key_stored(device.as_str()).await?)
     }
 
     async fn pin(&self, device: &crate::id::DeviceId, fingerprint: &str) -> anyhow::Result<()> {

@@ -220,6 +220,9 @@ pub struct Store {
     /// This node's memory of each device's newest hash (a hint, see
     /// `snapshot::unchanged`); shared by the clones.
     pub(crate) newest: std::sync::Arc<snapshot::NewestHashes>,
+    /// This node's memory of pinned host keys (see `device::Pins`); shared
+    /// by the clones.
+    pub(crate) pins: std::sync::Arc<device::Pins>,
 }
 
 impl Store {
@@ -253,6 +256,7 @@ impl Store {
             diff_deadline: Duration::from_secs(2),
             outbox: outbox::RouteCell::default(),
             newest: std::sync::Arc::default(),
+            pins: std::sync::Arc::default(),
         })
     }
 

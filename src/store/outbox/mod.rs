@@ -73,7 +73,7 @@ impl Routes {
     }
 
     /// Whether any target receives `kind` at all (skips the extra reads).
-    fn wants(&self, kind: EventKind) -> bool {
+    pub(crate) fn wants(&self, kind: EventKind) -> bool {
         self.routes.iter().any(|r| r.events.contains(&kind))
     }
 }

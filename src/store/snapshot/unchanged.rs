@@ -21,6 +21,7 @@ use super::new::{Ingested, NewSnapshot};
 use super::skipped_audit_detail;
 use crate::store::audit::Action;
 use crate::store::db::{Conn, on_conn, on_db};
+use crate::store::device::note_successes;
 use crate::store::{Result, Store, outbox};
 
 /// Device id → the hash of its newest snapshot, as this node last saw it.
@@ -148,7 +149,7 @@ impl Store {
         let valid: Vec<usize> = order
             .iter()
             .copied()
-            .filter(|&i| snaps[i].check().is_ok())
+            .filter(|&i| snaps[i].check_fields().is_ok())
             .collect();
         if valid.is_empty() {
             return Ok(results);
@@ -188,7 +189,7 @@ impl Store {
                 snapshot_id: newest_id,
             });
         }
-        note_successes(tx.conn(), &successes).await?;
+        note_successes(tx.conn(), &successes, true).await?;
         insert_skipped(tx.conn(), &audits).await?;
         tx.commit().await?;
         Ok(results)
@@ -237,33 +238,6 @@ async fn read_devices(conn: Conn<'_>, devices: &[&str]) -> Result<Vec<DeviceRow>
         }
         query.fetch_all(c).await?
     }))
-}
-
-/// What `sql::note_success` writes, for many devices in one statement.
-async fn note_successes(conn: Conn<'_>, successes: &[(&str, DateTime<Utc>)]) -> Result<()> {
-    if successes.is_empty() {
-        return Ok(());
-    }
-    let values: Vec<String> = (0..successes.len())
-        .map(|k| format!("(${}, ${})", 2 * k + 1, 2 * k + 2))
-        .collect();
-    let sql = format!(
-        "WITH v (device_id, at) AS (VALUES {}) \
-         UPDATE device SET last_attempt_at = v.at, last_success_at = v.at, \
-         last_status = 'success', last_error_kind = NULL, consecutive_failures = 0, \
-         next_attempt_at = NULL, blocked_reason = NULL, updated_at = v.at \
-         FROM v WHERE device.device_id = v.device_id \
-         AND (device.last_attempt_at IS NULL OR device.last_attempt_at < v.at)",
-        values.join(", ")
-    );
-    on_conn!(conn, |c| {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (device, at) in successes {
-            query = query.bind(*device).bind(*at);
-        }
-        query.execute(c).await?;
-    });
-    Ok(())
 }
 
 /// The audit row of one skipped duplicate: tenant, device, detail.
