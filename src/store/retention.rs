@@ -33,7 +33,12 @@ impl Store {
         let cutoff = now - chrono::Duration::days(i64::from(retention_days));
         let mut total = 0u64;
         loop {
-            let deleted = self.retention_batch(cutoff, keep_min).await?;
+            // It locks device rows, so a fleet sync (every row, in table
+            // order) can meet it: PostgreSQL then aborts one, run again.
+            let deleted = super::retry_conflicts("applying retention", || {
+                self.retention_batch(cutoff, keep_min)
+            })
+            .await?;
             total += deleted;
             if deleted < u64::try_from(BATCH).unwrap_or(u64::MAX) {
                 break;
