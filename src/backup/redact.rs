@@ -6,6 +6,9 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex::bytes::{Regex, RegexBuilder};
 
 /// What replaces every sensitive value.
 pub const MASK: &str = "********";
@@ -107,10 +110,10 @@ fn is_sensitive_key(menu: &str, key: &str) -> bool {
 /// first physical line and its other fragments are removed.
 pub fn redact(text: &str) -> String {
     let mut edits = Vec::new();
-    for (line, ranges) in analyze(text) {
-        let tagged: Vec<_> = ranges.into_iter().map(|r| (r, MASK)).collect();
-        push_edits(&line, &tagged, &mut edits);
-    }
+    for_each_secret_line(text, |line| {
+        let tagged: Vec<_> = line.ranges.iter().map(|r| (r.clone(), MASK)).collect();
+        push_edits(line.segments, &tagged, &mut edits);
+    });
     apply(text, &edits)
 }
 
@@ -120,43 +123,48 @@ pub fn redact(text: &str) -> String {
 /// but another value there reads `******** (changed)`, so a diff of the two
 /// outputs still shows the line; unchanged secrets are masked plainly, and
 /// `old` is always masked plainly. Neither output holds a secret value.
+/// Each text is analyzed once.
 pub fn redact_pair(old: &str, new: &str) -> (String, String) {
     let mut index: HashMap<Vec<u8>, Vec<Vec<Vec<u8>>>> = HashMap::new();
-    for (line, ranges) in analyze(old) {
-        if !ranges.is_empty() {
-            let values = values_of(&line.joined, &ranges);
-            index
-                .entry(masked_form(&line.joined, &ranges))
-                .or_default()
-                .push(values);
-        }
-    }
+    let mut old_edits = Vec::new();
+    for_each_secret_line(old, |line| {
+        let values = values_of(line.joined, line.ranges);
+        index
+            .entry(masked_form(line.joined, line.ranges))
+            .or_default()
+            .push(values);
+        let tagged: Vec<_> = line.ranges.iter().map(|r| (r.clone(), MASK)).collect();
+        push_edits(line.segments, &tagged, &mut old_edits);
+    });
     let mut edits = Vec::new();
-    for (line, ranges) in analyze(new) {
-        let values = values_of(&line.joined, &ranges);
-        let candidates = index.get(&masked_form(&line.joined, &ranges));
+    for_each_secret_line(new, |line| {
+        let values = values_of(line.joined, line.ranges);
+        let candidates = index.get(&masked_form(line.joined, line.ranges));
         let unchanged = candidates.is_none_or(|c| c.contains(&values));
         let reference = candidates.and_then(|c| c.first()).filter(|_| !unchanged);
-        let tagged: Vec<_> = ranges
-            .into_iter()
+        let tagged: Vec<_> = line
+            .ranges
+            .iter()
             .enumerate()
             .map(|(i, r)| {
                 let changed = reference.is_some_and(|old| old.get(i) != values.get(i));
-                (r, if changed { MASK_CHANGED } else { MASK })
+                (r.clone(), if changed { MASK_CHANGED } else { MASK })
             })
             .collect();
-        push_edits(&line, &tagged, &mut edits);
-    }
-    (redact(old), apply(new, &edits))
+        push_edits(line.segments, &tagged, &mut edits);
+    });
+    (apply(old, &old_edits), apply(new, &edits))
 }
 
 /// Whether [`redact`] masks anything in `text` (an empty value counts).
 pub fn contains_secret(text: &str) -> bool {
-    analyze(text).iter().any(|(_, ranges)| !ranges.is_empty())
+    let mut found = false;
+    for_each_secret_line(text, |_| found = true);
+    found
 }
 
 /// One physical line's content inside a logical line: `len` bytes at `orig`
-/// in the input, at `joined` in [`Logical::joined`].
+/// in the input, at `joined` in [`SecretLine::joined`].
 #[derive(Debug, Clone, Copy)]
 struct Segment {
     joined: usize,
@@ -164,37 +172,74 @@ struct Segment {
     len: usize,
 }
 
-/// A logical line: physical lines joined over `\` continuations, without the
-/// trailing `\`, a trailing `\r` or a continuation's 4-space indentation.
-#[derive(Debug, Default)]
-struct Logical {
-    joined: Vec<u8>,
-    segments: Vec<Segment>,
+/// A logical line that holds secrets: physical lines joined over `\`
+/// continuations, without the trailing `\`, a trailing `\r` or a
+/// continuation's 4-space indentation, and its secret ranges.
+struct SecretLine<'a> {
+    joined: &'a [u8],
+    segments: &'a [Segment],
+    /// In `joined` coordinates, sorted, disjoint, never none.
+    ranges: &'a [Range<usize>],
 }
 
-/// Splits `text` into logical lines and finds each one's secret ranges
-/// (joined coordinates, sorted, disjoint), tracking the current menu.
-fn analyze(text: &str) -> Vec<(Logical, Vec<Range<usize>>)> {
-    let mut menu = String::new();
-    logical_lines(text)
-        .into_iter()
-        .map(|line| {
-            if line.joined.first() == Some(&b'/') {
-                menu = menu_path(&line.joined);
-            }
-            let mut ranges = Vec::new();
-            scan(&line.joined, &menu, false, 0, &mut ranges);
-            ranges.sort_by_key(|r| r.start);
-            (line, ranges)
-        })
-        .collect()
-}
+/// Keys sensitive in any menu hold one of these words (in lower case):
+/// every name of [`KEYS`], every ending of [`SUFFIXES`], `static-key-N` and
+/// the menu-bound `key`; and a `\` may spell any key in a quoted script (an
+/// escape) or split one over lines (a continuation). Only `name` and
+/// `trap-community` under `/snmp…` need neither. Matched in a lower-cased
+/// copy of the text: five literals a vector search finds at memory speed,
+/// where a case-insensitive pattern is a hundred.
+static MAY_HOLD_SECRET: LazyLock<Regex> = LazyLock::new(|| {
+    RegexBuilder::new(r"pass|secret|key|psk|\\")
+        .unicode(false)
+        .build()
+        .expect("BUG: the pre-filter's pattern compiles")
+});
 
-/// Groups the `\n`-separated physical lines of `text` into logical lines.
-fn logical_lines(text: &str) -> Vec<Logical> {
+/// Calls `f` with each logical line of `text` that holds a secret, in order,
+/// tracking the current menu. A line without continuations is borrowed
+/// from `text`, not copied, and a line is scanned only when
+/// [`MAY_HOLD_SECRET`] matches in it or the menu is `/snmp…`. A
+/// scanned key is a run of the scanned bytes, and without a `\` every
+/// script level scans bytes of the line itself, so a line skipped holds no
+/// secret.
+fn for_each_secret_line(text: &str, mut f: impl FnMut(&SecretLine<'_>)) {
     let bytes = text.as_bytes();
-    let (mut out, mut current) = (Vec::new(), Logical::default());
-    let (mut offset, mut continued) = (0, false);
+    let lower = bytes.to_ascii_lowercase();
+    let mut menu = String::new();
+    let (mut joined, mut segments, mut ranges) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut offset, mut continued, mut first) = (0, false, 0);
+    // The first match at or after the line being read; `bytes.len()` when
+    // there is none.
+    let next_hit = |from: usize| {
+        MAY_HOLD_SECRET
+            .find_at(&lower, from)
+            .map_or(bytes.len(), |m| m.start())
+    };
+    let mut hit = next_hit(0);
+    let mut line_of =
+        |joined: &[u8], segments: &[Segment], raw: Range<usize>, menu: &mut String| {
+            if joined.first() == Some(&b'/') {
+                *menu = menu_path(joined);
+            }
+            if hit < raw.start {
+                hit = next_hit(raw.start);
+            }
+            if hit >= raw.end && !menu.starts_with("/snmp") {
+                return;
+            }
+            ranges.clear();
+            scan(joined, menu, false, 0, &mut ranges);
+            if ranges.is_empty() {
+                return;
+            }
+            ranges.sort_by_key(|r| r.start);
+            f(&SecretLine {
+                joined,
+                segments,
+                ranges: &ranges,
+            });
+        };
     for line in text.split('\n') {
         let b = line.as_bytes();
         let mut end = b.len();
@@ -210,22 +255,33 @@ fn logical_lines(text: &str) -> Vec<Logical> {
             0
         };
         let (orig, len) = (offset + indent, end - indent);
-        current.segments.push(Segment {
-            joined: current.joined.len(),
-            orig,
-            len,
-        });
-        current.joined.extend_from_slice(&bytes[orig..orig + len]);
-        if !continues {
-            out.push(std::mem::take(&mut current));
+        let content = &bytes[orig..orig + len];
+        if !continued {
+            first = offset;
         }
         offset += line.len() + 1;
         continued = continues;
+        let segment = Segment {
+            joined: joined.len(),
+            orig,
+            len,
+        };
+        let raw = first..offset - 1;
+        if segments.is_empty() && !continues {
+            line_of(content, &[segment], raw, &mut menu);
+            continue;
+        }
+        segments.push(segment);
+        joined.extend_from_slice(content);
+        if !continues {
+            line_of(&joined, &segments, raw, &mut menu);
+            joined.clear();
+            segments.clear();
+        }
     }
-    if !current.segments.is_empty() {
-        out.push(current);
+    if !segments.is_empty() {
+        line_of(&joined, &segments, first..bytes.len(), &mut menu);
     }
-    out
 }
 
 /// The menu a line opens, as `/word word…`: the words after `/` up to the
@@ -415,8 +471,7 @@ struct Edit {
 
 /// Maps masked ranges (joined coordinates) onto the input: the first
 /// physical fragment of a value becomes the mask, later fragments go.
-fn push_edits(line: &Logical, ranges: &[(Range<usize>, &'static str)], edits: &mut Vec<Edit>) {
-    let segs = &line.segments;
+fn push_edits(segs: &[Segment], ranges: &[(Range<usize>, &'static str)], edits: &mut Vec<Edit>) {
     let mut first_seg = 0;
     for (r, text) in ranges {
         while first_seg + 1 < segs.len() && segs[first_seg].joined + segs[first_seg].len <= r.start
@@ -478,3 +533,7 @@ mod corpus_tests;
 #[cfg(test)]
 #[path = "redact_props.rs"]
 mod props;
+
+#[cfg(test)]
+#[path = "redact_equiv_tests.rs"]
+mod equiv_tests;

@@ -133,10 +133,9 @@ impl DeviceOrder {
                 format!("COALESCE({d}.last_success_at, '-infinity'::timestamptz)")
             }
             Self::LastSuccess => format!("COALESCE({d}.last_success_at, '')"),
-            Self::LastChange => format!(
-                "(0 - COALESCE((SELECT MAX(s.snapshot_id) FROM snapshot s \
-                 WHERE s.device_id = {d}.device_id), 0))"
-            ),
+            // The expression of `device_last_change_idx`, so both backends
+            // walk that index instead of sorting the tenant's devices.
+            Self::LastChange => format!("(0 - COALESCE({d}.newest_snapshot_id, 0))"),
         })
     }
 }

@@ -71,10 +71,9 @@ pub enum Attempt {
 pub(super) const STATE_SELECT: &str = "SELECT d.device_id, d.tenant_id, d.name, d.host, d.port, d.active, \
      d.host_key_fingerprint, d.last_attempt_at, d.last_success_at, d.last_status, \
      d.last_error_kind, d.consecutive_failures, d.next_attempt_at, d.blocked_reason, \
-     (SELECT s.snapshot_id FROM snapshot s WHERE s.device_id = d.device_id \
-      ORDER BY s.snapshot_id DESC LIMIT 1) AS newest_snapshot_id, \
-     (SELECT s.sha256_hash FROM snapshot s WHERE s.device_id = d.device_id \
-      ORDER BY s.snapshot_id DESC LIMIT 1) AS newest_sha256_hash \
+     d.newest_snapshot_id, \
+     (SELECT s.sha256_hash FROM snapshot s WHERE s.snapshot_id = d.newest_snapshot_id) \
+      AS newest_sha256_hash \
      FROM device d";
 
 impl Store {

@@ -2,11 +2,13 @@
 //! fraction changed, stored in SQLite, served by a node with the API role;
 //! the page in both views, as a viewer (masked) and as an admin, timed from
 //! the client on loopback (an upper bound of the server time) with the size
-//! of the HTML it answers.
+//! of the HTML it answers; and, in process, the viewer's share of it:
+//! masking both texts together (`redact_pair`).
 
 use std::time::{Duration, Instant};
 
 use cfgsnap::api::Role;
+use cfgsnap::backup::redact;
 use cfgsnap::config::StoreSettings;
 use cfgsnap::id::{DeviceId, TenantId};
 use cfgsnap::store::Store;
@@ -63,6 +65,20 @@ pub async fn run(args: &UiDiffArgs) -> anyhow::Result<()> {
         args.lines,
         older.len() as f64 / 1e6,
         args.changed * 100.0
+    );
+
+    let mut masking = Vec::with_capacity(args.repeats);
+    for _ in 0..args.repeats {
+        let started = Instant::now();
+        std::hint::black_box(redact::redact_pair(&older, &newer));
+        masking.push(started.elapsed());
+    }
+    masking.sort();
+    println!(
+        "ui-diff: masking both texts in process (redact_pair): p50 {}, p99 {} (n = {})",
+        ms(percentile(&masking, 50.0)),
+        ms(percentile(&masking, 99.0)),
+        masking.len()
     );
 
     let infra = Infra::on_store(&url, &key)?;

@@ -86,6 +86,7 @@ impl Store {
         };
         let prepared = self.prepare(snap, previous).await?;
         let snapshot_id = sql::insert_snapshot(tx.conn(), snap, collected_at, &prepared).await?;
+        sql::set_newest(tx.conn(), device, snapshot_id).await?;
         if let Some(prev) = &newest {
             self.store_diff(&mut tx, snap, snapshot_id, prev.snapshot_id, &prepared)
                 .await?;

@@ -1,6 +1,7 @@
 //! The statements of ingest, each on a connection of the caller's
 //! transaction: lock the device, read the newest snapshot and its sealed
-//! content, insert the snapshot, its diff and its changes, note the success.
+//! content, insert the snapshot (and mark it the device's newest), its diff
+//! and its changes, note the success.
 //! No decisions: `snapshot/mod.rs` sequences them.
 
 use chrono::{DateTime, Utc};
@@ -110,6 +111,19 @@ pub(super) async fn insert_snapshot(
         .await?
     });
     Ok(id)
+}
+
+/// Makes `snapshot_id`, just inserted, the device's newest version (the
+/// key of the fleet's order by last change).
+pub(super) async fn set_newest(conn: Conn<'_>, device_id: &str, snapshot_id: i64) -> Result<()> {
+    on_conn!(conn, |c| {
+        sqlx::query("UPDATE device SET newest_snapshot_id = $2 WHERE device_id = $1")
+            .bind(device_id)
+            .bind(snapshot_id)
+            .execute(c)
+            .await?;
+    });
+    Ok(())
 }
 
 /// Inserts the sealed diff of `snapshot_id` against `previous_id`.

@@ -2,8 +2,9 @@
 //! a fresh SQLite file and on a fresh PostgreSQL database
 //! (`on_both_stacks!(with TestStore; …)`).
 //! Topics: ingest, concurrency, diffs and changes, encryption, retention,
-//! tenant isolation, devices, pagination. Config and diff text hold device
-//! secrets: assertion messages print ids, hashes and counts only.
+//! tenant isolation, devices, the devices' newest versions, pagination.
+//! Config and diff text hold device secrets: assertion messages print ids,
+//! hashes and counts only.
 //!
 //! PostgreSQL must listen on 127.0.0.1:5432 with trust auth for `postgres`;
 //! when it does not, the PostgreSQL tests fail and say how to start it.
@@ -16,6 +17,7 @@ mod encryption;
 mod errors;
 mod ingest;
 mod isolation;
+mod newest;
 mod pagination;
 mod retention;
 mod semantic;
@@ -201,6 +203,26 @@ impl TestStore {
                     .await;
                 pool.close().await;
                 n.expect("raw count")
+            }
+        }
+    }
+
+    /// Runs `sql` (statements separated by `;`) past the store, in the
+    /// database's own dialect.
+    pub async fn raw_execute(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.stack {
+            Stack::Embedded => {
+                let pool = self.raw_sqlite().await;
+                let done = sqlx::raw_sql(sql).execute(&pool).await;
+                pool.close().await;
+                done.expect("raw statements");
+            }
+            Stack::Served => {
+                let pool = self.raw_pg().await;
+                let done = sqlx::raw_sql(sql).execute(&pool).await;
+                pool.close().await;
+                done.expect("raw statements");
             }
         }
     }
