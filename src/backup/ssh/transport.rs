@@ -11,6 +11,7 @@ use anyhow::anyhow;
 use russh::client::{self, Handle};
 use russh::keys::{Algorithm, HashAlg, PublicKeyOrCertificate};
 use russh::{Preferred, kex, mac};
+use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -21,6 +22,10 @@ use crate::backup::{self, Device, Error};
 const WINDOW_SIZE: u32 = 16 * 1024 * 1024;
 /// The largest channel packet russh is willing to announce.
 const MAX_PACKET_SIZE: u32 = 65_535;
+/// Read buffer of a connection: a server's usual packets (OpenSSH sends
+/// channel data 32 KiB at a time) and the bursts of small ones around them
+/// fit; a larger read bypasses it.
+const READ_BUFFER: usize = 32 * 1024;
 
 /// The client configuration, shared by every connection.
 static CONFIG: LazyLock<Arc<client::Config>> = LazyLock::new(|| Arc::new(client_config()));
@@ -106,6 +111,10 @@ pub(super) async fn handshake(
         pinned: pinned.map(str::to_owned),
         presented: Arc::clone(&presented),
     };
+    // russh reads each packet as its length, then its body, straight from
+    // the stream: buffered, a burst of packets costs a few reads, not two
+    // system calls a packet.
+    let stream = BufReader::with_capacity(READ_BUFFER, stream);
     let handle = client::connect_stream(Arc::clone(&CONFIG), stream, handler)
         .await
         .map_err(|e| handshake_error(e, &target, pinned, &presented))?;

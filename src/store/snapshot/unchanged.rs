@@ -222,8 +222,7 @@ async fn read_devices(conn: Conn<'_>, devices: &[&str]) -> Result<Vec<DeviceRow>
     let sql = format!(
         "SELECT d.device_id, d.tenant_id, d.consecutive_failures, \
          s.snapshot_id, s.sha256_hash FROM device d \
-         LEFT JOIN snapshot s ON s.snapshot_id = \
-           (SELECT MAX(n.snapshot_id) FROM snapshot n WHERE n.device_id = d.device_id) \
+         LEFT JOIN snapshot s ON s.snapshot_id = d.newest_snapshot_id \
          WHERE d.device_id IN ({}) ORDER BY d.device_id{}",
         placeholders(1, devices.len()),
         match conn {
