@@ -2,8 +2,8 @@
 //! reset, backup state after each attempt (and after each ingested snapshot,
 //! whose attempt report may be lost), the newest snapshot in listings.
 
-use cfgsnap::store::Error;
 use cfgsnap::store::device::Attempt;
+use cfgsnap::store::{Error, Store};
 use chrono::{Duration, SubsecRound, Utc};
 
 use super::{FLEET, TestStore, config, days_ago, fleet, snapshot};
@@ -14,6 +14,7 @@ on_both_stacks!(
     sync_fleet_refuses_to_move_a_device_with_history_to_another_tenant,
     a_host_key_is_pinned_on_first_use_only_and_audited,
     reset_host_key_forgets_the_key_lifts_its_block_and_audits_the_actor,
+    a_pin_remembered_by_one_node_yields_to_a_reset_on_another,
     record_attempt_updates_the_backup_state_and_counts_failures,
     record_attempts_applies_a_batch_in_order_in_one_call,
     concurrent_batches_in_opposite_device_order_both_commit,
@@ -68,6 +69,50 @@ async fn sync_fleet_marks_a_removed_device_inactive_and_keeps_its_history(t: &Te
     assert!(r2.active, "active again");
     assert_eq!((r2.name.as_str(), r2.port), ("router-r2", 22));
     assert_eq!(r2.newest_snapshot_id, Some(id));
+}
+
+async fn a_pin_remembered_by_one_node_yields_to_a_reset_on_another(t: &TestStore) {
+    use cfgsnap::backup::HostKeys as _;
+    use cfgsnap::id::DeviceId;
+
+    // Arrange: this node pinned r1 and remembers it; a second node (the
+    // same database) resets the key and pins the device's new one.
+    let here = &t.store;
+    let other = Store::connect(&t.settings).await.expect("second node");
+    let r1 = DeviceId::parse("r1").expect("id");
+    here.pin_host_key("r1", "SHA256:old").await.expect("pin");
+    assert_eq!(
+        here.pinned(&r1).await.expect("read").as_deref(),
+        Some("SHA256:old")
+    );
+    other
+        .reset_host_key("t1", "r1", "admin")
+        .await
+        .expect("reset");
+    other
+        .pin_host_key("r1", "SHA256:new")
+        .await
+        .expect("new pin");
+
+    // Act
+    let remembered = here.pinned(&r1).await.expect("remembered");
+    let fresh = here.pinned_fresh(&r1).await.expect("fresh");
+    let after = here.pinned(&r1).await.expect("after the fresh read");
+
+    // Assert: memory answers until the store is asked (what the executor
+    // does before it calls a key a mismatch); then memory follows it.
+    assert_eq!(remembered.as_deref(), Some("SHA256:old"));
+    assert_eq!(fresh.as_deref(), Some("SHA256:new"));
+    assert_eq!(after.as_deref(), Some("SHA256:new"));
+
+    // A reset announced on the bus makes the node forget at once.
+    other
+        .reset_host_key("t1", "r1", "admin")
+        .await
+        .expect("reset again");
+    here.forget_pinned_host_key("r1");
+    assert_eq!(here.pinned(&r1).await.expect("read"), None);
+    other.close().await;
 }
 
 async fn a_host_key_is_pinned_on_first_use_only_and_audited(t: &TestStore) {
