@@ -37,6 +37,7 @@ pub mod device;
 pub mod history;
 pub mod moving;
 pub mod outbox;
+mod pins;
 mod record;
 pub mod rekey;
 pub mod retention;
@@ -222,7 +223,7 @@ pub struct Store {
     pub(crate) newest: std::sync::Arc<snapshot::NewestHashes>,
     /// This node's memory of pinned host keys (see `device::Pins`); shared
     /// by the clones.
-    pub(crate) pins: std::sync::Arc<device::Pins>,
+    pub(crate) pins: std::sync::Arc<pins::Pins>,
 }
 
 impl Store {
