@@ -106,6 +106,32 @@ impl fmt::Display for StreamLimits {
     }
 }
 
+/// Tries to create the node's own stream a few times: nats-server can
+/// refuse a create for a moment (`error creating store for stream`, when
+/// it is removing the account's stream directory because another client
+/// deleted the last stream), and another process may create an
+/// overlapping stream meanwhile, which is then used.
+async fn create(js: &js::Context, subjects: &Subjects) -> Result<stream::Config> {
+    const ATTEMPTS: u32 = 3;
+    let mut attempt = 1;
+    loop {
+        let create = match js.create_stream(own_config(subjects)).await {
+            Ok(created) => return Ok(created.cached_info().config.clone()),
+            Err(create) => create,
+        };
+        if let Some(found) = find(js, subjects).await? {
+            return Ok(found);
+        }
+        if attempt == ATTEMPTS {
+            return Err(Error::Unavailable(
+                anyhow!(create).context(format!("creating stream {}", subjects.stream)),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt))).await;
+        attempt += 1;
+    }
+}
+
 impl EventStream {
     /// Finds the stream that captures `{snapshot}.>` and uses it as it is;
     /// only when none does, creates `bus.stream`. A stream cfgsnap created
@@ -118,15 +144,7 @@ impl EventStream {
     pub async fn resolve(js: &js::Context, subjects: &Subjects) -> Result<EventStream> {
         let found = match find(js, subjects).await? {
             Some(found) => found,
-            None => match js.create_stream(own_config(subjects)).await {
-                Ok(created) => created.cached_info().config.clone(),
-                // Another process created an overlapping stream meanwhile.
-                Err(create) => find(js, subjects).await?.ok_or_else(|| {
-                    Error::Unavailable(
-                        anyhow!(create).context(format!("creating stream {}", subjects.stream)),
-                    )
-                })?,
-            },
+            None => create(js, subjects).await?,
         };
         let owned = is_own(&found, subjects);
         let config = match owned {
