@@ -207,9 +207,9 @@ struct DeviceRow {
     sha256_hash: Option<String>,
 }
 
-/// `$k, $k+1, …` for `n` binds after the first `k - 1`.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
+/// `$1, $2, …, $n`.
+fn placeholders(n: usize) -> String {
+    (1..=n)
         .map(|k| format!("${k}"))
         .collect::<Vec<_>>()
         .join(", ")
@@ -224,7 +224,7 @@ async fn read_devices(conn: Conn<'_>, devices: &[&str]) -> Result<Vec<DeviceRow>
          s.snapshot_id, s.sha256_hash FROM device d \
          LEFT JOIN snapshot s ON s.snapshot_id = d.newest_snapshot_id \
          WHERE d.device_id IN ({}) ORDER BY d.device_id{}",
-        placeholders(1, devices.len()),
+        placeholders(devices.len()),
         match conn {
             Conn::Postgres(_) => " FOR UPDATE OF d",
             Conn::Sqlite(_) => "",
