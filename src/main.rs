@@ -18,6 +18,7 @@ use cfgsnap::telemetry;
 const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn main() -> ExitCode {
+    quiet_error_backtraces();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -32,6 +33,20 @@ fn main() -> ExitCode {
     // A task still blocked on a backend that is down must not hold the exit.
     runtime.shutdown_timeout(EXIT_GRACE);
     code
+}
+
+/// With `RUST_BACKTRACE=1` (set to debug a panic), every error would
+/// capture a backtrace, and logging it loads the binary's debug info: a
+/// failing fleet would cost hundreds of MB and log a backtrace per failed
+/// device. Errors are expected events here, so they carry none unless
+/// `RUST_LIB_BACKTRACE` asks for it; panics keep theirs.
+#[allow(unsafe_code)]
+fn quiet_error_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: no other thread exists yet (the runtime starts after
+        // this), so nothing reads the environment concurrently.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
 }
 
 async fn run() -> ExitCode {

@@ -31,6 +31,8 @@ pub struct ServeOptions {
     /// Whether a node that does not start shows its log in the failure (not
     /// for tests whose log may hold what they check is never logged).
     pub show_log: bool,
+    /// More environment variables of the node.
+    pub env: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for ServeOptions {
@@ -40,6 +42,7 @@ impl Default for ServeOptions {
             rust_log: "info",
             stdout: None,
             show_log: false,
+            env: Vec::new(),
         }
     }
 }
@@ -77,6 +80,7 @@ impl ServeProcess {
             .args(["serve", "--config"])
             .arg(config)
             .env("RUST_LOG", options.rust_log)
+            .envs(options.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(std::fs::File::create(&log).expect("the log file can be created"))
