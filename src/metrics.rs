@@ -74,6 +74,7 @@ struct Inner {
     backup_duration: Histogram,
     backups_in_flight: Gauge,
     ingest: Family<ResultLabels, Counter>,
+    unchanged_batches: Counter,
     stream_drop_risk: Gauge,
     trigger_responses: Family<StatusLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
@@ -124,6 +125,12 @@ impl Metrics {
             "Snapshot events by ingest result",
             ingest.clone(),
         );
+        let unchanged_batches = Counter::default();
+        registry.register(
+            "cfgsnap_ingest_unchanged_batches",
+            "Transactions that recorded unchanged snapshot events (duplicates per batch = cfgsnap_ingest_total{result=\"duplicate\"} / this)",
+            unchanged_batches.clone(),
+        );
         let stream_drop_risk = Gauge::default();
         registry.register(
             "cfgsnap_bus_stream_drop_risk",
@@ -168,6 +175,7 @@ impl Metrics {
                 backup_duration,
                 backups_in_flight,
                 ingest,
+                unchanged_batches,
                 stream_drop_risk,
                 trigger_responses,
                 http_requests,
@@ -206,6 +214,11 @@ impl Metrics {
                 result: result.as_str(),
             })
             .inc();
+    }
+
+    /// Counts a committed batch of unchanged events.
+    pub fn unchanged_batch(&self) {
+        self.inner.unchanged_batches.inc();
     }
 
     /// Records whether the event stream's limits can drop events before

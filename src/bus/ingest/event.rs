@@ -16,7 +16,7 @@ use crate::bus::wire::{self, ConfigRef, ContentEncoding, SnapshotEvent};
 use crate::id::{DeviceId, TenantId};
 use crate::metrics::IngestResult;
 use crate::store::audit::Action;
-use crate::store::snapshot::Ingested;
+use crate::store::snapshot::{Ingested, NewSnapshot};
 use crate::store::{self, Store};
 use crate::telemetry::spawn_blocking_with_tracing;
 
@@ -42,6 +42,13 @@ pub(crate) enum Verdict {
     Retry { reason: String, transient: bool },
 }
 
+/// An event parsed and resolved, ready to store.
+pub(crate) struct Prepared {
+    pub(crate) snap: NewSnapshot,
+    reference: Option<ConfigRef>,
+    meta: Meta,
+}
+
 /// The event's identity, for logs and audit rows.
 #[derive(Default)]
 pub(crate) struct Meta {
@@ -65,7 +72,68 @@ impl Ingester {
     /// Decides about one delivery (and counts the verdict in the metrics);
     /// never acks itself.
     pub(crate) async fn process(&self, subject: &str, payload: Payload<'_>) -> (Verdict, Meta) {
-        let (verdict, meta) = self.decide(subject, payload).await;
+        match self.prepare(subject, payload).await {
+            Ok(prepared) => self.store_prepared(prepared).await,
+            Err((verdict, meta)) => self.counted(verdict, meta),
+        }
+    }
+
+    /// The first half of [`process`](Self::process): parse, check the
+    /// subject, resolve the text. An event that is already decided (rejected
+    /// or to retry) comes back as `Err` with its verdict, counted.
+    pub(crate) async fn prepare(
+        &self,
+        subject: &str,
+        payload: Payload<'_>,
+    ) -> Result<Prepared, (Verdict, Meta)> {
+        let event = match payload {
+            Payload::Event(event) => *event,
+            Payload::Json(bytes) => match wire::from_json::<SnapshotEvent>(bytes) {
+                Ok(event) => event,
+                Err(reason) => {
+                    let verdict = Verdict::Reject(format!("malformed event: {reason}"));
+                    return Err(self.counted(verdict, Meta::default()));
+                }
+            },
+        };
+        let meta = Meta {
+            tenant_id: Some(event.tenant_id.clone()),
+            device_id: Some(event.device_id.to_string()),
+            sha256_hash: Some(event.sha256_hash.clone()),
+            collected_at: Some(wire::rfc3339(&event.collected_at)),
+        };
+        let subjects = self.bus.subjects();
+        // The four-token form carries no tenant: the payload's must own the
+        // device, which `Store::ingest` checks like any other event's.
+        let matches = subject == subjects.snapshot_create(&event.tenant_id, &event.device_id)
+            || subject == subjects.snapshot_create_device(&event.device_id);
+        if !matches {
+            let reason = "subject does not match the event's tenant_id and device_id".to_owned();
+            return Err(self.counted(Verdict::Reject(reason), meta));
+        }
+        match self.resolve(event).await {
+            Ok((snap, reference)) => Ok(Prepared {
+                snap,
+                reference,
+                meta,
+            }),
+            Err(verdict) => Err(self.counted(verdict, meta)),
+        }
+    }
+
+    /// The second half of [`process`](Self::process): store the prepared
+    /// event (counted in the metrics).
+    pub(crate) async fn store_prepared(&self, prepared: Prepared) -> (Verdict, Meta) {
+        let Prepared {
+            snap,
+            reference,
+            meta,
+        } = prepared;
+        let verdict = self.store_snapshot(snap, reference).await;
+        self.counted(verdict, meta)
+    }
+
+    fn counted(&self, verdict: Verdict, meta: Meta) -> (Verdict, Meta) {
         if let Some(metrics) = &self.options.metrics {
             metrics.ingest(match &verdict {
                 Verdict::Done {
@@ -87,72 +155,44 @@ impl Ingester {
         (verdict, meta)
     }
 
-    async fn decide(&self, subject: &str, payload: Payload<'_>) -> (Verdict, Meta) {
-        let event = match payload {
-            Payload::Event(event) => *event,
-            Payload::Json(bytes) => match wire::from_json::<SnapshotEvent>(bytes) {
-                Ok(event) => event,
-                Err(reason) => {
-                    return (
-                        Verdict::Reject(format!("malformed event: {reason}")),
-                        Meta::default(),
-                    );
-                }
-            },
-        };
-        let meta = Meta {
-            tenant_id: Some(event.tenant_id.clone()),
-            device_id: Some(event.device_id.to_string()),
-            sha256_hash: Some(event.sha256_hash.clone()),
-            collected_at: Some(wire::rfc3339(&event.collected_at)),
-        };
-        let subjects = self.bus.subjects();
-        // The four-token form carries no tenant: the payload's must own the
-        // device, which `Store::ingest` checks like any other event's.
-        let matches = subject == subjects.snapshot_create(&event.tenant_id, &event.device_id)
-            || subject == subjects.snapshot_create_device(&event.device_id);
-        if !matches {
-            let reason = "subject does not match the event's tenant_id and device_id".to_owned();
-            return (Verdict::Reject(reason), meta);
-        }
-        (self.store_event(event).await, meta)
-    }
-
-    async fn store_event(&self, mut event: SnapshotEvent) -> Verdict {
+    /// The event's text, whichever way it came, as the snapshot to store.
+    async fn resolve(
+        &self,
+        mut event: SnapshotEvent,
+    ) -> Result<(NewSnapshot, Option<ConfigRef>), Verdict> {
         let reference = event.config_ref.clone();
         let text = match event.encoding() {
             None => {
                 let reason = "exactly one of config_text, config_text_gzip, config_ref must be set";
-                return Verdict::Reject(reason.to_owned());
+                return Err(Verdict::Reject(reason.to_owned()));
             }
             Some(ContentEncoding::Plain) => Ok(event.config_text.take().unwrap_or_default()),
             Some(ContentEncoding::Gzip) => {
                 let b64 = event.config_text_gzip.take().unwrap_or_default();
                 match spawn_blocking_with_tracing(move || codec::decode_gzip_base64(&b64)).await {
                     Ok(decoded) => decoded,
-                    Err(e) => return retry(format!("decompressing: {e}"), false),
+                    Err(e) => return Err(retry(format!("decompressing: {e}"), false)),
                 }
             }
             Some(ContentEncoding::ObjectStore) => match (&self.bus, &reference) {
                 (Bus::Nats(nats), Some(r)) => match nats.objects.fetch_config(r).await {
                     Ok(resolved) => resolved,
-                    Err(e) => return retry(error_chain(&e), false),
+                    Err(e) => return Err(retry(error_chain(&e), false)),
                 },
                 _ => Err("config_ref is not supported on the local bus".to_owned()),
             },
         };
-        let text = match text {
-            Ok(text) => text,
-            Err(reason) => return Verdict::Reject(reason),
-        };
-        let snap = event.to_new_snapshot(text);
+        match text {
+            Ok(text) => Ok((event.to_new_snapshot(text), reference)),
+            Err(reason) => Err(Verdict::Reject(reason)),
+        }
+    }
+
+    async fn store_snapshot(&self, snap: NewSnapshot, reference: Option<ConfigRef>) -> Verdict {
         // The common case first: the device's newest hash again. Recorded
         // with others in one transaction; the full path below only for what
         // turns out not to be a duplicate.
-        let snap = match self
-            .store
-            .is_probably_unchanged(snap.device_id.as_str(), &snap.sha256_hash)
-        {
+        let snap = match self.is_probably_unchanged(&snap) {
             true => match self.unchanged.record(snap).await {
                 Unchanged::Recorded(ingested) => {
                     return Verdict::Done {
@@ -178,6 +218,12 @@ impl Ingester {
                 transient: e.is_transient(),
             },
         }
+    }
+
+    /// Whether `snap` carries its device's newest hash as this node knows it.
+    pub(crate) fn is_probably_unchanged(&self, snap: &NewSnapshot) -> bool {
+        self.store
+            .is_probably_unchanged(snap.device_id.as_str(), &snap.sha256_hash)
     }
 
     /// Audits a rejected (or given-up) event: tenant from the payload, else

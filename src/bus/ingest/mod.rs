@@ -40,9 +40,9 @@ pub use options::IngestOptions;
 use event::Ingester;
 use unchanged::{Batcher, Batching};
 
-/// How long the first unchanged event of a batch waits for others on NATS,
-/// where the lanes wait with it (a full batch, one event per lane, goes at
-/// once).
+/// How long the first unchanged event of a batch waits for others on NATS.
+/// The lanes go on meanwhile (each lets up to `pull::LANE_UNCHANGED` wait);
+/// nothing is acked before its batch commits, so a crash loses nothing.
 const UNCHANGED_LINGER: Duration = Duration::from_millis(100);
 /// The same on the local bus, where the queue goes on meanwhile: a pass
 /// over a fleet then costs a commit (an fsync) every half second, not one
@@ -79,7 +79,7 @@ pub async fn spawn_ingester(
     }
     let batching = Batching {
         max: match bus {
-            Bus::Nats(_) => options.lanes.max(1),
+            Bus::Nats(_) => options.lanes.max(1) * pull::LANE_UNCHANGED,
             Bus::Local(_) => LOCAL_UNCHANGED_BATCH,
         },
         linger: match bus {
@@ -90,7 +90,7 @@ pub async fn spawn_ingester(
     let ingester = Ingester {
         bus: bus.clone(),
         store: store.clone(),
-        unchanged: Batcher::spawn(store.clone(), batching, tracker),
+        unchanged: Batcher::spawn(store.clone(), batching, options.metrics.clone(), tracker),
         options,
     };
     let attempts = bus.subscribe_attempts().await?;

@@ -1,7 +1,8 @@
-//! The ingest loop over the JetStream pull consumer: lanes of one device
-//! each at a time; ack, nak with backoff, term; re-queue when the store
-//! stayed down through every delivery. What to do with an event is decided
-//! in `event`.
+//! The ingest loop over the JetStream pull consumer: lanes that keep each
+//! device's events in order, where unchanged events wait for their batch's
+//! commit beside the lane; ack, nak with backoff, term; re-queue when the
+//! store stayed down through every delivery. What to do with an event is
+//! decided in `event`.
 
 use std::future::Future;
 use std::hash::{BuildHasher as _, RandomState};
@@ -11,13 +12,17 @@ use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, debug, error, warn};
 
-use super::event::{Ingester, Payload, Verdict};
+use super::event::{Ingester, Meta, Payload, Verdict};
 use crate::bus::nats::NatsBus;
+
+/// Most unchanged events one lane lets wait for their batch at once.
+pub(super) const LANE_UNCHANGED: usize = 16;
 
 /// Pause before re-subscribing after the consumer's stream failed.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
@@ -50,11 +55,7 @@ impl Lanes {
             .map(|_| {
                 let (tx, mut rx) = mpsc::channel(1);
                 let (ingester, nats) = (ingester.clone(), nats.clone());
-                let lane = async move {
-                    while let Some(message) = rx.recv().await {
-                        handle_nats(&ingester, &nats, message).await;
-                    }
-                };
+                let lane = async move { run_lane(&ingester, &nats, &mut rx).await };
                 tasks.spawn(lane.instrument(tracing::Span::current()));
                 tx
             })
@@ -140,12 +141,66 @@ async fn pull(
     }
 }
 
-async fn handle_nats(ingester: &Ingester, nats: &NatsBus, message: async_nats::jetstream::Message) {
+/// One lane: its events in order, except that unchanged events (up to
+/// [`LANE_UNCHANGED`] of them) wait for their batch's commit beside the
+/// lane while it goes on; any other event first waits for them, so a
+/// device's events keep their order.
+async fn run_lane(
+    ingester: &Ingester,
+    nats: &NatsBus,
+    rx: &mut mpsc::Receiver<async_nats::jetstream::Message>,
+) {
+    let mut waiting = FuturesUnordered::new();
+    loop {
+        let message = tokio::select! {
+            Some(()) = waiting.next(), if !waiting.is_empty() => continue,
+            message = rx.recv() => message,
+        };
+        let Some(message) = message else {
+            break;
+        };
+        let subject = message.subject.to_string();
+        let prepare = ingester.prepare(&subject, Payload::Json(&message.payload));
+        let prepared = with_progress(&message, nats, prepare).await;
+        match prepared {
+            Err((verdict, meta)) => settle(ingester, nats, &message, verdict, meta).await,
+            Ok(prepared) if ingester.is_probably_unchanged(&prepared.snap) => {
+                if waiting.len() >= LANE_UNCHANGED {
+                    waiting.next().await;
+                }
+                waiting.push(async move {
+                    let (verdict, meta) =
+                        with_progress(&message, nats, ingester.store_prepared(prepared)).await;
+                    settle(ingester, nats, &message, verdict, meta).await;
+                });
+            }
+            Ok(prepared) => {
+                if !waiting.is_empty() {
+                    ingester.unchanged.flush_now();
+                }
+                while waiting.next().await.is_some() {}
+                let (verdict, meta) =
+                    with_progress(&message, nats, ingester.store_prepared(prepared)).await;
+                settle(ingester, nats, &message, verdict, meta).await;
+            }
+        }
+    }
+    if !waiting.is_empty() {
+        ingester.unchanged.flush_now();
+    }
+    while waiting.next().await.is_some() {}
+}
+
+/// Acks, naks, terminates or re-queues the event as its verdict says.
+async fn settle(
+    ingester: &Ingester,
+    nats: &NatsBus,
+    message: &async_nats::jetstream::Message,
+    verdict: Verdict,
+    meta: Meta,
+) {
     let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
-    let subject = message.subject.to_string();
-    let every = (nats.ack_wait / 3).max(Duration::from_secs(1));
-    let work = ingester.process(&subject, Payload::Json(&message.payload));
-    let (verdict, meta) = with_progress(&message, every, work).await;
+    let subject = message.subject.as_str();
     let last = nats.max_deliver > 0 && delivered >= nats.max_deliver;
     match verdict {
         Verdict::Done {
@@ -167,9 +222,9 @@ async fn handle_nats(ingester: &Ingester, nats: &NatsBus, message: async_nats::j
         }
         Verdict::Reject(reason) => {
             ingester
-                .audit_rejected(&subject, &meta, &reason, delivered)
+                .audit_rejected(subject, &meta, &reason, delivered)
                 .await;
-            ack(&message, AckKind::Term).await;
+            ack(message, AckKind::Term).await;
         }
         // The store is still down after every delivery: the event goes to
         // the end of the stream instead of being dropped (it holds a config
@@ -177,10 +232,10 @@ async fn handle_nats(ingester: &Ingester, nats: &NatsBus, message: async_nats::j
         Verdict::Retry {
             reason,
             transient: true,
-        } if last => match nats.requeue(&message).await {
+        } if last => match nats.requeue(message).await {
             Ok(()) => {
                 warn!(subject = %subject, reason = %reason, delivered, "store unavailable through every delivery; event re-queued");
-                ack(&message, AckKind::Ack).await;
+                ack(message, AckKind::Ack).await;
             }
             Err(e) => {
                 error!(subject = %subject, error.message = %e, "re-queueing an event failed; it stays unacknowledged in the stream");
@@ -190,14 +245,14 @@ async fn handle_nats(ingester: &Ingester, nats: &NatsBus, message: async_nats::j
             let reason = format!("gave up after {delivered} deliveries: {reason}");
             error!(subject = %subject, reason = %reason, "snapshot event not stored");
             ingester
-                .audit_rejected(&subject, &meta, &reason, delivered)
+                .audit_rejected(subject, &meta, &reason, delivered)
                 .await;
-            ack(&message, AckKind::Term).await;
+            ack(message, AckKind::Term).await;
         }
         Verdict::Retry { reason, transient } => {
             let delay = ingester.options.delay(delivered);
             warn!(subject = %subject, reason = %reason, transient, delivered, retry_in = ?delay, "ingest failed; event will be redelivered");
-            ack(&message, AckKind::Nak(Some(delay))).await;
+            ack(message, AckKind::Nak(Some(delay))).await;
         }
     }
 }
@@ -206,9 +261,10 @@ async fn handle_nats(ingester: &Ingester, nats: &NatsBus, message: async_nats::j
 /// being worked on, so a long ingest is not redelivered meanwhile.
 async fn with_progress<F: Future>(
     message: &async_nats::jetstream::Message,
-    every: Duration,
+    nats: &NatsBus,
     work: F,
 ) -> F::Output {
+    let every = (nats.ack_wait / 3).max(Duration::from_secs(1));
     tokio::pin!(work);
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {

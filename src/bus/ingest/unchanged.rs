@@ -14,6 +14,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument as _, info_span};
 
+use crate::metrics::Metrics;
 use crate::store::snapshot::{Ingested, NewSnapshot};
 use crate::store::{self, Store};
 
@@ -53,13 +54,25 @@ pub(crate) struct Batcher {
 
 impl Batcher {
     /// Starts the batching task on `tracker`.
-    pub(crate) fn spawn(store: Store, batching: Batching, tracker: &TaskTracker) -> Batcher {
+    pub(crate) fn spawn(
+        store: Store,
+        batching: Batching,
+        metrics: Option<Metrics>,
+        tracker: &TaskTracker,
+    ) -> Batcher {
         let max = batching.max.max(1);
         let (tx, rx) = mpsc::channel(max);
         let flush = Arc::new(Notify::new());
         let span = info_span!("bus.ingest.unchanged");
         tracker.spawn(
-            run(store, rx, Batching { max, ..batching }, Arc::clone(&flush)).instrument(span),
+            run(
+                store,
+                metrics,
+                rx,
+                Batching { max, ..batching },
+                Arc::clone(&flush),
+            )
+            .instrument(span),
         );
         Batcher { tx, flush }
     }
@@ -91,7 +104,13 @@ impl Batcher {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Entry>, batching: Batching, cut: Arc<Notify>) {
+async fn run(
+    store: Store,
+    metrics: Option<Metrics>,
+    mut rx: mpsc::Receiver<Entry>,
+    batching: Batching,
+    cut: Arc<Notify>,
+) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + batching.linger;
@@ -108,16 +127,19 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Entry>, batching: Batching, cu
                 () = cut.notified() => break,
             }
         }
-        flush(&store, batch).await;
+        flush(&store, metrics.as_ref(), batch).await;
     }
 }
 
-async fn flush(store: &Store, batch: Vec<Entry>) {
+async fn flush(store: &Store, metrics: Option<&Metrics>, batch: Vec<Entry>) {
     let snaps: Vec<&NewSnapshot> = batch.iter().map(|e| &e.snap).collect();
     let results = store.record_unchanged(&snaps).await;
     drop(snaps);
     match results {
         Ok(results) => {
+            if let Some(metrics) = metrics {
+                metrics.unchanged_batch();
+            }
             for (entry, result) in batch.into_iter().zip(results) {
                 let answer = match result {
                     Some(ingested) => Unchanged::Recorded(ingested),

@@ -1,19 +1,24 @@
 //! Unchanged snapshot events through the ingester: recorded as duplicates
-//! many per transaction, and on the local bus what was received is recorded
+//! many per transaction (the lanes going on meanwhile on NATS), and on the local bus what was received is recorded
 //! by a graceful shutdown (duplicates and attempt reports alike).
 
 use std::time::Duration;
 
 use cfgsnap::backup::{AttemptReport, AttemptStatus, Trigger};
+use cfgsnap::bus::ingest::{IngestOptions, spawn_ingester};
+use cfgsnap::metrics::Metrics;
 use chrono::{SubsecRound, Utc};
 
-use super::events::{event, ingest};
+use super::events::{event, ingest, options};
 use super::{Stack, TestBus, TestStore, config_text, eventually};
 
 const WAIT: Duration = Duration::from_secs(20);
 const DEVICES: [&str; 3] = ["r1", "r2", "r3"];
 
-on_both_stacks!(unchanged_events_are_recorded_as_duplicates_and_store_nothing,);
+on_both_stacks!(
+    unchanged_events_are_recorded_as_duplicates_and_store_nothing,
+    unchanged_events_of_many_devices_share_a_few_transactions,
+);
 
 #[tokio::test]
 async fn a_graceful_shutdown_records_the_unchanged_events_and_reports_it_received() {
@@ -86,6 +91,66 @@ async fn unchanged_events_are_recorded_as_duplicates_and_store_nothing(stack: St
         assert_eq!(ts.snapshots("t1", d).await.len(), 1, "{d}");
     }
     tb.stop().await;
+}
+
+async fn unchanged_events_of_many_devices_share_a_few_transactions(stack: Stack) {
+    // Arrange: 40 devices with their versions stored, an ingester of four
+    // lanes that counts its batches.
+    let tb = TestBus::start(stack).await;
+    let names: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+    let devices: Vec<(&str, &str)> = names.iter().map(|d| ("t1", d.as_str())).collect();
+    let ts = TestStore::start(&devices).await;
+    let metrics = Metrics::new();
+    let options = IngestOptions {
+        metrics: Some(metrics.clone()),
+        ..options()
+    };
+    spawn_ingester(
+        &tb.bus,
+        ts.store.clone(),
+        options,
+        tb.shutdown.clone(),
+        &tb.tracker,
+    )
+    .await
+    .expect("ingester starts");
+    for d in &names {
+        let e = event(&ts, d, &config_text(d));
+        tb.bus.publish_snapshot(&e).await.expect("published");
+    }
+    eventually(WAIT, "the first versions", || async {
+        counter(&metrics, "cfgsnap_ingest_total{result=\"created\"}") == 40
+    })
+    .await;
+
+    // Act: every export again.
+    for d in &names {
+        let e = event(&ts, d, &config_text(d));
+        tb.bus.publish_snapshot(&e).await.expect("published");
+    }
+
+    // Assert: recorded in a few transactions. A lane that waited for its
+    // unchanged event's commit (on NATS, at most one event per lane in a
+    // batch of four) took ten or more.
+    eventually(WAIT, "40 duplicates", || async {
+        counter(&metrics, "cfgsnap_ingest_total{result=\"duplicate\"}") == 40
+    })
+    .await;
+    let batches = counter(&metrics, "cfgsnap_ingest_unchanged_batches_total");
+    assert!(
+        (1..=4).contains(&batches),
+        "40 unchanged events took {batches} transactions"
+    );
+    tb.stop().await;
+}
+
+/// The value of `series` in the metrics text (0 when absent).
+fn counter(metrics: &Metrics, series: &str) -> u64 {
+    metrics
+        .encode()
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Publishes one version per device and waits until all are stored.
