@@ -135,3 +135,34 @@ impl Conn<'_> {
         }
     }
 }
+
+/// `($first, …), (…)`: `rows` tuples of `cols` consecutive placeholders,
+/// numbered from `first`, for a multi-row `VALUES` list.
+pub(crate) fn value_rows(rows: usize, cols: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 6);
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for col in 0..cols {
+            if col > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(first + row * cols + col).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn value_rows_number_the_placeholders_row_by_row() {
+        assert_eq!(super::value_rows(2, 3, 2), "($2, $3, $4), ($5, $6, $7)");
+        assert_eq!(super::value_rows(1, 1, 1), "($1)");
+        assert_eq!(super::value_rows(0, 2, 1), "");
+    }
+}

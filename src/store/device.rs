@@ -1,16 +1,22 @@
 //! Tenants and devices mirrored from the configuration, each device's pinned
 //! SSH host key and backup state, and the device queries the API serves.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 
 use super::audit::{Action, insert_audit};
-use super::db::{Conn, on_conn, on_db};
+use super::db::{Conn, on_conn, on_db, value_rows};
 use super::outbox::{self, Routes};
 use super::{Error, Result, Store};
 use crate::config::Fleet;
 use crate::config::notify::EventKind;
+
+/// Most devices in one statement of the fleet sync: 5 parameters each, well
+/// inside both databases' limits on parameters.
+const SYNC_CHUNK: usize = 1000;
 
 /// A device with its backup state, as listed.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
@@ -92,7 +98,7 @@ impl Store {
         let mut tx = self.db.begin_write().await?;
         refuse_tenant_moves(tx.conn(), fleet).await?;
         upsert_tenants(tx.conn(), fleet, now).await?;
-        deactivate_devices(tx.conn()).await?;
+        deactivate_missing(tx.conn(), fleet).await?;
         upsert_devices(tx.conn(), fleet, now).await?;
         tx.commit().await
     }
@@ -261,10 +267,14 @@ async fn refuse_tenant_moves(conn: Conn<'_>, fleet: &Fleet) -> Result<()> {
         .fetch_all(c)
         .await?
     });
+    let owners: HashMap<&str, &str> = owners
+        .iter()
+        .map(|(device, tenant)| (device.as_str(), tenant.as_str()))
+        .collect();
     for dev in &fleet.devices {
-        if let Some((_, old)) = owners
-            .iter()
-            .find(|(id, t)| id == dev.id.as_str() && t != dev.tenant.as_str())
+        if let Some(old) = owners
+            .get(dev.id.as_str())
+            .filter(|t| **t != dev.tenant.as_str())
         {
             return Err(Error::Unexpected(anyhow::anyhow!(
                 "device {} has snapshots in tenant {old}; move its history first with \
@@ -297,36 +307,65 @@ async fn upsert_tenants(mut conn: Conn<'_>, fleet: &Fleet, now: DateTime<Utc>) -
     Ok(())
 }
 
-/// Marks every device inactive; [`upsert_devices`] then reactivates the
-/// configured ones.
-async fn deactivate_devices(conn: Conn<'_>) -> Result<()> {
-    on_conn!(conn, |c| {
-        sqlx::query("UPDATE device SET active = FALSE")
-            .execute(c)
-            .await?;
+/// Marks inactive the devices the fleet no longer lists (one read of the
+/// active ones; usually nothing to write).
+async fn deactivate_missing(mut conn: Conn<'_>, fleet: &Fleet) -> Result<()> {
+    let active: Vec<String> = on_conn!(conn.reborrow(), |c| {
+        sqlx::query_scalar("SELECT device_id FROM device WHERE active")
+            .fetch_all(c)
+            .await?
     });
+    let listed: HashSet<&str> = fleet.devices.iter().map(|d| d.id.as_str()).collect();
+    let gone: Vec<&str> = active
+        .iter()
+        .map(String::as_str)
+        .filter(|id| !listed.contains(id))
+        .collect();
+    for chunk in gone.chunks(SYNC_CHUNK) {
+        let sql = format!(
+            "UPDATE device SET active = FALSE WHERE device_id IN {}",
+            value_rows(1, chunk.len(), 1)
+        );
+        on_conn!(conn.reborrow(), |c| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(c).await?;
+        });
+    }
     Ok(())
 }
 
+/// Inserts the fleet's new devices and updates the ones whose name,
+/// address or tenant changed (or that come back), [`SYNC_CHUNK`] to a
+/// statement; rows that did not change are not written.
 async fn upsert_devices(mut conn: Conn<'_>, fleet: &Fleet, now: DateTime<Utc>) -> Result<()> {
-    for dev in &fleet.devices {
+    for chunk in fleet.devices.chunks(SYNC_CHUNK) {
+        let sql = format!(
+            "WITH v (device_id, tenant_id, name, host, port) AS (VALUES {}) \
+             INSERT INTO device (device_id, tenant_id, name, host, port, active, \
+             created_at, updated_at) \
+             SELECT device_id, tenant_id, name, host, port, TRUE, $1, $1 FROM v WHERE TRUE \
+             ON CONFLICT (device_id) DO UPDATE SET tenant_id = excluded.tenant_id, \
+             name = excluded.name, host = excluded.host, port = excluded.port, \
+             active = TRUE, updated_at = excluded.updated_at \
+             WHERE device.tenant_id <> excluded.tenant_id OR device.name <> excluded.name \
+             OR device.host <> excluded.host OR device.port <> excluded.port \
+             OR NOT device.active",
+            value_rows(chunk.len(), 5, 2)
+        );
         on_conn!(conn.reborrow(), |c| {
-            sqlx::query(
-                "INSERT INTO device (device_id, tenant_id, name, host, port, active, \
-                 created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6) \
-                 ON CONFLICT (device_id) DO UPDATE SET tenant_id = excluded.tenant_id, \
-                 name = excluded.name, host = excluded.host, port = excluded.port, \
-                 active = TRUE, updated_at = excluded.updated_at",
-            )
-            .bind(dev.id.as_str())
-            .bind(dev.tenant.as_str())
-            .bind(&dev.name)
-            .bind(&dev.host)
-            .bind(i32::from(dev.port))
-            .bind(now)
-            .execute(c)
-            .await?;
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            for dev in chunk {
+                query = query
+                    .bind(dev.id.as_str())
+                    .bind(dev.tenant.as_str())
+                    .bind(&dev.name)
+                    .bind(&dev.host)
+                    .bind(i32::from(dev.port));
+            }
+            query.execute(c).await?;
         });
     }
     Ok(())
@@ -408,16 +447,13 @@ pub(crate) async fn note_successes(
     if successes.is_empty() {
         return Ok(());
     }
-    let values: Vec<String> = (0..successes.len())
-        .map(|k| format!("(${}, ${})", 2 * k + 1, 2 * k + 2))
-        .collect();
     let sql = format!(
         "WITH v (device_id, at) AS (VALUES {}) \
          UPDATE device SET last_attempt_at = v.at, last_success_at = v.at, \
          last_status = 'success', last_error_kind = NULL, consecutive_failures = 0, \
          next_attempt_at = NULL, blocked_reason = NULL, updated_at = v.at \
          FROM v WHERE device.device_id = v.device_id{}",
-        values.join(", "),
+        value_rows(successes.len(), 2, 1),
         if only_newer {
             " AND (device.last_attempt_at IS NULL OR device.last_attempt_at < v.at)"
         } else {

@@ -12,6 +12,7 @@ on_both_stacks!(
     with TestStore;
     sync_fleet_marks_a_removed_device_inactive_and_keeps_its_history,
     sync_fleet_refuses_to_move_a_device_with_history_to_another_tenant,
+    sync_fleet_of_thousands_writes_new_and_changed_devices,
     a_host_key_is_pinned_on_first_use_only_and_audited,
     reset_host_key_forgets_the_key_lifts_its_block_and_audits_the_actor,
     a_pin_remembered_by_one_node_yields_to_a_reset_on_another,
@@ -69,6 +70,46 @@ async fn sync_fleet_marks_a_removed_device_inactive_and_keeps_its_history(t: &Te
     assert!(r2.active, "active again");
     assert_eq!((r2.name.as_str(), r2.port), ("router-r2", 22));
     assert_eq!(r2.newest_snapshot_id, Some(id));
+}
+
+async fn sync_fleet_of_thousands_writes_new_and_changed_devices(t: &TestStore) {
+    // Arrange: 2,100 devices, more than one statement's worth.
+    let ids: Vec<String> = (0..2100).map(|i| format!("f{i}")).collect();
+    let listed: Vec<(&str, &str)> = ids.iter().map(|d| (d.as_str(), "t2")).collect();
+    t.store
+        .sync_fleet(&fleet(&listed))
+        .await
+        .expect("first sync");
+    let mut changed = fleet(&listed[1..]);
+    changed.devices[1499].host = "192.0.2.9".into();
+    changed.devices[2050].port = 2222;
+    changed.devices[10].name = "renamed".into();
+
+    // Act: f0 removed, three devices changed, the rest as they were.
+    t.store.sync_fleet(&changed).await.expect("second sync");
+
+    // Assert
+    let devices = t.store.list_devices("t2").await.expect("list_devices");
+    let fleet_devices: Vec<_> = devices
+        .iter()
+        .filter(|d| d.device_id.starts_with('f'))
+        .collect();
+    assert_eq!(fleet_devices.len(), 2100);
+    let get = |id: &str| {
+        fleet_devices
+            .iter()
+            .find(|d| d.device_id == id)
+            .expect("listed")
+    };
+    assert!(!get("f0").active, "removed from the fleet");
+    assert_eq!(fleet_devices.iter().filter(|d| d.active).count(), 2099);
+    assert_eq!(get("f1500").host, "192.0.2.9");
+    assert_eq!(get("f2051").port, 2222);
+    assert_eq!(get("f11").name, "renamed");
+    assert_eq!(
+        (get("f12").name.as_str(), get("f12").port),
+        ("router-f12", 22)
+    );
 }
 
 async fn a_pin_remembered_by_one_node_yields_to_a_reset_on_another(t: &TestStore) {
