@@ -89,14 +89,12 @@ impl Store {
     /// # Errors
     /// Database failures; the memory is left as it was.
     pub async fn load_newest_hashes(&self) -> Result<usize> {
-        // The newest snapshot per device through `snapshot_device_idx`
-        // (device_id, snapshot_id).
+        // The newest snapshot per device as its row names it: one lookup
+        // per device, whatever the length of its history.
         let rows: Vec<(String, String)> = on_db!(&self.db, |pool| {
             sqlx::query_as(
-                "SELECT s.device_id, s.sha256_hash FROM snapshot s \
-                 JOIN (SELECT device_id, MAX(snapshot_id) AS snapshot_id \
-                       FROM snapshot GROUP BY device_id) m \
-                 ON m.snapshot_id = s.snapshot_id",
+                "SELECT d.device_id, s.sha256_hash FROM device d \
+                 JOIN snapshot s ON s.snapshot_id = d.newest_snapshot_id",
             )
             .fetch_all(pool)
             .await?
