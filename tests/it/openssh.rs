@@ -163,6 +163,35 @@ async fn routeros_v6_algorithms_are_accepted() {
 }
 
 #[tokio::test]
+async fn openssh_negotiates_aes_gcm_on_a_cpu_with_aes_instructions_else_chacha20() {
+    let aes = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains(" aes "));
+    let expected = match aes {
+        true => "aes256-gcm@openssh.com",
+        false => "chacha20-poly1305@openssh.com",
+    };
+    within(async {
+        // Arrange: sshd's own default order (ChaCha20-Poly1305 first).
+        let (_keys, key) = user_key(KeyType::Ed25519, "").await;
+        let mut options = SshdOptions::new(crlf_export_command(), &[&sshd::pub_path(&key)]);
+        options.extra_config = vec!["LogLevel DEBUG".to_owned()];
+        let server = Sshd::start(options).await;
+
+        // Act
+        let mut connection = connect_with_key(&server, &key).await;
+        assert_export(&mut connection).await;
+        connection.close().await;
+
+        // Assert: the client's order decides.
+        let log = server.log();
+        assert!(
+            log.contains(&format!("cipher: {expected}")),
+            "{expected} not negotiated:\n{log}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn an_encrypted_key_needs_the_right_passphrase() {
     within(async {
         // Arrange

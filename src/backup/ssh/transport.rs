@@ -10,7 +10,7 @@ use std::sync::{Arc, LazyLock, OnceLock};
 use anyhow::anyhow;
 use russh::client::{self, Handle};
 use russh::keys::{Algorithm, HashAlg, PublicKeyOrCertificate};
-use russh::{Preferred, kex, mac};
+use russh::{Preferred, cipher, kex, mac};
 use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -45,9 +45,12 @@ fn client_config() -> client::Config {
 
 /// russh's modern defaults first, then the legacy algorithms RouterOS v6
 /// offers (DESIGN.md §5), so modern servers never negotiate down to them.
+/// On a CPU with AES instructions AES-GCM goes before ChaCha20-Poly1305:
+/// as strong, and there it decrypts an export several times faster.
 fn preferred_algorithms() -> Preferred {
     let defaults = Preferred::DEFAULT;
     Preferred {
+        cipher: Cow::Owned(cipher_order(&defaults.cipher, has_aes_instructions())),
         kex: Cow::Owned(append_missing(
             &defaults.kex,
             &[kex::DH_G14_SHA1, kex::DH_GEX_SHA256],
@@ -58,6 +61,34 @@ fn preferred_algorithms() -> Preferred {
         )),
         mac: Cow::Owned(append_missing(&defaults.mac, &[mac::HMAC_SHA1])),
         ..defaults
+    }
+}
+
+/// `defaults` with AES-256-GCM moved to the front when `aes` (the CPU
+/// has AES and carry-less multiply instructions).
+fn cipher_order(defaults: &[cipher::Name], aes: bool) -> Vec<cipher::Name> {
+    let mut order = defaults.to_vec();
+    if aes && let Some(at) = order.iter().position(|c| *c == cipher::AES_256_GCM) {
+        let gcm = order.remove(at);
+        order.insert(0, gcm);
+    }
+    order
+}
+
+fn has_aes_instructions() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+            && std::arch::is_aarch64_feature_detected!("pmull")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
     }
 }
 
@@ -234,5 +265,15 @@ mod tests {
         );
         assert!(preferred.key.contains(&Algorithm::Rsa { hash: None }));
         assert!(CONFIG.nodelay);
+    }
+
+    #[test]
+    fn aes_gcm_leads_only_on_a_cpu_with_aes_and_every_cipher_stays_offered() {
+        let defaults = Preferred::DEFAULT.cipher;
+        let with_aes = cipher_order(&defaults, true);
+        assert_eq!(with_aes.first(), Some(&cipher::AES_256_GCM));
+        assert_eq!(with_aes[1], cipher::CHACHA20_POLY1305);
+        assert_eq!(with_aes.len(), defaults.len());
+        assert_eq!(cipher_order(&defaults, false), defaults.to_vec());
     }
 }
