@@ -175,20 +175,14 @@ async fn run_lane(
                 });
             }
             Ok(prepared) => {
-                if !waiting.is_empty() {
-                    ingester.unchanged.flush_now();
-                }
-                while waiting.next().await.is_some() {}
+                ingester.unchanged.finish(&mut waiting).await;
                 let (verdict, meta) =
                     with_progress(&message, nats, ingester.store_prepared(prepared)).await;
                 settle(ingester, nats, &message, verdict, meta).await;
             }
         }
     }
-    if !waiting.is_empty() {
-        ingester.unchanged.flush_now();
-    }
-    while waiting.next().await.is_some() {}
+    ingester.unchanged.finish(&mut waiting).await;
 }
 
 /// Acks, naks, terminates or re-queues the event as its verdict says.

@@ -38,17 +38,11 @@ pub(crate) async fn run_local(ingester: Ingester, local: LocalBus, shutdown: Can
                 handle_local(ingester, &event, Some(shutdown), max_deliver).await;
             });
         } else {
-            if !in_flight.is_empty() {
-                ingester.unchanged.flush_now();
-            }
-            while in_flight.next().await.is_some() {}
+            ingester.unchanged.finish(&mut in_flight).await;
             handle_local(&ingester, &event, Some(&shutdown), max_deliver).await;
         }
     }
-    if !in_flight.is_empty() {
-        ingester.unchanged.flush_now();
-    }
-    while in_flight.next().await.is_some() {}
+    ingester.unchanged.finish(&mut in_flight).await;
     while let Some(event) = local.try_next_event().await {
         handle_local(&ingester, &event, None, 1).await;
     }

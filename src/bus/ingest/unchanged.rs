@@ -7,9 +7,12 @@
 //! causes is committed. The batching task ends, after its last batch,
 //! when every [`Batcher`] clone is dropped.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument as _, info_span};
@@ -82,6 +85,16 @@ impl Batcher {
     /// batch open, the next one goes at once.
     pub(crate) fn flush_now(&self) {
         self.flush.notify_one();
+    }
+
+    /// Waits until every event in `waiting` is recorded, cutting the open
+    /// batch's linger short first: an event that is not unchanged is next,
+    /// or the loop ends.
+    pub(crate) async fn finish<F: Future<Output = ()>>(&self, waiting: &mut FuturesUnordered<F>) {
+        if !waiting.is_empty() {
+            self.flush_now();
+        }
+        while waiting.next().await.is_some() {}
     }
 
     /// Records `snap` with the batch it joins; returns once that batch is

@@ -20,7 +20,7 @@ use tracing::instrument;
 use super::new::{Ingested, NewSnapshot};
 use super::skipped_audit_detail;
 use crate::store::audit::Action;
-use crate::store::db::{Conn, on_conn, on_db};
+use crate::store::db::{Conn, on_conn, on_db, value_rows};
 use crate::store::device::note_successes;
 use crate::store::{Result, Store, outbox};
 
@@ -205,14 +205,6 @@ struct DeviceRow {
     sha256_hash: Option<String>,
 }
 
-/// `$1, $2, …, $n`.
-fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|k| format!("${k}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The devices' rows with their newest snapshots, in one statement (rows
 /// locked in device order on PostgreSQL; SQLite's write transaction holds
 /// the lock already). Unknown devices are missing.
@@ -221,8 +213,8 @@ async fn read_devices(conn: Conn<'_>, devices: &[&str]) -> Result<Vec<DeviceRow>
         "SELECT d.device_id, d.tenant_id, d.consecutive_failures, \
          s.snapshot_id, s.sha256_hash FROM device d \
          LEFT JOIN snapshot s ON s.snapshot_id = d.newest_snapshot_id \
-         WHERE d.device_id IN ({}) ORDER BY d.device_id{}",
-        placeholders(devices.len()),
+         WHERE d.device_id IN {} ORDER BY d.device_id{}",
+        value_rows(1, devices.len(), 1),
         match conn {
             Conn::Postgres(_) => " FOR UPDATE OF d",
             Conn::Sqlite(_) => "",
