@@ -134,11 +134,40 @@ impl Conn<'_> {
             Conn::Sqlite(_) => "",
         }
     }
+
+    /// A multi-row `VALUES` list of `rows` tuples of `cols` placeholders,
+    /// bound in order: `$1…` on PostgreSQL, anonymous on SQLite (see
+    /// [`anonymous_rows`]), so the statement must have no other placeholder.
+    pub(crate) fn value_rows(&self, rows: usize, cols: usize) -> String {
+        match self {
+            Conn::Postgres(_) => value_rows(rows, cols, 1),
+            Conn::Sqlite(_) => anonymous_rows(rows, cols),
+        }
+    }
 }
 
 /// `($first, …), (…)`: `rows` tuples of `cols` consecutive placeholders,
-/// numbered from `first`, for a multi-row `VALUES` list.
+/// numbered from `first`, for a multi-row `VALUES` list (PostgreSQL).
 pub(crate) fn value_rows(rows: usize, cols: usize, first: usize) -> String {
+    placeholder_rows(rows, cols, |out, k| {
+        out.push('$');
+        out.push_str(&(first + k).to_string());
+    })
+}
+
+/// `(?, …), (…)`: the same list with anonymous placeholders (SQLite).
+///
+/// SQLite looks a named or numbered placeholder up by a linear search, both
+/// when it parses the statement and when sqlx binds it, so a list of
+/// thousands of `$n` costs time quadratic in its length (at start-up, the
+/// fleet sync of a few thousand devices spent most of its time there).
+/// Anonymous ones are numbered in the order they appear, so a statement
+/// using them must have no other kind, and bind in textual order.
+fn anonymous_rows(rows: usize, cols: usize) -> String {
+    placeholder_rows(rows, cols, |out, _| out.push('?'))
+}
+
+fn placeholder_rows(rows: usize, cols: usize, mut mark: impl FnMut(&mut String, usize)) -> String {
     let mut out = String::with_capacity(rows * cols * 6);
     for row in 0..rows {
         if row > 0 {
@@ -149,8 +178,7 @@ pub(crate) fn value_rows(rows: usize, cols: usize, first: usize) -> String {
             if col > 0 {
                 out.push_str(", ");
             }
-            out.push('$');
-            out.push_str(&(first + row * cols + col).to_string());
+            mark(&mut out, row * cols + col);
         }
         out.push(')');
     }
@@ -164,5 +192,11 @@ mod tests {
         assert_eq!(super::value_rows(2, 3, 2), "($2, $3, $4), ($5, $6, $7)");
         assert_eq!(super::value_rows(1, 1, 1), "($1)");
         assert_eq!(super::value_rows(0, 2, 1), "");
+    }
+
+    #[test]
+    fn anonymous_rows_have_the_same_shape() {
+        assert_eq!(super::anonymous_rows(2, 3), "(?, ?, ?), (?, ?, ?)");
+        assert_eq!(super::anonymous_rows(0, 2), "");
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::audit::{Action, insert_audit};
-use super::db::{Conn, on_conn, on_db, value_rows};
+use super::db::{Conn, on_conn, on_db};
 use super::outbox::{self, Routes};
 use super::{Error, Result, Store};
 use crate::config::Fleet;
@@ -324,7 +324,7 @@ async fn deactivate_missing(mut conn: Conn<'_>, fleet: &Fleet) -> Result<()> {
     for chunk in gone.chunks(SYNC_CHUNK) {
         let sql = format!(
             "UPDATE device SET active = FALSE WHERE device_id IN {}",
-            value_rows(1, chunk.len(), 1)
+            conn.value_rows(1, chunk.len())
         );
         on_conn!(conn.reborrow(), |c| {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -343,27 +343,28 @@ async fn deactivate_missing(mut conn: Conn<'_>, fleet: &Fleet) -> Result<()> {
 async fn upsert_devices(mut conn: Conn<'_>, fleet: &Fleet, now: DateTime<Utc>) -> Result<()> {
     for chunk in fleet.devices.chunks(SYNC_CHUNK) {
         let sql = format!(
-            "WITH v (device_id, tenant_id, name, host, port) AS (VALUES {}) \
+            "WITH v (device_id, tenant_id, name, host, port, at) AS (VALUES {}) \
              INSERT INTO device (device_id, tenant_id, name, host, port, active, \
              created_at, updated_at) \
-             SELECT device_id, tenant_id, name, host, port, TRUE, $1, $1 FROM v WHERE TRUE \
+             SELECT device_id, tenant_id, name, host, port, TRUE, at, at FROM v WHERE TRUE \
              ON CONFLICT (device_id) DO UPDATE SET tenant_id = excluded.tenant_id, \
              name = excluded.name, host = excluded.host, port = excluded.port, \
              active = TRUE, updated_at = excluded.updated_at \
              WHERE device.tenant_id <> excluded.tenant_id OR device.name <> excluded.name \
              OR device.host <> excluded.host OR device.port <> excluded.port \
              OR NOT device.active",
-            value_rows(chunk.len(), 5, 2)
+            conn.value_rows(chunk.len(), 6)
         );
         on_conn!(conn.reborrow(), |c| {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for dev in chunk {
                 query = query
                     .bind(dev.id.as_str())
                     .bind(dev.tenant.as_str())
                     .bind(&dev.name)
                     .bind(&dev.host)
-                    .bind(i32::from(dev.port));
+                    .bind(i32::from(dev.port))
+                    .bind(now);
             }
             query.execute(c).await?;
         });
@@ -453,7 +454,7 @@ pub(crate) async fn note_successes(
          last_status = 'success', last_error_kind = NULL, consecutive_failures = 0, \
          next_attempt_at = NULL, blocked_reason = NULL, updated_at = v.at \
          FROM v WHERE device.device_id = v.device_id{}",
-        value_rows(successes.len(), 2, 1),
+        conn.value_rows(successes.len(), 2),
         if only_newer {
             " AND (device.last_attempt_at IS NULL OR device.last_attempt_at < v.at)"
         } else {

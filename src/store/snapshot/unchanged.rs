@@ -20,7 +20,7 @@ use tracing::instrument;
 use super::new::{Ingested, NewSnapshot};
 use super::skipped_audit_detail;
 use crate::store::audit::Action;
-use crate::store::db::{Conn, on_conn, on_db, value_rows};
+use crate::store::db::{Conn, on_conn, on_db};
 use crate::store::device::note_successes;
 use crate::store::{Result, Store, outbox};
 
@@ -214,7 +214,7 @@ async fn read_devices(conn: Conn<'_>, devices: &[&str]) -> Result<Vec<DeviceRow>
          s.snapshot_id, s.sha256_hash FROM device d \
          LEFT JOIN snapshot s ON s.snapshot_id = d.newest_snapshot_id \
          WHERE d.device_id IN {} ORDER BY d.device_id{}",
-        value_rows(1, devices.len(), 1),
+        conn.value_rows(1, devices.len()),
         match conn {
             Conn::Postgres(_) => " FOR UPDATE OF d",
             Conn::Sqlite(_) => "",
@@ -249,26 +249,21 @@ async fn insert_skipped(conn: Conn<'_>, rows: &[Skipped]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let values: Vec<String> = (0..rows.len())
-        .map(|k| {
-            let b = 3 * k + 3;
-            format!("(${}, ${}, $1, NULL, ${}, $2)", b, b + 1, b + 2)
-        })
-        .collect();
     let sql = format!(
-        "INSERT INTO audit_event (tenant_id, device_id, action, actor, detail, created_at) \
-         VALUES {}",
-        values.join(", ")
+        "INSERT INTO audit_event (tenant_id, device_id, action, detail, created_at) VALUES {}",
+        conn.value_rows(rows.len(), 5)
     );
+    let action = Action::SnapshotSkippedDuplicate.as_str();
+    let now = Utc::now();
     on_conn!(conn, |c| {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(Action::SnapshotSkippedDuplicate.as_str())
-            .bind(Utc::now());
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in rows {
             query = query
                 .bind(row.tenant_id.as_str())
                 .bind(row.device_id.as_str())
-                .bind(row.detail.as_str());
+                .bind(action)
+                .bind(row.detail.as_str())
+                .bind(now);
         }
         query.execute(c).await?;
     });
