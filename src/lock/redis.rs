@@ -1,15 +1,25 @@
-//! Redis locks (deadpool-redis): `SET key token NX PX ttl` to take, Lua
-//! compare-and-delete / compare-and-expire to release and extend. Every call
-//! is bounded by short timeouts, so a dead Redis fails fast instead of
-//! hanging a backup.
+//! Redis locks: `SET key token NX PX ttl` to take, Lua compare-and-delete /
+//! compare-and-expire to release and extend. Every call is bounded by short
+//! timeouts, so a dead Redis fails fast instead of hanging a backup.
+//!
+//! Connections come from a deadpool pool of deadpool-redis's multiplexed
+//! connections, recycled without a round trip: deadpool-redis's own
+//! recycling sends `UNWATCH` + `PING` at every checkout, doubling the round
+//! trips of a backup. A connection that fails is dropped instead of going
+//! back, and a command whose connection was found lost (Redis restarted,
+//! an idle connection cut) runs once more on a new one.
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use deadpool_redis::redis::{self, AsyncConnectionConfig, Script};
-use deadpool_redis::{Manager, Pool, Runtime};
+use deadpool::managed::{self, Metrics, Object, RecycleResult};
+use deadpool_redis::Runtime;
+use deadpool_redis::redis::aio::MultiplexedConnection;
+use deadpool_redis::redis::{
+    self, AsyncConnectionConfig, FromRedisValue, RedisError, Script, ScriptInvocation,
+};
 
 use super::{Error, Result};
 use crate::id::DeviceId;
@@ -22,6 +32,57 @@ static EXTEND_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(EXTEND));
 
 /// Connect, response and pool-wait timeouts of every Redis call.
 const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Connections kept: each is multiplexed, so a few carry many backups.
+const POOL_SIZE: usize = 8;
+
+/// deadpool-redis's manager, with a recycle that trusts the connection:
+/// one that failed never comes back (see [`RedisLocker::call`]).
+struct Manager(deadpool_redis::Manager);
+
+impl managed::Manager for Manager {
+    type Type = MultiplexedConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> std::result::Result<MultiplexedConnection, RedisError> {
+        self.0.create().await
+    }
+
+    async fn recycle(
+        &self,
+        _: &mut MultiplexedConnection,
+        _: &Metrics,
+    ) -> RecycleResult<RedisError> {
+        Ok(())
+    }
+}
+
+type Pool = managed::Pool<Manager>;
+
+/// One Redis command or script call, repeatable on a new connection.
+enum Call<'a> {
+    Command(redis::Cmd),
+    Script(ScriptInvocation<'a>),
+}
+
+impl Call<'_> {
+    async fn run<T: FromRedisValue>(
+        &self,
+        conn: &mut MultiplexedConnection,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Call::Command(cmd) => cmd.query_async(conn).await,
+            Call::Script(invocation) => invocation.invoke_async(conn).await,
+        }
+    }
+}
+
+/// The connection is gone (reset, closed, broken pipe), so the command
+/// may run again on a new one. A timeout is not: Redis may be alive and
+/// slow, and a second wait would double the bound.
+fn connection_lost(e: &RedisError) -> bool {
+    (e.is_connection_dropped() || e.is_io_error()) && !e.is_timeout()
+}
 
 /// Locks in Redis, shared by every node of a fleet.
 #[derive(Clone)]
@@ -48,10 +109,10 @@ impl RedisLocker {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(TIMEOUT));
-        let manager = Manager::new_with_config(url, config)
+        let manager = deadpool_redis::Manager::new_with_config(url, config)
             .map_err(|e| Error::Unexpected(anyhow::anyhow!("invalid lock.url: {:?}", e.kind())))?;
-        let pool = Pool::builder(manager)
-            .max_size(32)
+        let pool = Pool::builder(Manager(manager))
+            .max_size(POOL_SIZE)
             .wait_timeout(Some(TIMEOUT))
             .create_timeout(Some(TIMEOUT))
             .recycle_timeout(Some(TIMEOUT))
@@ -68,11 +129,31 @@ impl RedisLocker {
         format!("{}{device}", self.prefix)
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| Error::Unavailable(anyhow::Error::new(e).context("connecting to Redis")))
+    /// Runs `call`; a failed connection is dropped from the pool, and a
+    /// lost one is replaced once. Returns the reply and whether it came
+    /// from that second try.
+    async fn call<T: FromRedisValue>(
+        &self,
+        call: &Call<'_>,
+        action: &'static str,
+    ) -> Result<(T, bool)> {
+        let mut retried = false;
+        loop {
+            let mut conn = self.pool.get().await.map_err(|e| {
+                Error::Unavailable(anyhow::Error::new(e).context("connecting to Redis"))
+            })?;
+            match call.run(&mut conn).await {
+                Ok(reply) => return Ok((reply, retried)),
+                Err(e) => {
+                    // Whatever went wrong, this connection is not trusted again.
+                    drop(Object::take(conn));
+                    if retried || !connection_lost(&e) {
+                        return Err(Error::Unavailable(anyhow::Error::new(e).context(action)));
+                    }
+                    retried = true;
+                }
+            }
+        }
     }
 
     pub(super) async fn try_acquire(
@@ -81,17 +162,30 @@ impl RedisLocker {
         token: &str,
         ttl: Duration,
     ) -> Result<bool> {
-        let mut conn = self.conn().await?;
-        let reply: Option<String> = redis::cmd("SET")
-            .arg(self.key(device))
+        let key = self.key(device);
+        let mut set = redis::cmd("SET");
+        set.arg(&key)
             .arg(token)
             .arg("NX")
             .arg("PX")
-            .arg(millis(ttl))
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable("taking a device lock"))?;
-        Ok(reply.is_some())
+            .arg(millis(ttl));
+        let (reply, retried): (Option<String>, bool) = self
+            .call(&Call::Command(set), "taking a device lock")
+            .await?;
+        if reply.is_some() {
+            return Ok(true);
+        }
+        if !retried {
+            return Ok(false);
+        }
+        // The first try may have set the key before its connection broke:
+        // then the lock is ours.
+        let mut get = redis::cmd("GET");
+        get.arg(&key);
+        let (holder, _): (Option<String>, bool) = self
+            .call(&Call::Command(get), "taking a device lock")
+            .await?;
+        Ok(holder.as_deref() == Some(token))
     }
 
     pub(super) async fn extend(
@@ -100,35 +194,29 @@ impl RedisLocker {
         token: &str,
         ttl: Duration,
     ) -> Result<bool> {
-        let mut conn = self.conn().await?;
-        let n: i64 = EXTEND_SCRIPT
-            .key(self.key(device))
-            .arg(token)
-            .arg(millis(ttl))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable("extending a device lock"))?;
+        let mut invocation = EXTEND_SCRIPT.prepare_invoke();
+        invocation.key(self.key(device)).arg(token).arg(millis(ttl));
+        let (n, _): (i64, bool) = self
+            .call(&Call::Script(invocation), "extending a device lock")
+            .await?;
         Ok(n == 1)
     }
 
     pub(super) async fn release(&self, device: &DeviceId, token: &str) -> Result<()> {
-        let mut conn = self.conn().await?;
-        let _deleted: i64 = RELEASE_SCRIPT
-            .key(self.key(device))
-            .arg(token)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable("releasing a device lock"))?;
+        let mut invocation = RELEASE_SCRIPT.prepare_invoke();
+        invocation.key(self.key(device)).arg(token);
+        let (_deleted, _): (i64, bool) = self
+            .call(&Call::Script(invocation), "releasing a device lock")
+            .await?;
         Ok(())
     }
 
     pub(super) async fn last_success(&self, device: &DeviceId) -> Result<Option<DateTime<Utc>>> {
-        let mut conn = self.conn().await?;
-        let value: Option<String> = redis::cmd("GET")
-            .arg(format!("{}:last_success", self.key(device)))
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable("reading the last success"))?;
+        let mut get = redis::cmd("GET");
+        get.arg(format!("{}:last_success", self.key(device)));
+        let (value, _): (Option<String>, bool) = self
+            .call(&Call::Command(get), "reading the last success")
+            .await?;
         // A value another system wrote in another format is ignored, not fatal.
         Ok(value.and_then(|v| parse_instant(&v)))
     }
@@ -139,24 +227,21 @@ impl RedisLocker {
         at: DateTime<Utc>,
         keep: Duration,
     ) -> Result<()> {
-        let mut conn = self.conn().await?;
-        let () = redis::cmd("SET")
-            .arg(format!("{}:last_success", self.key(device)))
+        let mut set = redis::cmd("SET");
+        set.arg(format!("{}:last_success", self.key(device)))
             .arg(at.to_rfc3339())
             .arg("PX")
-            .arg(millis(keep))
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable("recording the last success"))?;
+            .arg(millis(keep));
+        let ((), _) = self
+            .call(&Call::Command(set), "recording the last success")
+            .await?;
         Ok(())
     }
 
     pub(super) async fn ping(&self) -> Result<()> {
-        let mut conn = self.conn().await?;
-        let _: String = redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable("pinging Redis"))?;
+        let (_, _): (String, bool) = self
+            .call(&Call::Command(redis::cmd("PING")), "pinging Redis")
+            .await?;
         Ok(())
     }
 }
@@ -175,8 +260,4 @@ fn parse_instant(v: &str) -> Option<DateTime<Utc>> {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
-fn unavailable(action: &'static str) -> impl FnOnce(redis::RedisError) -> Error {
-    move |e| Error::Unavailable(anyhow::Error::new(e).context(action))
 }

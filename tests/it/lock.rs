@@ -249,3 +249,99 @@ async fn a_malformed_redis_url_is_rejected_without_echoing_it() {
     assert!(!err.to_string().contains("s3cret-marker"));
     assert!(!format!("{err:?}").contains("s3cret-marker"));
 }
+
+/// `INFO commandstats` of the Redis at `url`, as `(command, calls)`.
+async fn command_calls(url: &str) -> Vec<(String, u64)> {
+    let client = redis::Client::open(url).expect("url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis up");
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO");
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_backup_s_lock_calls_are_one_round_trip_each_without_pings() {
+    // Arrange: a Redis of the test's own, so its command counts are ours.
+    let redis = crate::fault::servers::RedisServer::start().await;
+    let locker = Locker::connect(&redis.url(), "backup:device:").expect("url");
+    let devices: Vec<DeviceId> = (0..10).map(|_| device()).collect();
+
+    // Act: what the scheduler and the pipeline ask of a backup.
+    for d in &devices {
+        locker.last_success(d).await.expect("up");
+        let guard = locker
+            .try_acquire(d, Duration::from_secs(30))
+            .await
+            .expect("up")
+            .expect("free");
+        locker
+            .record_success(d, chrono::Utc::now(), Duration::from_secs(60))
+            .await
+            .expect("up");
+        guard.release().await.expect("up");
+    }
+
+    // Assert: no `UNWATCH` + `PING` before each call (deadpool-redis's own
+    // recycling), so 10 backups are 40 calls: GET and two SETs each, and a
+    // release script (whose own GET and DEL Redis counts too; its first
+    // EVALSHA finds no script and loads it).
+    let calls = command_calls(&redis.url()).await;
+    let count = |name: &str| calls.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c);
+    assert_eq!(count("ping"), 0, "no ping per call: {calls:?}");
+    assert_eq!(count("unwatch"), 0, "no unwatch per call: {calls:?}");
+    assert_eq!(count("set"), 20, "{calls:?}");
+    assert_eq!(count("get"), 10 + 10, "{calls:?}");
+    assert_eq!(count("del"), 10, "{calls:?}");
+    assert_eq!(count("evalsha"), 10 + 1, "{calls:?}");
+}
+
+#[tokio::test]
+async fn connections_redis_dropped_are_replaced_without_failing_a_call() {
+    // Arrange: a locker whose pooled connections Redis then closes.
+    let redis = crate::fault::servers::RedisServer::start().await;
+    let locker = Locker::connect(&redis.url(), "backup:device:").expect("url");
+    let warm = device();
+    for _ in 0..3 {
+        locker.last_success(&warm).await.expect("up");
+    }
+    let client = redis::Client::open(redis.url()).expect("url");
+    let mut admin = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis up");
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"][..])
+        .query_async(&mut admin)
+        .await
+        .expect("CLIENT KILL");
+    assert!(killed >= 1, "the locker's connection was open");
+
+    // Act
+    let d = device();
+    let first = locker.try_acquire(&d, Duration::from_secs(30)).await;
+    let second = locker.try_acquire(&d, Duration::from_secs(30)).await;
+
+    // Assert: the call on the closed connection ran again on a new one.
+    let guard = first
+        .expect("a closed connection is replaced, not reported")
+        .expect("the device is free");
+    assert!(second.expect("up").is_none(), "the lock is really held");
+    guard.release().await.expect("up");
+}

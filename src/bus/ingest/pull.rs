@@ -202,7 +202,15 @@ async fn settle(
             reference,
         } => {
             debug!(subject = %subject, result = ?ingested, "event ingested");
-            match message.double_ack().await {
+            // Only an object-store copy needs to know the ack arrived before
+            // it is deleted; else a lost ack means a redelivery, which the
+            // store skips, and waiting for the server's reply costs a round
+            // trip per event.
+            let acked = match reference {
+                Some(_) => message.double_ack().await,
+                None => message.ack().await,
+            };
+            match acked {
                 Ok(()) => {
                     if let Some(r) = reference {
                         nats.objects.delete_config(&r).await;

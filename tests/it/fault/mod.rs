@@ -13,7 +13,7 @@ mod nats_restart;
 mod pg_outage;
 mod pollers;
 mod redis_restart;
-mod servers;
+pub(crate) mod servers;
 mod shutdown;
 mod sites;
 
