@@ -85,12 +85,16 @@ pub fn validate(raw: &[u8], max_bytes: usize) -> Result<Validated<'_>> {
     if is_routeros_error(first) {
         return Err(Error::CommandFailed(quote(first.trim(), MAX_ERROR_CHARS)));
     }
-    let mut has_menu = first.starts_with('/');
+    // Whole-text searches instead of a walk over every line: a line starts
+    // with `/` exactly when the text does or holds "\n/", and a warning
+    // line needs one of its two markers somewhere in the text.
+    let has_menu = clean.starts_with('/') || clean.contains("\n/");
     let mut warnings = Warnings::default();
-    warnings.inspect(first);
-    for line in lines {
-        has_menu |= line.starts_with('/');
-        warnings.inspect(line);
+    if clean.contains("#error exporting") || clean.contains("#interrupted") {
+        warnings.inspect(first);
+        for line in lines {
+            warnings.inspect(line);
+        }
     }
     if !has_menu {
         return Err(Error::InvalidOutput(

@@ -74,4 +74,35 @@ proptest! {
         // Assert
         prop_assert!(result.is_err());
     }
+
+    #[test]
+    fn the_whole_text_searches_agree_with_a_walk_over_every_line(raw in output()) {
+        // Arrange: the per-line definition the searches replace.
+        let Ok(text) = std::str::from_utf8(&raw) else { return Ok(()) };
+        let clean = strip_csi(text);
+        let lines: Vec<&str> = clean
+            .split('\n')
+            .map(|line| line.trim_end_matches([' ', '\t', '\r']))
+            .collect();
+        let menu = lines.iter().any(|line| line.starts_with('/'));
+        let mut expected = Warnings::default();
+        for line in &lines {
+            expected.inspect(line);
+        }
+        let expected = expected.finish();
+
+        // Act
+        let result = validate(&raw, usize::MAX);
+
+        // Assert: accepted exactly when a line is a menu line (unless empty
+        // or an error answer), with the same warnings.
+        match result {
+            Ok(valid) => {
+                prop_assert!(menu);
+                prop_assert_eq!(valid.warnings, expected);
+            }
+            Err(Error::InvalidOutput(message)) if message.starts_with("no line") => prop_assert!(!menu),
+            Err(_) => {}
+        }
+    }
 }

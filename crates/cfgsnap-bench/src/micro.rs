@@ -1,17 +1,19 @@
-//! CPU benchmarks of the pure functions: normalization throughput and the
-//! diff / change summary of large and pathological inputs (issue #6, item 5).
+//! CPU benchmarks of the pure functions: validation and normalization
+//! throughput and the diff / change summary of large and pathological
+//! inputs (issue #6, item 5).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cfgsnap::backup::changes::{diff, summarize};
 use cfgsnap::backup::normalize::normalize;
+use cfgsnap::backup::validate::validate;
 
 use crate::corpus;
 use crate::machine::ms;
 
-/// Normalizes the largest `.rsc` file in `corpus_dir` (and a 100,000-line
-/// synthetic export) repeatedly and prints MB/s.
+/// Validates and normalizes the largest `.rsc` file in `corpus_dir` (and a
+/// 100,000-line synthetic export) repeatedly and prints MB/s of each.
 pub fn run_normalize(corpus_dir: &Path, seconds: f64) -> anyhow::Result<()> {
     let mut largest: Option<(u64, std::path::PathBuf)> = None;
     for entry in std::fs::read_dir(corpus_dir)? {
@@ -40,6 +42,20 @@ pub fn run_normalize(corpus_dir: &Path, seconds: f64) -> anyhow::Result<()> {
 }
 
 fn throughput(label: &str, text: &str, seconds: f64) {
+    let started = Instant::now();
+    let mut runs = 0u64;
+    while started.elapsed().as_secs_f64() < seconds {
+        let valid = validate(std::hint::black_box(text.as_bytes()), usize::MAX);
+        std::hint::black_box(valid.is_ok());
+        runs += 1;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "validate: {label}: input {} bytes, {runs} runs, {:.1} MB/s, {:.3} ms/run",
+        text.len(),
+        text.len() as f64 * runs as f64 / 1e6 / elapsed,
+        elapsed * 1000.0 / runs as f64
+    );
     let started = Instant::now();
     let mut runs = 0u64;
     let mut out_bytes = 0usize;
