@@ -7,7 +7,8 @@
 //! recycling sends `UNWATCH` + `PING` at every checkout, doubling the round
 //! trips of a backup. A connection that fails is dropped instead of going
 //! back, and a command whose connection was found lost (Redis restarted,
-//! an idle connection cut) runs once more on a new one.
+//! an idle connection cut) runs once more on a new one, the idle ones
+//! dropped with it.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -129,8 +130,8 @@ impl RedisLocker {
         format!("{}{device}", self.prefix)
     }
 
-    /// Runs `call`; a failed connection is dropped from the pool, and a
-    /// lost one is replaced once. Returns the reply and whether it came
+    /// Runs `call`; a failed connection is dropped from the pool, and after
+    /// a lost one the call runs once more on a new connection. Returns the reply and whether it came
     /// from that second try.
     async fn call<T: FromRedisValue>(
         &self,
@@ -150,6 +151,10 @@ impl RedisLocker {
                     if retried || !connection_lost(&e) {
                         return Err(Error::Unavailable(anyhow::Error::new(e).context(action)));
                     }
+                    // Redis closed one, so it most likely closed them all (a
+                    // restart): the idle ones go too, and the second try
+                    // runs on a new connection.
+                    drop(self.pool.retain(|_, _| false));
                     retried = true;
                 }
             }

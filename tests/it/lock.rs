@@ -317,10 +317,10 @@ async fn connections_redis_dropped_are_replaced_without_failing_a_call() {
     // Arrange: a locker whose pooled connections Redis then closes.
     let redis = crate::fault::servers::RedisServer::start().await;
     let locker = Locker::connect(&redis.url(), "backup:device:").expect("url");
-    let warm = device();
-    for _ in 0..3 {
-        locker.last_success(&warm).await.expect("up");
-    }
+    // Calls at once, so the pool holds several connections.
+    let warm: Vec<DeviceId> = (0..8).map(|_| device()).collect();
+    let calls = futures_util::future::join_all(warm.iter().map(|d| locker.last_success(d))).await;
+    assert!(calls.iter().all(Result::is_ok), "Redis up");
     let client = redis::Client::open(redis.url()).expect("url");
     let mut admin = client
         .get_multiplexed_async_connection()
@@ -331,14 +331,18 @@ async fn connections_redis_dropped_are_replaced_without_failing_a_call() {
         .query_async(&mut admin)
         .await
         .expect("CLIENT KILL");
-    assert!(killed >= 1, "the locker's connection was open");
+    assert!(
+        killed >= 2,
+        "the locker held several connections, got {killed}"
+    );
 
     // Act
     let d = device();
     let first = locker.try_acquire(&d, Duration::from_secs(30)).await;
     let second = locker.try_acquire(&d, Duration::from_secs(30)).await;
 
-    // Assert: the call on the closed connection ran again on a new one.
+    // Assert: the call on a closed connection ran again on a new one, not
+    // on another closed one from the pool.
     let guard = first
         .expect("a closed connection is replaced, not reported")
         .expect("the device is free");
