@@ -113,9 +113,17 @@ pub(super) async fn deliver(ctx: &Ctx, row: &Claimed) -> Outcome {
             next_ms: Utc::now().timestamp_millis().saturating_add(wait_ms),
         };
     }
-    let sent = match send(ctx, target, row).await {
-        Ok(sent) => sent,
-        Err(e) => Sent::Err(e),
+    // The clients' own timeouts bound each connect, read and write, not a
+    // whole attempt (a TLS handshake that stalls, a server that answers a
+    // byte a second): one attempt gets twice `timeout`, inside its lease.
+    let bound = ctx.config.options.timeout * 2;
+    let sent = match tokio::time::timeout(bound, send(ctx, target, row)).await {
+        Ok(Ok(sent)) => sent,
+        Ok(Err(e)) => Sent::Err(e),
+        Err(_) => Sent::Err(format!(
+            "no complete answer within {}",
+            humantime::format_duration(bound)
+        )),
     };
     match sent {
         Sent::Ok => Outcome::Delivered,

@@ -3,7 +3,8 @@
 //! subject, the summary, the changes and the redacted diff, over STARTTLS
 //! with a login and over implicit TLS, the server's certificate checked
 //! against the target's `smtp_ca_file`. A wrong password and an untrusted
-//! certificate leave the row pending with the reason, and no mail.
+//! certificate leave the row pending with the reason, and no mail; so does
+//! a server that answers a byte at a time, within the attempt's bound.
 
 use cfgsnap::store::outbox::Notification;
 use cfgsnap_testkit::on_both_stacks;
@@ -203,9 +204,52 @@ async fn a_server_certificate_from_an_untrusted_ca_is_refused_before_the_login(t
     );
 }
 
+async fn a_server_that_drips_its_greeting_ends_the_attempt_within_its_bound(t: &TestStore) {
+    // Arrange: an SMTP server that sends its greeting a byte every 200 ms,
+    // so no single read ever waits long enough for the client's timeout.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt as _;
+                for byte in b"220 slow.example ESMTP ".iter().cycle() {
+                    if socket.write_all(&[*byte]).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            });
+        }
+    });
+    let toml = format!(
+        "{}[[notifications]]\nname = \"mail\"\nkind = \"email\"\nevents = [\"config.changed\"]\n\
+         to = [\"noc@example.com\"]\nfrom = \"cfgsnap@example.com\"\nsmtp_host = \"127.0.0.1\"\n\
+         smtp_port = {port}\nsmtp_tls = \"none\"\n",
+        notify_section("timeout = \"1s\"")
+    );
+    let dispatch = Dispatch::start(&t.store, notify_config(&toml));
+    // Act
+    change_r1(t).await;
+    let error = first_error(t).await;
+    dispatch.stop().await;
+    server.abort();
+    // Assert: the attempt ended at twice the timeout, and is retried.
+    assert!(
+        error.contains("no complete answer within 2s"),
+        "the attempt's bound: {error}"
+    );
+}
+
 on_both_stacks!(with TestStore;
     a_changed_config_arrives_in_the_mailbox_over_starttls_with_login,
     a_changed_config_arrives_in_the_mailbox_over_implicit_tls,
     a_wrong_smtp_password_leaves_the_mail_pending_with_the_reason,
     a_server_certificate_from_an_untrusted_ca_is_refused_before_the_login,
+    a_server_that_drips_its_greeting_ends_the_attempt_within_its_bound,
 );
