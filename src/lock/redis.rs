@@ -130,10 +130,15 @@ impl RedisLocker {
         format!("{}{device}", self.prefix)
     }
 
+    /// Runs `call` and returns its reply (see [`RedisLocker::call_twice`]).
+    async fn call<T: FromRedisValue>(&self, call: &Call<'_>, action: &'static str) -> Result<T> {
+        Ok(self.call_twice(call, action).await?.0)
+    }
+
     /// Runs `call`; a failed connection is dropped from the pool, and after
-    /// a lost one the call runs once more on a new connection. Returns the reply and whether it came
-    /// from that second try.
-    async fn call<T: FromRedisValue>(
+    /// a lost one the call runs once more on a new connection. Returns the
+    /// reply and whether it came from that second try.
+    async fn call_twice<T: FromRedisValue>(
         &self,
         call: &Call<'_>,
         action: &'static str,
@@ -175,7 +180,7 @@ impl RedisLocker {
             .arg("PX")
             .arg(millis(ttl));
         let (reply, retried): (Option<String>, bool) = self
-            .call(&Call::Command(set), "taking a device lock")
+            .call_twice(&Call::Command(set), "taking a device lock")
             .await?;
         if reply.is_some() {
             return Ok(true);
@@ -187,7 +192,7 @@ impl RedisLocker {
         // then the lock is ours.
         let mut get = redis::cmd("GET");
         get.arg(&key);
-        let (holder, _): (Option<String>, bool) = self
+        let holder: Option<String> = self
             .call(&Call::Command(get), "taking a device lock")
             .await?;
         Ok(holder.as_deref() == Some(token))
@@ -201,7 +206,7 @@ impl RedisLocker {
     ) -> Result<bool> {
         let mut invocation = EXTEND_SCRIPT.prepare_invoke();
         invocation.key(self.key(device)).arg(token).arg(millis(ttl));
-        let (n, _): (i64, bool) = self
+        let n: i64 = self
             .call(&Call::Script(invocation), "extending a device lock")
             .await?;
         Ok(n == 1)
@@ -210,7 +215,7 @@ impl RedisLocker {
     pub(super) async fn release(&self, device: &DeviceId, token: &str) -> Result<()> {
         let mut invocation = RELEASE_SCRIPT.prepare_invoke();
         invocation.key(self.key(device)).arg(token);
-        let (_deleted, _): (i64, bool) = self
+        let _deleted: i64 = self
             .call(&Call::Script(invocation), "releasing a device lock")
             .await?;
         Ok(())
@@ -219,7 +224,7 @@ impl RedisLocker {
     pub(super) async fn last_success(&self, device: &DeviceId) -> Result<Option<DateTime<Utc>>> {
         let mut get = redis::cmd("GET");
         get.arg(format!("{}:last_success", self.key(device)));
-        let (value, _): (Option<String>, bool) = self
+        let value: Option<String> = self
             .call(&Call::Command(get), "reading the last success")
             .await?;
         // A value another system wrote in another format is ignored, not fatal.
@@ -237,14 +242,14 @@ impl RedisLocker {
             .arg(at.to_rfc3339())
             .arg("PX")
             .arg(millis(keep));
-        let ((), _) = self
+        let () = self
             .call(&Call::Command(set), "recording the last success")
             .await?;
         Ok(())
     }
 
     pub(super) async fn ping(&self) -> Result<()> {
-        let (_, _): (String, bool) = self
+        let _: String = self
             .call(&Call::Command(redis::cmd("PING")), "pinging Redis")
             .await?;
         Ok(())

@@ -140,18 +140,18 @@ impl Conn<'_> {
     /// [`anonymous_rows`]), so the statement must have no other placeholder.
     pub(crate) fn value_rows(&self, rows: usize, cols: usize) -> String {
         match self {
-            Conn::Postgres(_) => value_rows(rows, cols, 1),
+            Conn::Postgres(_) => numbered_rows(rows, cols),
             Conn::Sqlite(_) => anonymous_rows(rows, cols),
         }
     }
 }
 
-/// `($first, …), (…)`: `rows` tuples of `cols` consecutive placeholders,
-/// numbered from `first`, for a multi-row `VALUES` list (PostgreSQL).
-pub(crate) fn value_rows(rows: usize, cols: usize, first: usize) -> String {
+/// `($1, …), (…)`: `rows` tuples of `cols` consecutive placeholders,
+/// numbered from 1, for a multi-row `VALUES` list (PostgreSQL).
+fn numbered_rows(rows: usize, cols: usize) -> String {
     placeholder_rows(rows, cols, |out, k| {
         out.push('$');
-        out.push_str(&(first + k).to_string());
+        out.push_str(&(1 + k).to_string());
     })
 }
 
@@ -188,10 +188,10 @@ fn placeholder_rows(rows: usize, cols: usize, mut mark: impl FnMut(&mut String, 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn value_rows_number_the_placeholders_row_by_row() {
-        assert_eq!(super::value_rows(2, 3, 2), "($2, $3, $4), ($5, $6, $7)");
-        assert_eq!(super::value_rows(1, 1, 1), "($1)");
-        assert_eq!(super::value_rows(0, 2, 1), "");
+    fn numbered_rows_number_the_placeholders_row_by_row() {
+        assert_eq!(super::numbered_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(super::numbered_rows(1, 1), "($1)");
+        assert_eq!(super::numbered_rows(0, 2), "");
     }
 
     #[test]
