@@ -78,13 +78,41 @@ async fn curl_ok(url: &str, token: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// What a failure message shows: the API's JSON answers the block printed
+/// before the diff (at most 4,000 characters; the diff's configuration lines
+/// are left out) and the end of the node's log.
+fn failure_context(stdout: &str, log: &Path) -> String {
+    let answers = stdout.split("--- ").next().unwrap_or_default();
+    let answers: String = answers.chars().take(4000).collect();
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    let mut tail: Vec<&str> = log.lines().rev().take(40).collect();
+    tail.reverse();
+    format!(
+        "API answers:\n{answers}\nend of serve.log:\n{}",
+        tail.join("\n")
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_quickstart_works_as_written() {
     // Arrange: the demo's simulator and node, on the shipped configuration.
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::copy(repo("config.toml"), dir.path().join("config.toml")).expect("copy config");
+    let api_port = std::net::TcpListener::bind("127.0.0.1:8080");
+    assert!(
+        api_port.is_ok(),
+        "port 8080 is taken: stop what listens there (a demo left running?); the quickstart needs it"
+    );
+    drop(api_port);
     let _sim = start_demo_simulator().await;
-    let _node = spawn(CFGSNAP, &["serve".into()], dir.path(), "serve.log");
+    let mut node = spawn(CFGSNAP, &["serve".into()], dir.path(), "serve.log");
+    let log_path = dir.path().join("serve.log");
+    let mut assert_node_runs = move || {
+        if let Ok(Some(status)) = node.try_wait() {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            panic!("cfgsnap serve exited ({status}); log:\n{log}");
+        }
+    };
 
     // Act 1: the demo devices get their first snapshots within a minute.
     let started = tokio::time::Instant::now();
@@ -103,6 +131,7 @@ async fn the_readme_quickstart_works_as_written() {
                 .trim()
                 .to_owned();
         }
+        assert_node_runs();
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "no JWT secret file appeared"
@@ -113,6 +142,7 @@ async fn the_readme_quickstart_works_as_written() {
         let url =
             format!("http://127.0.0.1:8080/api/tenants/demo/devices/{device}/config-snapshots");
         while !curl_ok(&url, &token).await.contains("\"sha256_hash\"") {
+            assert_node_runs();
             let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
             assert!(
                 started.elapsed() < Duration::from_secs(60),
@@ -139,19 +169,27 @@ async fn the_readme_quickstart_works_as_written() {
 
     // Assert
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let context = || failure_context(&stdout, &dir.path().join("serve.log"));
     assert!(
         out.status.success(),
-        "the README block failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "the README block failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        context()
     );
     assert!(
         stdout.contains("\"status\":\"success\""),
-        "a trigger succeeded"
+        "a trigger succeeded\n{}",
+        context()
     );
-    assert!(stdout.contains("\"changes\""), "the history lists changes");
     assert!(
-        stdout.contains("\n+++ ") || stdout.contains("+++ "),
-        "a unified diff was printed"
+        stdout.contains("\"changes\""),
+        "the history lists changes\n{}",
+        context()
+    );
+    assert!(
+        stdout.contains("+++ "),
+        "a unified diff was printed\n{}",
+        context()
     );
     let downloads: Vec<_> = std::fs::read_dir(dir.path())
         .expect("dir")
@@ -159,7 +197,12 @@ async fn the_readme_quickstart_works_as_written() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("router-core-r1-") && n.ends_with(".rsc"))
         .collect();
-    assert_eq!(downloads.len(), 1, "one router-core-r1-*.rsc downloaded");
+    assert_eq!(
+        downloads.len(),
+        1,
+        "one router-core-r1-*.rsc downloaded\n{}",
+        context()
+    );
     let rsc = std::fs::read_to_string(dir.path().join(&downloads[0])).expect("download");
     assert!(
         rsc.lines().any(|l| l.starts_with('/')),
