@@ -104,7 +104,7 @@ impl Bus {
 impl SnapshotSink for Bus {
     async fn publish(&self, outcome: &Outcome) -> anyhow::Result<()> {
         let event = SnapshotEvent::from_outcome(outcome, Some(self.poller_id().to_owned()));
-        self.publish_snapshot(&event).await?;
+        self.publish_owned_snapshot(event).await?;
         Ok(())
     }
 

@@ -244,6 +244,18 @@ impl Bus {
     pub async fn publish_snapshot(&self, event: &SnapshotEvent) -> Result<Published> {
         match self {
             Bus::Nats(n) => n.publish_snapshot(event).await,
+            Bus::Local(_) => self.publish_owned_snapshot(event.clone()).await,
+        }
+    }
+
+    /// [`publish_snapshot`](Self::publish_snapshot) of an event the caller
+    /// gives away: the local queue takes it without copying its text.
+    ///
+    /// # Errors
+    /// As [`publish_snapshot`](Self::publish_snapshot).
+    pub async fn publish_owned_snapshot(&self, event: SnapshotEvent) -> Result<Published> {
+        match self {
+            Bus::Nats(n) => n.publish_snapshot(&event).await,
             Bus::Local(l) => {
                 let encoding = event
                     .encoding()
@@ -251,7 +263,7 @@ impl Bus {
                 let subject = l
                     .subjects()
                     .snapshot_create(&event.tenant_id, &event.device_id);
-                l.enqueue(subject, LocalPayload::Event(Box::new(event.clone())))
+                l.enqueue(subject, LocalPayload::Event(Box::new(event)))
                     .await?;
                 Ok(Published {
                     duplicate: false,

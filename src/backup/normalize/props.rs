@@ -1,7 +1,8 @@
 //! Property tests of [`normalize`] (DESIGN.md §6) on generated exports and
 //! arbitrary text: idempotence, and the noise that must never change the
 //! hash (timestamp header in either format, CRLF, trailing spaces and tabs,
-//! ANSI CSI sequences, transient comments). Case counts stay modest so the
+//! ANSI CSI sequences, transient comments), and that the cheap tests in
+//! front of the regexes never skip a line they match. Case counts stay modest so the
 //! unit suite stays fast; `fuzz/` runs the same entry point without bound.
 
 use proptest::prelude::*;
@@ -200,5 +201,25 @@ proptest! {
 
         // Assert
         prop_assert_eq!(hash, hash_of(&raw));
+    }
+
+    #[test]
+    fn the_cheap_tests_before_the_regexes_never_skip_a_line_they_match(
+        line in prop_oneof![
+            transient(),
+            header(),
+            (transient(), "[ -~]{0,20}").prop_map(|(t, tail)| format!("{t}{tail}")),
+            (header(), "[ -~]{0,20}").prop_map(|(h, tail)| format!("{h}{tail}")),
+            "#[ -~]{0,60}",
+            "# [a-zA-Z0-9 :.-]{0,40}(not ready|by RouterOS 7\\.1|please restart)[ -~]{0,20}",
+        ],
+    ) {
+        // Act
+        let header_found = header_version(&line).is_some();
+        let transient_found = may_be_transient(&line) && TRANSIENT.is_match(&line);
+
+        // Assert
+        prop_assert_eq!(header_found, HEADER.is_match(&line));
+        prop_assert_eq!(transient_found, TRANSIENT.is_match(&line));
     }
 }

@@ -61,7 +61,14 @@ impl ConfigObjects {
         msg_id: &str,
         budget: usize,
     ) -> Result<(Vec<u8>, ContentEncoding)> {
-        let to_json = |e: &SnapshotEvent| serde_json::to_vec(e).context("serializing an event");
+        let to_json = |e: &SnapshotEvent| {
+            // Sized for the text and its escapes up front: growing from
+            // serde_json's 128 bytes copies a 47 KB export about nine times.
+            let text = e.config_text.as_ref().map_or(0, String::len);
+            let mut json = Vec::with_capacity(text + text / 8 + 1024);
+            serde_json::to_writer(&mut json, e).context("serializing an event")?;
+            Ok::<_, anyhow::Error>(json)
+        };
         let fits = |bytes: &Vec<u8>| bytes.len() <= budget;
         let text = match (event.encoding(), &event.config_text) {
             (Some(ContentEncoding::Plain), Some(text)) => text,
