@@ -116,13 +116,6 @@ impl<E: Executor, S: SnapshotSink> Pipeline<E, S> {
                 )));
             }
         }
-        if let Err(e) = self
-            .locker
-            .record_success(&device.id, outcome.collected_at, SUCCESS_MEMORY)
-            .await
-        {
-            warn!(error.message = %e, error.cause_chain = ?e, "recording the last success failed");
-        }
         Ok(outcome)
     }
 }
@@ -140,8 +133,18 @@ impl<E: Executor, S: SnapshotSink> Executor for Pipeline<E, S> {
             never = keep_extended(&guard, self.lock_ttl) => match never {},
             () = self.abort.cancelled() => Err(Error::Cancelled),
         };
-        if let Err(e) = guard.release().await {
-            warn!(error.message = %e, error.cause_chain = ?e, "releasing the device lock failed; it lapses at its TTL");
+        // A success is recorded (for the other nodes' schedulers) in the
+        // same call that releases the lock.
+        let released = match &result {
+            Ok(outcome) => {
+                guard
+                    .release_after_success(outcome.collected_at, SUCCESS_MEMORY)
+                    .await
+            }
+            Err(_) => guard.release().await,
+        };
+        if let Err(e) = released {
+            warn!(error.message = %e, error.cause_chain = ?e, "releasing the device lock failed (a success is then not recorded); the lock lapses at its TTL");
         }
         result
     }

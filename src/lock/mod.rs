@@ -171,6 +171,28 @@ impl LockGuard {
         }
     }
 
+    /// Records a success at `at`, kept for `keep` (as
+    /// [`Locker::record_success`]), and releases the lock if it is still
+    /// ours: on Redis, one round trip for both.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the backend is down; the success is then
+    /// not recorded and the lock lapses at its TTL.
+    pub async fn release_after_success(mut self, at: DateTime<Utc>, keep: Duration) -> Result<()> {
+        self.released = true;
+        match &self.locker {
+            Locker::Redis(r) => {
+                r.release_after_success(&self.device, &self.token, at, keep)
+                    .await
+            }
+            Locker::Local(l) => {
+                l.record_success(&self.device, at, keep);
+                l.release(&self.device, &self.token);
+                Ok(())
+            }
+        }
+    }
+
     /// The device this lock is for.
     pub fn device(&self) -> &DeviceId {
         &self.device

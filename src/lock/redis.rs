@@ -1,5 +1,6 @@
 //! Redis locks: `SET key token NX PX ttl` to take, Lua compare-and-delete /
-//! compare-and-expire to release and extend. Every call is bounded by short
+//! compare-and-expire to release and extend; after a success, one script
+//! records the success and releases the lock. Every call is bounded by short
 //! timeouts, so a dead Redis fails fast instead of hanging a backup.
 //!
 //! Connections come from a deadpool pool of deadpool-redis's multiplexed
@@ -28,7 +29,13 @@ use crate::id::DeviceId;
 const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 const EXTEND: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
 
+/// `SET {key}:last_success at PX keep`, then [`RELEASE`]: the end of a
+/// successful backup in one round trip.
+const RELEASE_AFTER_SUCCESS: &str = "redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
 static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
+static RELEASE_AFTER_SUCCESS_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(RELEASE_AFTER_SUCCESS));
 static EXTEND_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(EXTEND));
 
 /// Connect, response and pool-wait timeouts of every Redis call.
@@ -221,9 +228,36 @@ impl RedisLocker {
         Ok(())
     }
 
+    pub(super) async fn release_after_success(
+        &self,
+        device: &DeviceId,
+        token: &str,
+        at: DateTime<Utc>,
+        keep: Duration,
+    ) -> Result<()> {
+        let mut invocation = RELEASE_AFTER_SUCCESS_SCRIPT.prepare_invoke();
+        invocation
+            .key(self.key(device))
+            .key(self.success_key(device))
+            .arg(token)
+            .arg(at.to_rfc3339())
+            .arg(millis(keep));
+        let _deleted: i64 = self
+            .call(
+                &Call::Script(invocation),
+                "recording the last success and releasing a device lock",
+            )
+            .await?;
+        Ok(())
+    }
+
+    fn success_key(&self, device: &DeviceId) -> String {
+        format!("{}:last_success", self.key(device))
+    }
+
     pub(super) async fn last_success(&self, device: &DeviceId) -> Result<Option<DateTime<Utc>>> {
         let mut get = redis::cmd("GET");
-        get.arg(format!("{}:last_success", self.key(device)));
+        get.arg(self.success_key(device));
         let value: Option<String> = self
             .call(&Call::Command(get), "reading the last success")
             .await?;
@@ -238,7 +272,7 @@ impl RedisLocker {
         keep: Duration,
     ) -> Result<()> {
         let mut set = redis::cmd("SET");
-        set.arg(format!("{}:last_success", self.key(device)))
+        set.arg(self.success_key(device))
             .arg(at.to_rfc3339())
             .arg("PX")
             .arg(millis(keep));

@@ -8,6 +8,7 @@ use std::time::Duration;
 use cfgsnap::id::DeviceId;
 use cfgsnap::lock::{self, Locker};
 use deadpool_redis::redis;
+use futures_util::StreamExt as _;
 use rand::RngCore as _;
 
 use cfgsnap_testkit::Stack;
@@ -250,66 +251,96 @@ async fn a_malformed_redis_url_is_rejected_without_echoing_it() {
     assert!(!format!("{err:?}").contains("s3cret-marker"));
 }
 
-/// `INFO commandstats` of the Redis at `url`, as `(command, calls)`.
-async fn command_calls(url: &str) -> Vec<(String, u64)> {
+/// What ends [`commands_sent_during`]'s watch.
+const MONITOR_END: &str = "cfgsnap-lock-test-end";
+
+/// The commands clients sent to the Redis at `url` while `act` ran, by
+/// lowercase name, as `MONITOR` shows them. What a script runs inside Redis
+/// (`[0 lua]`) is left out: it is no round trip.
+async fn commands_sent_during(url: &str, act: impl Future<Output = ()>) -> Vec<String> {
     let client = redis::Client::open(url).expect("url");
+    let monitor = client.get_async_monitor().await.expect("MONITOR");
+    let mut lines = monitor.into_on_message::<String>();
+    act.await;
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
         .expect("redis up");
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
+    let _: String = redis::cmd("ECHO")
+        .arg(MONITOR_END)
         .query_async(&mut conn)
         .await
-        .expect("INFO");
-    info.lines()
-        .filter_map(|line| {
-            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest
-                .strip_prefix("calls=")?
-                .split(',')
-                .next()?
-                .parse()
-                .ok()?;
-            Some((name.to_owned(), calls))
-        })
-        .collect()
+        .expect("ECHO");
+    let mut sent = Vec::new();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next())
+            .await
+            .expect("MONITOR shows the end marker within 10 s")
+            .expect("the MONITOR connection stays open");
+        if line.contains(MONITOR_END) {
+            return sent;
+        }
+        // `1700000000.123456 [0 127.0.0.1:40000] "SET" "key" …`
+        let Some((origin, command)) = line.split_once("] ") else {
+            continue;
+        };
+        if !origin.ends_with(" lua") {
+            sent.push(command.split('"').nth(1).unwrap_or_default().to_lowercase());
+        }
+    }
 }
 
 #[tokio::test]
-async fn a_backup_s_lock_calls_are_one_round_trip_each_without_pings() {
-    // Arrange: a Redis of the test's own, so its command counts are ours.
+async fn a_backup_s_lock_calls_are_three_round_trips_without_pings() {
+    // Arrange: a Redis of the test's own, so the commands it sees are ours.
     let redis = crate::fault::servers::RedisServer::start().await;
     let locker = Locker::connect(&redis.url(), "backup:device:").expect("url");
     let devices: Vec<DeviceId> = (0..10).map(|_| device()).collect();
 
-    // Act: what the scheduler and the pipeline ask of a backup.
-    for d in &devices {
-        locker.last_success(d).await.expect("up");
-        let guard = locker
-            .try_acquire(d, Duration::from_secs(30))
-            .await
-            .expect("up")
-            .expect("free");
-        locker
-            .record_success(d, chrono::Utc::now(), Duration::from_secs(60))
-            .await
-            .expect("up");
-        guard.release().await.expect("up");
-    }
+    // Act: what the scheduler and the pipeline ask of a successful backup.
+    let backups = async {
+        for d in &devices {
+            locker.last_success(d).await.expect("up");
+            let guard = locker
+                .try_acquire(d, Duration::from_secs(30))
+                .await
+                .expect("up")
+                .expect("free");
+            guard
+                .release_after_success(chrono::Utc::now(), Duration::from_secs(60))
+                .await
+                .expect("up");
+        }
+    };
+    let sent = commands_sent_during(&redis.url(), backups).await;
 
     // Assert: no `UNWATCH` + `PING` before each call (deadpool-redis's own
-    // recycling), so 10 backups are 40 calls: GET and two SETs each, and a
-    // release script (whose own GET and DEL Redis counts too; its first
-    // EVALSHA finds no script and loads it).
-    let calls = command_calls(&redis.url()).await;
-    let count = |name: &str| calls.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c);
-    assert_eq!(count("ping"), 0, "no ping per call: {calls:?}");
-    assert_eq!(count("unwatch"), 0, "no unwatch per call: {calls:?}");
-    assert_eq!(count("set"), 20, "{calls:?}");
-    assert_eq!(count("get"), 10 + 10, "{calls:?}");
-    assert_eq!(count("del"), 10, "{calls:?}");
-    assert_eq!(count("evalsha"), 10 + 1, "{calls:?}");
+    // recycling), and the success recorded in the script that releases the
+    // lock: a GET, a SET and an EVALSHA per backup (the first EVALSHA finds
+    // no script, which is loaded and run again).
+    let count = |name: &str| sent.iter().filter(|n| *n == name).count();
+    assert_eq!(count("ping"), 0, "no ping per call: {sent:?}");
+    assert_eq!(count("unwatch"), 0, "no unwatch per call: {sent:?}");
+    assert_eq!(count("get"), 10, "{sent:?}");
+    assert_eq!(count("set"), 10, "{sent:?}");
+    assert_eq!(count("evalsha"), 10 + 1, "{sent:?}");
+    assert_eq!(
+        count("del"),
+        0,
+        "the release runs inside the script: {sent:?}"
+    );
+    for d in &devices {
+        assert!(
+            locker.last_success(d).await.expect("up").is_some(),
+            "the success was recorded"
+        );
+        let again = locker
+            .try_acquire(d, Duration::from_secs(30))
+            .await
+            .expect("up");
+        assert!(again.is_some(), "the lock was released");
+        again.expect("held").release().await.expect("up");
+    }
 }
 
 #[tokio::test]
