@@ -95,6 +95,10 @@ pub struct AppState {
     /// runtimes, which drop their tasks when the server stops, so a write
     /// spawned there could be lost at shutdown; `None` spawns on the caller's.
     pub background_runtime: Option<tokio::runtime::Handle>,
+    /// How long a successful manual backup's answer waits for its snapshot
+    /// to be listed ([`Store::wait_until_listed`]); `None` answers at once.
+    /// Set on a node that also ingests.
+    pub listed_wait: Option<Duration>,
 }
 
 impl AppState {
@@ -124,7 +128,16 @@ impl AppState {
             shutdown_timeout: settings.server.shutdown_timeout,
             background: TaskTracker::new(),
             background_runtime: None,
+            listed_wait: None,
         }
+    }
+
+    /// Lets a successful manual backup's answer wait up to `bound` for its
+    /// snapshot to be listed, so the history read next shows it.
+    #[must_use]
+    pub fn with_listed_wait(mut self, bound: Duration) -> Self {
+        self.listed_wait = Some(bound);
+        self
     }
 
     /// Tracks the handlers' background writes in `tracker` (the node's

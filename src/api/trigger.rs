@@ -191,6 +191,7 @@ pub async fn backup_now(
         audit(state, path, caller, request_id, &reply);
         let reply = reply?;
         TriggerResponse::from_reply(path, reply.clone())?;
+        wait_until_listed(state, path, &reply).await;
         Ok(reply)
     }
     .await;
@@ -200,6 +201,22 @@ pub async fn backup_now(
     };
     state.metrics.trigger_response(status.as_u16());
     result
+}
+
+/// Waits (at most `state.listed_wait`) until the snapshot of a successful
+/// reply is the device's newest, so the history the caller reads next
+/// shows it; the answer is the same either way.
+async fn wait_until_listed(state: &AppState, path: &DevicePath, reply: &TriggerReply) {
+    let (Some(bound), Some(hash)) = (state.listed_wait, reply.sha256_hash.as_deref()) else {
+        return;
+    };
+    let listed = state
+        .store
+        .wait_until_listed(path.tid.as_str(), path.did.as_str(), hash, bound)
+        .await;
+    if !listed {
+        tracing::debug!(device_id = %path.did, "the triggered snapshot was not listed within the wait; answering anyway");
+    }
 }
 
 /// Sends the trigger request and waits for the reply.

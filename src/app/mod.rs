@@ -229,6 +229,13 @@ impl Parts<'_> {
             self.consumers.tracker.clone(),
             tokio::runtime::Handle::current(),
         );
+        // This node's ingester stores what its triggers collect (or another
+        // central node's does): the answer waits for it.
+        let state = if self.settings.roles.ingester {
+            state.with_listed_wait(LISTED_WAIT)
+        } else {
+            state
+        };
         tasks::spawn_limiter_pruning(
             state.limiter.clone(),
             state.login_limiter.clone(),
@@ -262,6 +269,10 @@ const SHUTDOWN_OVERRUN: std::time::Duration = std::time::Duration::from_secs(3);
 /// `TcpListener::bind` allows 128; a burst beyond that (200 triggers at once)
 /// loses SYNs, which clients resend only after a second.
 const LISTEN_BACKLOG: u32 = 1024;
+
+/// How long a successful manual backup's answer waits for its snapshot to
+/// be stored, on a node that ingests (`AppState::listed_wait`).
+const LISTED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The API's listening socket, with [`LISTEN_BACKLOG`].
 fn bind_api(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {

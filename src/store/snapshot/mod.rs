@@ -26,6 +26,7 @@ mod new;
 mod prepare;
 mod sql;
 mod unchanged;
+mod visible;
 
 pub use new::{Ingested, NewSnapshot};
 pub use unchanged::NewestHashes;

@@ -28,6 +28,8 @@ use crate::store::{Result, Store, outbox};
 #[derive(Default)]
 pub struct NewestHashes {
     map: Mutex<HashMap<String, String>>,
+    /// Woken when an entry changes (see `Store::wait_until_listed`).
+    pub(super) changed: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for NewestHashes {
@@ -55,12 +57,14 @@ impl NewestHashes {
     pub(crate) fn remember(&self, device_id: &str, sha256_hash: &str) {
         let mut map = self.lock();
         match map.get_mut(device_id) {
-            Some(h) if h.as_str() == sha256_hash => {}
+            Some(h) if h.as_str() == sha256_hash => return,
             Some(h) => sha256_hash.clone_into(h),
             None => {
                 map.insert(device_id.to_owned(), sha256_hash.to_owned());
             }
         }
+        drop(map);
+        self.changed.notify_waiters();
     }
 
     /// Forgets what is known of a device (its history changed under it).

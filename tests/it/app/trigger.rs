@@ -68,6 +68,38 @@ async fn a_trigger_returns_201_with_the_hash_of_the_stored_snapshot(stack: Stack
     infra.finish().await;
 }
 
+async fn the_snapshot_of_a_201_is_listed_when_the_answer_arrives(stack: Stack) {
+    // Arrange: a device whose configuration changes at every export, so
+    // every trigger stores a new version through the (asynchronous) ingest.
+    let infra = Infra::new(stack).await;
+    let sim = start_simulator(vec![DeviceSpec::default().with_change_every(1)]).await;
+    let app = spawn_app(&no_schedule(infra.config(&sim, ""))).await;
+
+    for round in 1..=5 {
+        // Act
+        let resp = app.trigger("dev-0").await;
+        assert_eq!(resp.status(), 201, "trigger {round}");
+        let body: Value = resp.json().await.expect("json");
+        let hash = body["sha256_hash"].as_str().expect("hash").to_owned();
+        let listed = app.snapshots("dev-0").await;
+
+        // Assert: the history read right after the answer shows it.
+        assert_eq!(
+            listed.len(),
+            round,
+            "trigger {round}: a new version each time"
+        );
+        assert_eq!(
+            listed[0]["sha256_hash"],
+            hash.as_str(),
+            "trigger {round}: the answer's snapshot is the newest listed"
+        );
+    }
+    app.stop().await;
+    sim.shutdown().await;
+    infra.finish().await;
+}
+
 async fn a_second_trigger_while_one_runs_is_409(stack: Stack) {
     // Arrange: a slow device, so the first backup holds the lock.
     let infra = Infra::new(stack).await;
@@ -190,6 +222,7 @@ async fn a_node_stopped_right_after_a_trigger_keeps_its_audit_row(stack: Stack) 
 
 on_both_stacks!(
     a_trigger_returns_201_with_the_hash_of_the_stored_snapshot,
+    the_snapshot_of_a_201_is_listed_when_the_answer_arrives,
     a_second_trigger_while_one_runs_is_409,
     a_device_that_refuses_the_login_is_502_auth_failed,
     a_hanging_device_is_504_after_the_trigger_timeout,
