@@ -1,7 +1,10 @@
 //! Unchanged exports recorded in batches ([`Store::record_unchanged`]) and
 //! this node's memory of each device's newest hash: a batch records what a
-//! duplicate ingest records, and a memory left stale by another node never
-//! costs a version.
+//! duplicate ingest records, a memory left stale by another node never
+//! costs a version, and a wait for a version to be listed
+//! ([`Store::wait_until_listed`]) ends with this node's ingest or another's.
+
+use std::time::Duration;
 
 use cfgsnap::store::Store;
 use cfgsnap::store::snapshot::Ingested;
@@ -13,6 +16,7 @@ on_both_stacks!(
     a_batch_of_unchanged_snapshots_records_what_a_duplicate_ingest_records,
     a_hint_left_stale_by_another_node_never_loses_a_version,
     a_store_opened_on_existing_history_knows_the_newest_hashes_once_loaded,
+    a_wait_for_a_version_ends_when_this_node_or_another_stores_it,
 );
 
 async fn a_batch_of_unchanged_snapshots_records_what_a_duplicate_ingest_records(t: &TestStore) {
@@ -135,4 +139,44 @@ async fn a_store_opened_on_existing_history_knows_the_newest_hashes_once_loaded(
 
 fn config_hash(tag: &str) -> String {
     cfgsnap::backup::normalize::sha256_hex(&config(tag))
+}
+
+async fn a_wait_for_a_version_ends_when_this_node_or_another_stores_it(t: &TestStore) {
+    // Arrange: r1 has version A; B and C are still to come.
+    t.ingest_new(&snapshot("t1", "r1", &config("a"), days_ago(3)))
+        .await;
+    let other = Store::connect(&t.settings).await.expect("second node");
+    let long = Duration::from_secs(30);
+
+    // Act 1: this node's ingest of B, while a wait for B runs.
+    let b = snapshot("t1", "r1", &config("b"), days_ago(2));
+    let b_hash = config_hash("b");
+    let (waited, ()) = tokio::join!(
+        t.store.wait_until_listed("t1", "r1", &b_hash, long),
+        async {
+            t.ingest_new(&b).await;
+        },
+    );
+
+    // Assert 1
+    assert!(waited, "this node's ingest ends the wait");
+
+    // Act 2: another node's ingest of C (this node's memory never hears of it).
+    let c = snapshot("t1", "r1", &config("c"), days_ago(1));
+    let c_hash = config_hash("c");
+    let (waited, stored) = tokio::join!(
+        t.store.wait_until_listed("t1", "r1", &c_hash, long),
+        other.ingest(&c),
+    );
+
+    // Assert 2
+    assert!(matches!(stored, Ok(Ingested::Created { .. })), "{stored:?}");
+    assert!(waited, "the database check finds another node's version");
+    assert!(
+        !t.store
+            .wait_until_listed("t1", "r1", &config_hash("a"), Duration::from_millis(300))
+            .await,
+        "a version that is not the newest is waited for only up to the bound"
+    );
+    other.close().await;
 }
