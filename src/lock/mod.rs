@@ -92,25 +92,6 @@ impl Locker {
         }
     }
 
-    /// Records a success at `at`, kept for `keep` (at least an interval).
-    ///
-    /// # Errors
-    /// [`Error::Unavailable`] when the backend is down.
-    pub async fn record_success(
-        &self,
-        device: &DeviceId,
-        at: DateTime<Utc>,
-        keep: Duration,
-    ) -> Result<()> {
-        match self {
-            Locker::Redis(r) => r.record_success(device, at, keep).await,
-            Locker::Local(l) => {
-                l.record_success(device, at, keep);
-                Ok(())
-            }
-        }
-    }
-
     /// Checks that the backend answers.
     ///
     /// # Errors
@@ -171,9 +152,9 @@ impl LockGuard {
         }
     }
 
-    /// Records a success at `at`, kept for `keep` (as
-    /// [`Locker::record_success`]), and releases the lock if it is still
-    /// ours: on Redis, one round trip for both.
+    /// Records a success at `at`, kept for `keep` (at least an interval;
+    /// [`Locker::last_success`] reads it), and releases the lock if it is
+    /// still ours: on Redis, one round trip for both.
     ///
     /// # Errors
     /// [`Error::Unavailable`] when the backend is down; the success is then

@@ -26,12 +26,22 @@ use deadpool_redis::redis::{
 use super::{Error, Result};
 use crate::id::DeviceId;
 
-const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+/// Compare-and-delete of the lock `KEYS[1]` holding token `ARGV[1]`.
+macro_rules! release_lua {
+    () => {
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end"
+    };
+}
+
+const RELEASE: &str = release_lua!();
 const EXTEND: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
 
 /// `SET {key}:last_success at PX keep`, then [`RELEASE`]: the end of a
 /// successful backup in one round trip.
-const RELEASE_AFTER_SUCCESS: &str = "redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+const RELEASE_AFTER_SUCCESS: &str = concat!(
+    "redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) ",
+    release_lua!()
+);
 
 static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
 static RELEASE_AFTER_SUCCESS_SCRIPT: LazyLock<Script> =
@@ -263,23 +273,6 @@ impl RedisLocker {
             .await?;
         // A value another system wrote in another format is ignored, not fatal.
         Ok(value.and_then(|v| parse_instant(&v)))
-    }
-
-    pub(super) async fn record_success(
-        &self,
-        device: &DeviceId,
-        at: DateTime<Utc>,
-        keep: Duration,
-    ) -> Result<()> {
-        let mut set = redis::cmd("SET");
-        set.arg(self.success_key(device))
-            .arg(at.to_rfc3339())
-            .arg("PX")
-            .arg(millis(keep));
-        let () = self
-            .call(&Call::Command(set), "recording the last success")
-            .await?;
-        Ok(())
     }
 
     pub(super) async fn ping(&self) -> Result<()> {

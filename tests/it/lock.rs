@@ -152,7 +152,11 @@ async fn last_success_round_trips(stack: Stack) {
     assert_eq!(locker.last_success(&d).await.expect("up"), None);
     let at = chrono::Utc::now();
     locker
-        .record_success(&d, at, Duration::from_secs(60))
+        .try_acquire(&d, Duration::from_secs(30))
+        .await
+        .expect("up")
+        .expect("free")
+        .release_after_success(at, Duration::from_secs(60))
         .await
         .expect("up");
     let read = locker

@@ -109,7 +109,11 @@ async fn a_run_is_skipped_when_another_node_succeeded_within_half_the_interval()
         let locker = setup.locker.clone();
         async move {
             locker
-                .record_success(&id(name), now - TimeDelta::minutes(ago), keep)
+                .try_acquire(&id(name), keep)
+                .await
+                .expect("local locker")
+                .expect("free")
+                .release_after_success(now - TimeDelta::minutes(ago), keep)
                 .await
                 .expect("local locker");
         }
