@@ -273,3 +273,33 @@ async fn insert_skipped(conn: Conn<'_>, rows: &[Skipped]) -> Result<()> {
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt as _;
+
+    use super::NewestHashes;
+
+    #[test]
+    fn a_new_newest_hash_wakes_the_waiters_and_the_same_one_does_not() {
+        // Arrange
+        let hashes = NewestHashes::default();
+        let first = hashes.changed.notified();
+        tokio::pin!(first);
+        first.as_mut().enable();
+
+        // Act + Assert
+        hashes.remember("r1", "a");
+        assert!(first.now_or_never().is_some(), "a new device's hash wakes");
+        let again = hashes.changed.notified();
+        tokio::pin!(again);
+        again.as_mut().enable();
+        hashes.remember("r1", "a");
+        assert!(
+            again.as_mut().now_or_never().is_none(),
+            "the same hash again does not"
+        );
+        hashes.remember("r1", "b");
+        assert!(again.now_or_never().is_some(), "a changed hash wakes");
+    }
+}
