@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info};
 
-use cfgsnap::app::{App, Reloader};
+use cfgsnap::app::{App, Reloader, runtime};
 use cfgsnap::cli::{self, Cmd, Exit};
 use cfgsnap::config::Settings;
 use cfgsnap::telemetry;
@@ -19,17 +19,36 @@ const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn main() -> ExitCode {
     quiet_error_backtraces();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let args = match cli::parse() {
+        Ok(args) => args,
+        Err(code) => return ExitCode::from(code),
+    };
+    if let Some(done) = cli::run_without_config(&args) {
+        return match done {
+            Ok(exit) => ExitCode::from(exit.code()),
+            Err(e) => {
+                eprintln!("error: writing to stdout: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    // Read before the runtime starts: `server.worker_threads` sizes it.
+    let path = args.config.clone();
+    let settings = match Settings::load(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            cli::report_config_error(&path, &e);
+            return ExitCode::from(Exit::ConfigInvalid.code());
+        }
+    };
+    let runtime = match runtime::build(&settings.server) {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(run());
+    let code = runtime.block_on(run(args, path, settings));
     // A task still blocked on a backend that is down must not hold the exit.
     runtime.shutdown_timeout(EXIT_GRACE);
     code
@@ -49,28 +68,7 @@ fn quiet_error_backtraces() {
     }
 }
 
-async fn run() -> ExitCode {
-    let args = match cli::parse() {
-        Ok(args) => args,
-        Err(code) => return ExitCode::from(code),
-    };
-    if let Some(done) = cli::run_without_config(&args) {
-        return match done {
-            Ok(exit) => ExitCode::from(exit.code()),
-            Err(e) => {
-                eprintln!("error: writing to stdout: {e}");
-                ExitCode::from(1)
-            }
-        };
-    }
-    let path = args.config.clone();
-    let settings = match Settings::load(&path) {
-        Ok(s) => s,
-        Err(e) => {
-            cli::report_config_error(&path, &e);
-            return ExitCode::from(Exit::ConfigInvalid.code());
-        }
-    };
+async fn run(args: cli::Cli, path: PathBuf, settings: Settings) -> ExitCode {
     telemetry::init(telemetry::subscriber(
         &settings.log.level,
         settings.log.format,

@@ -30,6 +30,7 @@ use crate::notify::{DispatcherParts, Notifier, spawn_dispatcher};
 use crate::store::Store;
 
 mod host_keys;
+pub mod runtime;
 mod stage;
 mod tasks;
 

@@ -3,8 +3,6 @@
 //! (`{control}.hostkey_reset.{device}`), best effort; and the bus as the
 //! executors' [`SnapshotSink`].
 
-use std::marker::PhantomData;
-
 use anyhow::Context as _;
 use tracing::warn;
 
@@ -22,11 +20,14 @@ impl Bus {
         let subject = self
             .subjects()
             .attempt(&report.tenant_id, &report.device_id);
-        let payload = serde_json::to_vec(report).context("serializing an attempt report")?;
         match self {
-            Bus::Nats(n) => n.publish_core(subject, payload).await,
+            Bus::Nats(n) => {
+                let payload =
+                    serde_json::to_vec(report).context("serializing an attempt report")?;
+                n.publish_core(subject, payload).await
+            }
             Bus::Local(l) => {
-                l.publish_attempt(subject, payload);
+                l.publish_attempt(subject, report.clone());
                 Ok(())
             }
         }
@@ -53,7 +54,6 @@ impl Bus {
         Ok(Subscription {
             inner,
             kind: "attempt",
-            _type: PhantomData,
         })
     }
 
@@ -64,14 +64,14 @@ impl Bus {
     /// [`Error::Unavailable`](super::Error::Unavailable) when it could not be sent.
     pub async fn publish_hostkey_reset(&self, notice: &HostKeyReset) -> Result<()> {
         let subject = self.subjects().hostkey_reset(&notice.device_id);
-        let payload = serde_json::to_vec(notice).context("serializing a host-key reset")?;
         match self {
             Bus::Nats(n) => {
+                let payload = serde_json::to_vec(notice).context("serializing a host-key reset")?;
                 n.publish_core(subject, payload).await?;
                 n.flush().await
             }
             Bus::Local(l) => {
-                l.publish_hostkey_reset(subject, payload);
+                l.publish_hostkey_reset(subject, notice.clone());
                 Ok(())
             }
         }
@@ -94,7 +94,6 @@ impl Bus {
         Ok(Subscription {
             inner,
             kind: "hostkey_reset",
-            _type: PhantomData,
         })
     }
 }

@@ -23,8 +23,9 @@ use std::time::Duration;
 use anyhow::anyhow;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot};
 
-use super::wire::SnapshotEvent;
+use super::wire::{HostKeyReset, SnapshotEvent};
 use super::{Error, Result, Subjects};
+use crate::backup::AttemptReport;
 use crate::config::BusSettings;
 
 /// Most events queued to the ingesters at once.
@@ -75,8 +76,10 @@ struct Inner {
     events_tx: mpsc::Sender<LocalEvent>,
     events_rx: Mutex<mpsc::Receiver<LocalEvent>>,
     budget: Arc<Semaphore>,
-    attempts: broadcast::Sender<(String, Vec<u8>)>,
-    hostkey_resets: broadcast::Sender<(String, Vec<u8>)>,
+    /// Control messages travel as values: serializing them to JSON and
+    /// back, as on NATS, cost an unchanged backup ~1.5 % of its CPU.
+    attempts: broadcast::Sender<(String, AttemptReport)>,
+    hostkey_resets: broadcast::Sender<(String, HostKeyReset)>,
 }
 
 impl LocalBus {
@@ -202,25 +205,25 @@ impl LocalBus {
     }
 
     /// Broadcasts an attempt report.
-    pub(crate) fn publish_attempt(&self, subject: String, payload: Vec<u8>) {
+    pub(crate) fn publish_attempt(&self, subject: String, report: AttemptReport) {
         // No subscriber is not an error: reports are best effort.
-        let _receivers = self.inner.attempts.send((subject, payload)).unwrap_or(0);
+        let _receivers = self.inner.attempts.send((subject, report)).unwrap_or(0);
     }
 
     /// Broadcasts a host-key-reset notice.
-    pub(crate) fn publish_hostkey_reset(&self, subject: String, payload: Vec<u8>) {
+    pub(crate) fn publish_hostkey_reset(&self, subject: String, notice: HostKeyReset) {
         let _receivers = self
             .inner
             .hostkey_resets
-            .send((subject, payload))
+            .send((subject, notice))
             .unwrap_or(0);
     }
 
-    pub(crate) fn subscribe_attempts(&self) -> broadcast::Receiver<(String, Vec<u8>)> {
+    pub(crate) fn subscribe_attempts(&self) -> broadcast::Receiver<(String, AttemptReport)> {
         self.inner.attempts.subscribe()
     }
 
-    pub(crate) fn subscribe_hostkey_resets(&self) -> broadcast::Receiver<(String, Vec<u8>)> {
+    pub(crate) fn subscribe_hostkey_resets(&self) -> broadcast::Receiver<(String, HostKeyReset)> {
         self.inner.hostkey_resets.subscribe()
     }
 }

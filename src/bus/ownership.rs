@@ -92,7 +92,6 @@ impl Bus {
         Ok(Some(Subscription {
             inner: ControlInner::Nats(subscriber),
             kind: "fleet",
-            _type: std::marker::PhantomData,
         }))
     }
 }

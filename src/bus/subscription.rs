@@ -2,8 +2,6 @@
 //! ([`TriggerSubscription`], [`IncomingRequest`]) and control messages
 //! ([`Subscription`]: attempt reports, host-key-reset notices).
 
-use std::marker::PhantomData;
-
 use anyhow::anyhow;
 use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
@@ -120,19 +118,19 @@ impl IncomingRequest {
     }
 }
 
-/// A subscription to JSON control messages of type `T`.
+/// A subscription to control messages of type `T`: JSON on NATS, values
+/// on the local bus.
 pub struct Subscription<T> {
-    pub(crate) inner: ControlInner,
+    pub(crate) inner: ControlInner<T>,
     pub(crate) kind: &'static str,
-    pub(crate) _type: PhantomData<fn() -> T>,
 }
 
-pub(crate) enum ControlInner {
+pub(crate) enum ControlInner<T> {
     Nats(async_nats::Subscriber),
-    Local(broadcast::Receiver<(String, Vec<u8>)>),
+    Local(broadcast::Receiver<(String, T)>),
 }
 
-impl<T: DeserializeOwned> Subscription<T> {
+impl<T: DeserializeOwned + Clone> Subscription<T> {
     /// The next message as `(subject, value)`; malformed messages and (on
     /// the local bus) messages lost to lag are logged and skipped. `None`
     /// when the subscription ended.
@@ -141,13 +139,10 @@ impl<T: DeserializeOwned> Subscription<T> {
     /// Cancel safe.
     pub async fn next(&mut self) -> Option<(String, T)> {
         loop {
-            let (subject, payload) = match &mut self.inner {
-                ControlInner::Nats(subscriber) => {
-                    let message = subscriber.next().await?;
-                    (message.subject.to_string(), message.payload.to_vec())
-                }
+            let message = match &mut self.inner {
+                ControlInner::Nats(subscriber) => subscriber.next().await?,
                 ControlInner::Local(receiver) => match receiver.recv().await {
-                    Ok(message) => message,
+                    Ok(message) => return Some(message),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         warn!(kind = self.kind, lost = n, "control subscriber lagged");
                         continue;
@@ -155,10 +150,10 @@ impl<T: DeserializeOwned> Subscription<T> {
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
             };
-            match from_json::<T>(&payload) {
-                Ok(value) => return Some((subject, value)),
+            match from_json::<T>(&message.payload) {
+                Ok(value) => return Some((message.subject.to_string(), value)),
                 Err(reason) => {
-                    warn!(kind = self.kind, subject = %subject, reason = %reason, "malformed control message skipped");
+                    warn!(kind = self.kind, subject = %message.subject, reason = %reason, "malformed control message skipped");
                 }
             }
         }

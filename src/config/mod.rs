@@ -69,13 +69,23 @@ pub struct ServerSettings {
     /// shutdown; backups still running then are cancelled (locks released).
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Threads of the async runtime (SSH sessions, scheduler, bus, ingest,
+    /// database clients); `0` is one per CPU core. CPU-heavy work (large
+    /// exports, compression, encryption, diffs, search) runs on a separate
+    /// pool and the HTTP API on its own threads, so one is the default:
+    /// more only add hand-offs between threads (see [`crate::app::runtime`]).
+    pub worker_threads: usize,
 }
+
+/// The most `server.worker_threads` may ask for.
+pub const MAX_WORKER_THREADS: usize = 1024;
 
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             shutdown_timeout: Duration::from_secs(30),
+            worker_threads: 1,
         }
     }
 }

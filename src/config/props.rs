@@ -32,6 +32,7 @@ fn key() -> impl Strategy<Value = String> {
     prop::sample::select(vec![
         "listen",
         "shutdown_timeout",
+        "worker_threads",
         "api",
         "scheduler",
         "node_id",

@@ -61,6 +61,7 @@ impl Settings {
     /// values never appear in it.
     pub fn validate(&self) -> Result<Fleet, ConfigError> {
         let mut p = Problems::default();
+        self.check_server(&mut p);
         let limits = self.check_backup(&mut p);
         self.check_urls(&mut p);
         let tenants = self.check_tenants(&mut p);
@@ -78,6 +79,18 @@ impl Settings {
             })
         } else {
             Err(ConfigError { problems: p.list })
+        }
+    }
+
+    fn check_server(&self, p: &mut Problems) {
+        if self.server.worker_threads > super::MAX_WORKER_THREADS {
+            p.push(
+                "server.worker_threads",
+                format!(
+                    "must be at most {} (0 means one per CPU core)",
+                    super::MAX_WORKER_THREADS
+                ),
+            );
         }
     }
 

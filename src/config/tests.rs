@@ -53,11 +53,34 @@ fn the_shipped_config_validates_with_a_warning_for_its_inline_password() {
 }
 
 #[test]
+fn worker_threads_takes_zero_to_the_limit_and_refuses_the_rest_with_its_key() {
+    for (value, problem) in [
+        ("0", None),
+        ("4", None),
+        ("1024", None),
+        ("1025", Some("must be at most 1024")),
+        ("-1", Some("")),
+        ("\"two\"", Some("")),
+        ("1.5", Some("")),
+    ] {
+        // Act
+        let p = problems(&format!("[server]\nworker_threads = {value}\n{BASE}"));
+
+        // Assert
+        match problem {
+            None => assert!(p.is_empty(), "{value}: {p:?}"),
+            Some(needle) => assert!(has(&p, "server.worker_threads", needle), "{value}: {p:?}"),
+        }
+    }
+}
+
+#[test]
 fn a_minimal_config_gets_the_documented_defaults() {
     let settings = Settings::from_toml(BASE).expect("loads");
     let fleet = settings.validate().expect("validates");
     assert_eq!(settings.backup.interval, Duration::from_secs(6 * 3600));
     assert_eq!(settings.backup.max_config_bytes, 33_554_432);
+    assert_eq!(settings.server.worker_threads, 1);
     assert_eq!(settings.bus.url, "local");
     assert_eq!(settings.store.url, "sqlite://data/cfgsnap.db");
     assert_eq!(settings.auth.trigger_rate_per_minute, 10);

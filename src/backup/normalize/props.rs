@@ -222,4 +222,20 @@ proptest! {
         prop_assert_eq!(header_found, HEADER.is_match(&line));
         prop_assert_eq!(transient_found, TRANSIENT.is_match(&line));
     }
+
+    #[test]
+    fn the_line_splitter_gives_what_split_on_newline_gives(
+        text in prop_oneof![
+            export(),
+            "[a-z\n\r\t é€🦀]{0,80}",
+            any::<String>(),
+        ],
+    ) {
+        // Act
+        let ours: Vec<&str> = super::lines(&text).collect();
+
+        // Assert
+        let std: Vec<&str> = text.split('\n').collect();
+        prop_assert_eq!(ours, std);
+    }
 }
