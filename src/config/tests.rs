@@ -61,7 +61,6 @@ fn worker_threads_takes_zero_to_the_limit_and_refuses_the_rest_with_its_key() {
         ("1025", Some("must be at most 1024")),
         ("-1", Some("")),
         ("\"two\"", Some("")),
-        ("1.5", Some("")),
     ] {
         // Act
         let p = problems(&format!("[server]\nworker_threads = {value}\n{BASE}"));

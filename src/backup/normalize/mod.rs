@@ -120,8 +120,9 @@ pub fn normalize(raw: &str) -> Normalized {
 }
 
 /// `text` split on `\n`, as `str::split('\n')` would, with the `memchr`
-/// crate's vectorized search: the standard library's finds each of a
-/// typical export's short lines about three times slower.
+/// crate's vectorized search: with the standard library's, validating and
+/// normalizing a typical 47 KB export took ~30 % longer
+/// (`cfgsnap-bench normalize`).
 fn lines(text: &str) -> impl Iterator<Item = &str> {
     let mut start = 0;
     memchr::memchr_iter(b'\n', text.as_bytes())
