@@ -33,11 +33,10 @@ fn main() -> ExitCode {
         };
     }
     // Read before the runtime starts: `server.worker_threads` sizes it.
-    let path = args.config.clone();
-    let settings = match Settings::load(&path) {
+    let settings = match Settings::load(&args.config) {
         Ok(s) => s,
         Err(e) => {
-            cli::report_config_error(&path, &e);
+            cli::report_config_error(&args.config, &e);
             return ExitCode::from(Exit::ConfigInvalid.code());
         }
     };
@@ -48,7 +47,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(run(args, path, settings));
+    let code = runtime.block_on(run(args, settings));
     // A task still blocked on a backend that is down must not hold the exit.
     runtime.shutdown_timeout(EXIT_GRACE);
     code
@@ -68,14 +67,14 @@ fn quiet_error_backtraces() {
     }
 }
 
-async fn run(args: cli::Cli, path: PathBuf, settings: Settings) -> ExitCode {
+async fn run(args: cli::Cli, settings: Settings) -> ExitCode {
     telemetry::init(telemetry::subscriber(
         &settings.log.level,
         settings.log.format,
         std::io::stderr,
     ));
     if matches!(args.command, Cmd::Serve) {
-        return serve(path, settings).await;
+        return serve(args.config, settings).await;
     }
     match cli::run(args, settings).await {
         Ok(exit) => ExitCode::from(exit.code()),

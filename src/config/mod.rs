@@ -515,7 +515,11 @@ impl Settings {
             serde_ignored::Deserializer::new(layered, &mut on_unknown),
         );
         match result {
-            Ok(settings) if problems.is_empty() => Ok(settings),
+            // The runtime is sized from `[server]` before anything else
+            // validates, so its bounds are checked on load.
+            Ok(settings) if problems.is_empty() && settings.server_problems().is_empty() => {
+                Ok(settings)
+            }
             Ok(settings) => {
                 // Unknown keys must not hide the other mistakes: every problem
                 // is reported at once (DESIGN.md §8).

@@ -83,6 +83,13 @@ impl Settings {
     }
 
     fn check_server(&self, p: &mut Problems) {
+        p.list.extend(self.server_problems());
+    }
+
+    /// Problems of `[server]`, which `main` needs before anything else
+    /// runs: [`Settings::load`] refuses them too.
+    pub(super) fn server_problems(&self) -> Vec<String> {
+        let mut p = Problems::default();
         if self.server.worker_threads > super::MAX_WORKER_THREADS {
             p.push(
                 "server.worker_threads",
@@ -92,6 +99,7 @@ impl Settings {
                 ),
             );
         }
+        p.list
     }
 
     fn check_backup(&self, p: &mut Problems) -> Limits {

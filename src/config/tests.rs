@@ -63,9 +63,16 @@ fn worker_threads_takes_zero_to_the_limit_and_refuses_the_rest_with_its_key() {
         ("\"two\"", Some("")),
     ] {
         // Act
-        let p = problems(&format!("[server]\nworker_threads = {value}\n{BASE}"));
+        let toml = format!("[server]\nworker_threads = {value}\n{BASE}");
+        let p = problems(&toml);
 
         // Assert
+        // Refused on load itself: `main` sizes the runtime before it validates.
+        assert_eq!(
+            Settings::from_toml(&toml).is_ok(),
+            problem.is_none(),
+            "{value}"
+        );
         match problem {
             None => assert!(p.is_empty(), "{value}: {p:?}"),
             Some(needle) => assert!(has(&p, "server.worker_threads", needle), "{value}: {p:?}"),
