@@ -398,6 +398,17 @@ pub trait SnapshotSink: Send + Sync + 'static {
     /// `publish_failed`.
     fn publish(&self, outcome: &Outcome) -> impl Future<Output = anyhow::Result<()>> + Send;
 
+    /// For a snapshot whose hash the device's previous backup handed over
+    /// already: asks whoever stores snapshots to record it as unchanged
+    /// without its text. Returns true once that is recorded (the backup is
+    /// then handed over); false when it could not be confirmed for any
+    /// reason, and the caller publishes it in full. The default never
+    /// confirms.
+    fn confirm_unchanged(&self, outcome: &Outcome) -> impl Future<Output = bool> + Send {
+        let _ = outcome;
+        std::future::ready(false)
+    }
+
     /// Reports how an attempt ended. Best effort: failures are logged by the
     /// implementation, never returned.
     fn report(&self, report: &AttemptReport) -> impl Future<Output = ()> + Send;

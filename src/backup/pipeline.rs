@@ -3,6 +3,11 @@
 //! snapshot (a backup succeeds only once its snapshot is durably handed over)
 //! → record the success beside the lock → unlock, whatever happened.
 //!
+//! An export whose hash the device's previous backup handed over (the lock
+//! says which, [`LockGuard::published`]) is first offered to the sink as
+//! unchanged ([`SnapshotSink::confirm_unchanged`]): where the store confirms
+//! it is still the device's newest, the text is not sent again (issue #21).
+//!
 //! The lock's TTL is `command_timeout + 30 s`; while a long export runs it is
 //! extended every third of its TTL, so it never lapses under a live job but
 //! frees the device soon after a holder dies. An abort token (the node's
@@ -101,11 +106,22 @@ impl<E: Executor, S: SnapshotSink> Pipeline<E, S> {
         &self.sink
     }
 
-    async fn run_locked(&self, device: &Device, trigger: Trigger) -> Result<Outcome> {
+    async fn run_locked(
+        &self,
+        device: &Device,
+        trigger: Trigger,
+        published: Option<&str>,
+    ) -> Result<Outcome> {
         let outcome = self.inner.run(device, trigger).await?;
         // Recorded before the publish, so a publish cut short by shutdown
         // leaves the device on the ledger.
         self.handover.collected(&device.id);
+        if published == Some(outcome.sha256_hash.as_str())
+            && self.sink.confirm_unchanged(&outcome).await
+        {
+            self.handover.handed_over(&device.id);
+            return Ok(outcome);
+        }
         match tokio::time::timeout(PUBLISH_TIMEOUT, self.sink.publish(&outcome)).await {
             Ok(Ok(())) => self.handover.handed_over(&device.id),
             Ok(Err(e)) => return Err(Error::PublishFailed(e)),
@@ -128,8 +144,9 @@ impl<E: Executor, S: SnapshotSink> Executor for Pipeline<E, S> {
             Ok(None) => return Err(Error::LockHeld),
             Err(e) => return Err(Error::LockUnavailable(e.into())),
         };
+        let published = guard.published().map(str::to_owned);
         let result = tokio::select! {
-            result = self.run_locked(device, trigger) => result,
+            result = self.run_locked(device, trigger, published.as_deref()) => result,
             never = keep_extended(&guard, self.lock_ttl) => match never {},
             () = self.abort.cancelled() => Err(Error::Cancelled),
         };
@@ -138,7 +155,11 @@ impl<E: Executor, S: SnapshotSink> Executor for Pipeline<E, S> {
         let released = match &result {
             Ok(outcome) => {
                 guard
-                    .release_after_success(outcome.collected_at, SUCCESS_MEMORY)
+                    .release_after_success(
+                        outcome.collected_at,
+                        SUCCESS_MEMORY,
+                        Some(&outcome.sha256_hash),
+                    )
                     .await
             }
             Err(_) => guard.release().await,

@@ -1,14 +1,23 @@
 //! Control messages between nodes on core subjects: attempt reports
 //! (`{control}.attempt.{tenant}.{device}`) and host-key-reset notices
-//! (`{control}.hostkey_reset.{device}`), best effort; and the bus as the
-//! executors' [`SnapshotSink`].
+//! (`{control}.hostkey_reset.{device}`), best effort; unchanged claims
+//! (`{control}.unchanged.{tenant}.{device}`, request-reply); and the bus as
+//! the executors' [`SnapshotSink`].
 
-use anyhow::Context as _;
-use tracing::warn;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use async_nats::{Request, RequestErrorKind};
+use tracing::{debug, warn};
 
 use super::subscription::ControlInner;
-use super::{Bus, HostKeyReset, Result, SnapshotEvent, Subscription};
+use super::{Bus, Error, HostKeyReset, Result, SnapshotEvent, Subscription, UnchangedReply};
 use crate::backup::{AttemptReport, Outcome, SnapshotSink};
+
+/// How long a poller waits for the ingesters to confirm an unchanged
+/// export before it publishes the export in full: a batch's linger plus
+/// a commit, with room for a loaded store.
+pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Bus {
     /// Publishes an attempt report on `{control_subject}.attempt.{tenant}.{device}`
@@ -98,6 +107,48 @@ impl Bus {
     }
 }
 
+impl Bus {
+    /// Asks the ingesters (queue group `{durable}`) to record `claim`, an
+    /// event without text, as unchanged, and waits up to `timeout` for the
+    /// answer. On the local bus there is nobody to ask (the event costs no
+    /// copy there): [`Error::NoResponders`].
+    ///
+    /// # Errors
+    /// [`Error::NoResponders`] when no ingester listens (one of an older
+    /// version, or none), [`Error::TimedOut`], [`Error::InvalidReply`],
+    /// [`Error::Unavailable`] when NATS is.
+    pub async fn claim_unchanged(
+        &self,
+        claim: &SnapshotEvent,
+        timeout: Duration,
+    ) -> Result<UnchangedReply> {
+        let Bus::Nats(n) = self else {
+            return Err(Error::NoResponders);
+        };
+        if claim.encoding().is_some() {
+            return Err(Error::InvalidRequest(
+                "an unchanged claim carries no text".into(),
+            ));
+        }
+        n.require_connected()?;
+        let payload = serde_json::to_vec(claim).context("serializing an unchanged claim")?;
+        let subject = n.subjects.unchanged(&claim.tenant_id, &claim.device_id);
+        let request = Request::new()
+            .payload(payload.into())
+            .timeout(Some(timeout));
+        let reply = n
+            .client
+            .send_request(subject, request)
+            .await
+            .map_err(|e| match e.kind() {
+                RequestErrorKind::NoResponders => Error::NoResponders,
+                RequestErrorKind::TimedOut => Error::TimedOut(timeout),
+                _ => Error::Unavailable(anyhow!(e).context("sending an unchanged claim")),
+            })?;
+        super::wire::from_json(&reply.payload).map_err(Error::InvalidReply)
+    }
+}
+
 /// The bus as the executors' sink: events carry the bus's `poller_id`
 /// ([`Bus::with_poller_id`]); reports go out best effort.
 impl SnapshotSink for Bus {
@@ -105,6 +156,24 @@ impl SnapshotSink for Bus {
         let event = SnapshotEvent::from_outcome(outcome, Some(self.poller_id().to_owned()));
         self.publish_owned_snapshot(event).await?;
         Ok(())
+    }
+
+    async fn confirm_unchanged(&self, outcome: &Outcome) -> bool {
+        if matches!(self, Bus::Local(_)) {
+            return false;
+        }
+        let claim = SnapshotEvent::claim_from_outcome(outcome, Some(self.poller_id().to_owned()));
+        match self.claim_unchanged(&claim, CLAIM_TIMEOUT).await {
+            Ok(reply) if reply.status == super::UnchangedStatus::Recorded => true,
+            Ok(reply) => {
+                debug!(device_id = %outcome.device_id, reason = ?reply.reason, "unchanged export not confirmed; publishing it in full");
+                false
+            }
+            Err(e) => {
+                debug!(device_id = %outcome.device_id, error.message = %e, "unchanged claim unanswered; publishing the export in full");
+                false
+            }
+        }
     }
 
     async fn report(&self, report: &AttemptReport) {

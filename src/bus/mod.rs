@@ -35,6 +35,7 @@ pub use subject::Subjects;
 pub use subscription::{IncomingRequest, Subscription, TriggerSubscription};
 pub use wire::{
     ConfigRef, ContentEncoding, HostKeyReset, SnapshotEvent, TriggerReply, TriggerRequest,
+    UnchangedReply, UnchangedStatus,
 };
 
 use local::LocalPayload;

@@ -125,6 +125,17 @@ impl Subjects {
         parse_two(subject, &self.control, "attempt")
     }
 
+    /// `{control}.unchanged.{tenant}.{device}`: a poller asks the ingesters
+    /// to record an export as unchanged without its text (request-reply).
+    pub fn unchanged(&self, tenant: &TenantId, device: &DeviceId) -> String {
+        format!("{}.unchanged.{tenant}.{device}", self.control)
+    }
+
+    /// `{control}.unchanged.*.*`: every unchanged claim.
+    pub fn unchanged_all(&self) -> String {
+        format!("{}.unchanged.*.*", self.control)
+    }
+
     /// `{control}.hostkey_reset.{device}`: an admin reset a device's host key.
     pub fn hostkey_reset(&self, device: &DeviceId) -> String {
         format!("{}.hostkey_reset.{device}", self.control)
@@ -182,6 +193,8 @@ mod tests {
         assert_eq!(s.snapshot_create_device(&d), "config.snapshot.create.r1");
         assert_eq!(s.attempt(&t, &d), "cfgsnap.control.attempt.acme.r1");
         assert_eq!(s.hostkey_reset(&d), "cfgsnap.control.hostkey_reset.r1");
+        assert_eq!(s.unchanged(&t, &d), "cfgsnap.control.unchanged.acme.r1");
+        assert_eq!(s.unchanged_all(), "cfgsnap.control.unchanged.*.*");
         assert_eq!(s.fleet_notice(), "cfgsnap.control.fleet");
         assert_eq!(s.trigger, "config.backup.trigger");
         assert_eq!(s.queue_group, "cfgsnap-responders");

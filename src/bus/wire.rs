@@ -1,5 +1,6 @@
 //! The JSON on the wire (DESIGN.md §3.1, §3.2): trigger request and reply,
-//! snapshot events with the large-config extension, host-key-reset notices.
+//! snapshot events with the large-config extension, unchanged claims (an
+//! event without its text) and their replies, host-key-reset notices.
 //! Attempt reports are [`AttemptReport`](crate::backup::AttemptReport) as is.
 //!
 //! Incoming JSON is read leniently (unknown fields ignored, RFC 3339 or naive
@@ -229,12 +230,20 @@ impl SnapshotEvent {
     /// The event of a successful backup, text inline.
     pub fn from_outcome(outcome: &Outcome, poller_id: Option<String>) -> Self {
         Self {
+            config_text: Some(outcome.config_text.clone()),
+            ..Self::claim_from_outcome(outcome, poller_id)
+        }
+    }
+
+    /// The unchanged claim of a successful backup: its event without text.
+    pub fn claim_from_outcome(outcome: &Outcome, poller_id: Option<String>) -> Self {
+        Self {
             device_id: outcome.device_id.clone(),
             tenant_id: outcome.tenant_id.clone(),
             routeros_version: outcome.routeros_version.clone(),
             collected_at: outcome.collected_at,
             sha256_hash: outcome.sha256_hash.clone(),
-            config_text: Some(outcome.config_text.clone()),
+            config_text: None,
             normalization_version: crate::backup::normalize::NORMALIZATION_VERSION,
             trigger: outcome.trigger,
             poller_id,
@@ -318,6 +327,54 @@ impl fmt::Debug for SnapshotEvent {
             .field("trigger", &self.trigger)
             .field("poller_id", &self.poller_id)
             .finish_non_exhaustive()
+    }
+}
+
+/// The ingesters' answer to an unchanged claim: a snapshot event without
+/// any text field, sent by a poller on `{control}.unchanged.{tenant}.{device}`
+/// (core request-reply) when the device's previous backup handed over the
+/// same hash. `recorded` means it is committed as a duplicate of the
+/// device's newest snapshot; `publish` (with a reason) that the poller must
+/// publish the event in full, as it does when no ingester answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnchangedReply {
+    /// `recorded` or `publish`.
+    pub status: UnchangedStatus,
+    /// The device's newest snapshot (recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<i64>,
+    /// Why not (publish); never holds config text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What became of an unchanged claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnchangedStatus {
+    /// Committed as a duplicate of the device's newest snapshot.
+    Recorded,
+    /// Not confirmed: publish the event in full.
+    Publish,
+}
+
+impl UnchangedReply {
+    /// Committed as a duplicate of `snapshot_id`.
+    pub fn recorded(snapshot_id: i64) -> Self {
+        Self {
+            status: UnchangedStatus::Recorded,
+            snapshot_id: Some(snapshot_id),
+            reason: None,
+        }
+    }
+
+    /// Not confirmed, because of `reason`.
+    pub fn publish(reason: impl Into<String>) -> Self {
+        Self {
+            status: UnchangedStatus::Publish,
+            snapshot_id: None,
+            reason: Some(reason.into()),
+        }
     }
 }
 

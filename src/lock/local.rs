@@ -22,6 +22,8 @@ pub struct LocalLocker {
 struct Tables {
     locks: HashMap<String, (String, Instant)>,
     successes: HashMap<String, (DateTime<Utc>, Instant)>,
+    /// The hash each device's last successful backup handed over.
+    published: HashMap<String, (String, Instant)>,
 }
 
 impl LocalLocker {
@@ -45,15 +47,27 @@ impl LocalLocker {
         format!("{}{device}", self.prefix)
     }
 
-    pub(super) fn try_acquire(&self, device: &DeviceId, token: &str, ttl: Duration) -> bool {
+    /// `None` when the lock is held; else the lock is ours, with the
+    /// published hash its previous holder left (taken out of the table).
+    pub(super) fn try_acquire(
+        &self,
+        device: &DeviceId,
+        token: &str,
+        ttl: Duration,
+    ) -> Option<Option<String>> {
         let now = Instant::now();
+        let key = self.key(device);
         let mut t = self.tables();
-        match t.locks.get(&self.key(device)) {
-            Some((_, expiry)) if *expiry > now => false,
+        match t.locks.get(&key) {
+            Some((_, expiry)) if *expiry > now => None,
             _ => {
-                t.locks
-                    .insert(self.key(device), (token.to_owned(), now + ttl));
-                true
+                let published = t
+                    .published
+                    .remove(&key)
+                    .filter(|(_, expiry)| *expiry > now)
+                    .map(|(hash, _)| hash);
+                t.locks.insert(key, (token.to_owned(), now + ttl));
+                Some(published)
             }
         }
     }
@@ -75,6 +89,26 @@ impl LocalLocker {
         let mut t = self.tables();
         if t.locks.get(&key).is_some_and(|(held, _)| held == token) {
             t.locks.remove(&key);
+        }
+    }
+
+    /// Releases the lock if it is still ours, keeping `published` for the
+    /// next holder only then.
+    pub(super) fn release_after_success(
+        &self,
+        device: &DeviceId,
+        token: &str,
+        published: Option<&str>,
+        keep: Duration,
+    ) {
+        let key = self.key(device);
+        let mut t = self.tables();
+        if t.locks.get(&key).is_some_and(|(held, _)| held == token) {
+            t.locks.remove(&key);
+            if let Some(hash) = published {
+                t.published
+                    .insert(key, (hash.to_owned(), Instant::now() + keep));
+            }
         }
     }
 

@@ -6,8 +6,11 @@
 //! and extension compare the token first, so a holder whose lock expired can
 //! never remove its successor's. Beside it, `{key}:last_success` records the
 //! last success so that several schedulers skip a device another node just
-//! backed up. A lock backend that is down is an error, never "unlocked": callers
-//! fail closed.
+//! backed up, and `{key}:published` the hash the device's last successful
+//! backup handed over: taken (read and deleted) with the lock and written
+//! again at its release, so a holder knows the last hash for certain or not
+//! at all (see [`LockGuard::published`]). A lock backend that is down is an
+//! error, never "unlocked": callers fail closed.
 
 use std::time::Duration;
 
@@ -73,10 +76,11 @@ impl Locker {
             Locker::Redis(r) => r.try_acquire(device, &token, ttl).await?,
             Locker::Local(l) => l.try_acquire(device, &token, ttl),
         };
-        Ok(acquired.then(|| LockGuard {
+        Ok(acquired.map(|published| LockGuard {
             locker: self.clone(),
             device: device.clone(),
             token,
+            published,
             released: false,
         }))
     }
@@ -119,10 +123,20 @@ pub struct LockGuard {
     locker: Locker,
     device: DeviceId,
     token: String,
+    published: Option<String>,
     released: bool,
 }
 
 impl LockGuard {
+    /// The hash the device's previous backup handed over, when the holder
+    /// before this one released its lock after a success (and wrote it).
+    /// Taking the lock removed it from the backend: a holder that dies or
+    /// fails leaves none, so a value here is never older than the device's
+    /// last handed-over backup.
+    pub fn published(&self) -> Option<&str> {
+        self.published.as_deref()
+    }
+
     /// Extends the lock to `ttl` from now if it is still ours.
     ///
     /// Returns false when the lock expired and was lost.
@@ -154,21 +168,28 @@ impl LockGuard {
 
     /// Records a success at `at`, kept for `keep` (at least an interval;
     /// [`Locker::last_success`] reads it), and releases the lock if it is
-    /// still ours: on Redis, one round trip for both.
+    /// still ours: on Redis, one round trip for both. `published`, the hash
+    /// this backup handed over, is kept as long for the next holder
+    /// ([`LockGuard::published`]), only if the lock was still ours.
     ///
     /// # Errors
     /// [`Error::Unavailable`] when the backend is down; the success is then
     /// not recorded and the lock lapses at its TTL.
-    pub async fn release_after_success(mut self, at: DateTime<Utc>, keep: Duration) -> Result<()> {
+    pub async fn release_after_success(
+        mut self,
+        at: DateTime<Utc>,
+        keep: Duration,
+        published: Option<&str>,
+    ) -> Result<()> {
         self.released = true;
         match &self.locker {
             Locker::Redis(r) => {
-                r.release_after_success(&self.device, &self.token, at, keep)
+                r.release_after_success(&self.device, &self.token, at, keep, published)
                     .await
             }
             Locker::Local(l) => {
                 l.record_success(&self.device, at, keep);
-                l.release(&self.device, &self.token);
+                l.release_after_success(&self.device, &self.token, published, keep);
                 Ok(())
             }
         }

@@ -1,6 +1,7 @@
-//! Redis locks: `SET key token NX PX ttl` to take, Lua compare-and-delete /
+//! Redis locks: a script that does `SET key token NX PX ttl` and takes the
+//! published hash beside it to take, Lua compare-and-delete /
 //! compare-and-expire to release and extend; after a success, one script
-//! records the success and releases the lock. Every call is bounded by short
+//! records the success and the published hash and releases the lock. Every call is bounded by short
 //! timeouts, so a dead Redis fails fast instead of hanging a backup.
 //!
 //! Connections come from a deadpool pool of deadpool-redis's multiplexed
@@ -27,22 +28,28 @@ use super::{Error, Result};
 use crate::id::DeviceId;
 
 /// Compare-and-delete of the lock `KEYS[1]` holding token `ARGV[1]`.
-macro_rules! release_lua {
-    () => {
-        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end"
-    };
-}
-
-const RELEASE: &str = release_lua!();
+const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 const EXTEND: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
 
-/// `SET {key}:last_success at PX keep`, then [`RELEASE`]: the end of a
-/// successful backup in one round trip.
-const RELEASE_AFTER_SUCCESS: &str = concat!(
-    "redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) ",
-    release_lua!()
-);
+/// `SET key token NX PX ttl`; when that took the lock, `GETDEL` of
+/// `{key}:published` in the same step. Replies `[1, hash or nil]` when
+/// taken, `[0, nil]` when held.
+const ACQUIRE: &str = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then \
+     local published = redis.call('GET', KEYS[2]) \
+     if published then redis.call('DEL', KEYS[2]) end \
+     return {1, published} \
+     end \
+     return {0, false}";
 
+/// `SET {key}:last_success at PX keep`; then, if the lock is still ours,
+/// `SET {key}:published hash PX keep` (unless the hash is empty) and the
+/// lock's deletion: the end of a successful backup in one round trip.
+const RELEASE_AFTER_SUCCESS: &str = "redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) \
+     if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
+     if ARGV[4] ~= '' then redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[3]) end \
+     return redis.call('DEL', KEYS[1])";
+
+static ACQUIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACQUIRE));
 static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
 static RELEASE_AFTER_SUCCESS_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(RELEASE_AFTER_SUCCESS));
@@ -183,36 +190,39 @@ impl RedisLocker {
         }
     }
 
+    /// `None` when the lock is held; else it is ours, with the published
+    /// hash its previous holder left (now deleted).
     pub(super) async fn try_acquire(
         &self,
         device: &DeviceId,
         token: &str,
         ttl: Duration,
-    ) -> Result<bool> {
+    ) -> Result<Option<Option<String>>> {
         let key = self.key(device);
-        let mut set = redis::cmd("SET");
-        set.arg(&key)
+        let mut invocation = ACQUIRE_SCRIPT.prepare_invoke();
+        invocation
+            .key(&key)
+            .key(self.published_key(device))
             .arg(token)
-            .arg("NX")
-            .arg("PX")
             .arg(millis(ttl));
-        let (reply, retried): (Option<String>, bool) = self
-            .call_twice(&Call::Command(set), "taking a device lock")
+        let ((taken, published), retried): ((i64, Option<String>), bool) = self
+            .call_twice(&Call::Script(invocation), "taking a device lock")
             .await?;
-        if reply.is_some() {
-            return Ok(true);
+        if taken == 1 {
+            return Ok(Some(published));
         }
         if !retried {
-            return Ok(false);
+            return Ok(None);
         }
-        // The first try may have set the key before its connection broke:
-        // then the lock is ours.
+        // The first try may have taken the lock before its connection broke:
+        // then it is ours, and the published hash it took is lost (the next
+        // backup hands its text over in full).
         let mut get = redis::cmd("GET");
         get.arg(&key);
         let holder: Option<String> = self
             .call(&Call::Command(get), "taking a device lock")
             .await?;
-        Ok(holder.as_deref() == Some(token))
+        Ok((holder.as_deref() == Some(token)).then_some(None))
     }
 
     pub(super) async fn extend(
@@ -244,14 +254,17 @@ impl RedisLocker {
         token: &str,
         at: DateTime<Utc>,
         keep: Duration,
+        published: Option<&str>,
     ) -> Result<()> {
         let mut invocation = RELEASE_AFTER_SUCCESS_SCRIPT.prepare_invoke();
         invocation
             .key(self.key(device))
             .key(self.success_key(device))
+            .key(self.published_key(device))
             .arg(token)
             .arg(at.to_rfc3339())
-            .arg(millis(keep));
+            .arg(millis(keep))
+            .arg(published.unwrap_or_default());
         let _deleted: i64 = self
             .call(
                 &Call::Script(invocation),
@@ -263,6 +276,10 @@ impl RedisLocker {
 
     fn success_key(&self, device: &DeviceId) -> String {
         format!("{}:last_success", self.key(device))
+    }
+
+    fn published_key(&self, device: &DeviceId) -> String {
+        format!("{}:published", self.key(device))
     }
 
     pub(super) async fn last_success(&self, device: &DeviceId) -> Result<Option<DateTime<Utc>>> {

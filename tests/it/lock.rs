@@ -146,6 +146,68 @@ async fn an_expired_holder_cannot_release_or_extend_its_successors_lock(stack: S
     b.release().await.expect("release");
 }
 
+/// Takes the free lock of `d`, polling while a lapsing holder has it.
+async fn take(locker: &Locker, d: &DeviceId) -> lock::LockGuard {
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Some(g) = locker
+            .try_acquire(d, Duration::from_secs(30))
+            .await
+            .expect("up")
+        {
+            return g;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "never free");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn the_published_hash_goes_to_the_next_holder_once(stack: Stack) {
+    let locker = locker(stack).await;
+    let d = device();
+    let keep = Duration::from_secs(60);
+    let now = chrono::Utc::now();
+
+    // A success hands its hash to the next holder.
+    let a = take(&locker, &d).await;
+    assert_eq!(a.published(), None, "a new device has none");
+    a.release_after_success(now, keep, Some("h1"))
+        .await
+        .expect("up");
+    let b = take(&locker, &d).await;
+    assert_eq!(b.published(), Some("h1"));
+
+    // Taking it removed it: a holder that fails leaves none behind.
+    b.release().await.expect("up");
+    let c = take(&locker, &d).await;
+    assert_eq!(c.published(), None, "taken by the failed holder");
+    c.release_after_success(now, keep, Some("h2"))
+        .await
+        .expect("up");
+
+    // A holder whose lock lapsed writes nothing for its successor.
+    let lapsing = locker
+        .try_acquire(&d, Duration::from_millis(100))
+        .await
+        .expect("up")
+        .expect("free");
+    assert_eq!(lapsing.published(), Some("h2"));
+    let successor = take(&locker, &d).await;
+    lapsing
+        .release_after_success(now, keep, Some("h3"))
+        .await
+        .expect("up");
+    assert_eq!(successor.published(), None, "h2 went to the lapsed holder");
+    successor.release().await.expect("up");
+    let last = take(&locker, &d).await;
+    assert_eq!(
+        last.published(),
+        None,
+        "the lapsed holder's h3 was not kept"
+    );
+    last.release().await.expect("up");
+}
+
 async fn last_success_round_trips(stack: Stack) {
     let locker = locker(stack).await;
     let d = device();
@@ -156,7 +218,7 @@ async fn last_success_round_trips(stack: Stack) {
         .await
         .expect("up")
         .expect("free")
-        .release_after_success(at, Duration::from_secs(60))
+        .release_after_success(at, Duration::from_secs(60), None)
         .await
         .expect("up");
     let read = locker
@@ -175,6 +237,7 @@ on_both_stacks!(
     a_dead_holder_frees_the_device_after_the_ttl,
     an_expired_holder_cannot_release_or_extend_its_successors_lock,
     last_success_round_trips,
+    the_published_hash_goes_to_the_next_holder_once,
 );
 
 #[tokio::test]
@@ -311,7 +374,7 @@ async fn a_backup_s_lock_calls_are_three_round_trips_without_pings() {
                 .expect("up")
                 .expect("free");
             guard
-                .release_after_success(chrono::Utc::now(), Duration::from_secs(60))
+                .release_after_success(chrono::Utc::now(), Duration::from_secs(60), None)
                 .await
                 .expect("up");
         }
@@ -319,15 +382,16 @@ async fn a_backup_s_lock_calls_are_three_round_trips_without_pings() {
     let sent = commands_sent_during(&redis.url(), backups).await;
 
     // Assert: no `UNWATCH` + `PING` before each call (deadpool-redis's own
-    // recycling), and the success recorded in the script that releases the
-    // lock: a GET, a SET and an EVALSHA per backup (the first EVALSHA finds
-    // no script, which is loaded and run again).
+    // recycling); the lock taken with its published hash in one script, the
+    // success recorded in the script that releases it: a GET and two
+    // EVALSHA per backup (the first EVALSHA of each script finds no script,
+    // which is loaded and run again).
     let count = |name: &str| sent.iter().filter(|n| *n == name).count();
     assert_eq!(count("ping"), 0, "no ping per call: {sent:?}");
     assert_eq!(count("unwatch"), 0, "no unwatch per call: {sent:?}");
     assert_eq!(count("get"), 10, "{sent:?}");
-    assert_eq!(count("set"), 10, "{sent:?}");
-    assert_eq!(count("evalsha"), 10 + 1, "{sent:?}");
+    assert_eq!(count("set"), 0, "{sent:?}");
+    assert_eq!(count("evalsha"), 2 * 10 + 2, "{sent:?}");
     assert_eq!(
         count("del"),
         0,

@@ -15,7 +15,9 @@
 //! Entry point: [`spawn_ingester`]. Layout: `event` decides about one
 //! event, `pull` (NATS) and `queue` (local) are the event loops,
 //! `unchanged` the group commit of unchanged events (the common case),
-//! `attempts` the attempt-report loop, `options` the tuning.
+//! `claims` (NATS) the answers to pollers' unchanged claims, events
+//! without their text, `attempts` the attempt-report loop, `options` the
+//! tuning.
 
 use std::time::Duration;
 
@@ -27,6 +29,7 @@ use super::{Bus, Result};
 use crate::store::Store;
 
 mod attempts;
+mod claims;
 mod event;
 mod options;
 mod pull;
@@ -97,6 +100,23 @@ pub async fn spawn_ingester(
     match bus {
         Bus::Nats(nats) => {
             let consumer = nats.ingest_consumer().await?;
+            let claims = nats
+                .subscribe(
+                    nats.subjects.unchanged_all(),
+                    Some(nats.subjects.durable.clone()),
+                )
+                .await?;
+            nats.round_trip().await?;
+            let span = info_span!("bus.ingest.claims");
+            tracker.spawn(
+                claims::run_claims(
+                    ingester.clone(),
+                    nats.client.clone(),
+                    claims,
+                    shutdown.clone(),
+                )
+                .instrument(span),
+            );
             let span = info_span!("bus.ingest", backend = "nats");
             tracker.spawn(
                 pull::run_nats(ingester, nats.clone(), consumer, shutdown.clone()).instrument(span),

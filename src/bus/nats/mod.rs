@@ -273,7 +273,7 @@ impl NatsBus {
         }
     }
 
-    fn require_connected(&self) -> Result<()> {
+    pub(crate) fn require_connected(&self) -> Result<()> {
         match self.client.connection_state() {
             async_nats::connection::State::Connected => Ok(()),
             _ => Err(Error::Unavailable(anyhow!("not connected to NATS"))),

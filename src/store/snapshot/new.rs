@@ -56,6 +56,9 @@ impl NewSnapshot {
     /// it is the snapshot's identity and the dedup key.
     pub(super) fn check(&self) -> Result<()> {
         self.check_fields()?;
+        if self.config_text.trim().is_empty() {
+            return Err(Error::InvalidSnapshot("config_text is empty".to_owned()));
+        }
         if sha256_hex(&self.config_text) != self.sha256_hash {
             return Err(Error::InvalidSnapshot(
                 "sha256_hash does not match config_text".to_owned(),
@@ -64,9 +67,10 @@ impl NewSnapshot {
         Ok(())
     }
 
-    /// [`NewSnapshot::check`] without hashing the text: enough for an event
-    /// recorded as a duplicate, which stores nothing of its text (its hash
-    /// is the stored newest version's, whatever the text says).
+    /// [`NewSnapshot::check`] without looking at the text: enough for an
+    /// event recorded as a duplicate, which stores nothing of its text (its
+    /// hash is the stored newest version's, whatever the text says), and
+    /// for an unchanged claim, which has none.
     pub(super) fn check_fields(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::InvalidSnapshot(m.to_owned()));
         let hex = self.sha256_hash.len() == 64
@@ -76,9 +80,6 @@ impl NewSnapshot {
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !hex {
             return bad("sha256_hash is not 64 lowercase hex digits");
-        }
-        if self.config_text.trim().is_empty() {
-            return bad("config_text is empty");
         }
         if self.normalization_version == 0 {
             return bad("normalization_version must be at least 1");

@@ -5,6 +5,7 @@
 //! bucket names, and deletes its stream and bucket when done (also when it
 //! panics, from `Drop`). Config text never goes into assertion messages.
 
+mod claims;
 mod contract;
 mod events;
 mod foreign;

@@ -113,7 +113,7 @@ async fn a_run_is_skipped_when_another_node_succeeded_within_half_the_interval()
                 .await
                 .expect("local locker")
                 .expect("free")
-                .release_after_success(now - TimeDelta::minutes(ago), keep)
+                .release_after_success(now - TimeDelta::minutes(ago), keep, None)
                 .await
                 .expect("local locker");
         }
