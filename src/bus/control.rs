@@ -158,8 +158,11 @@ impl SnapshotSink for Bus {
         Ok(())
     }
 
+    /// Only on NATS, and only when the event stream is cfgsnap's own: on a
+    /// stream shared with the other system (DESIGN.md §3.2) its backend
+    /// reads every event, so every backup is published in full there.
     async fn confirm_unchanged(&self, outcome: &Outcome) -> bool {
-        if matches!(self, Bus::Local(_)) {
+        if !self.event_stream().is_some_and(|s| s.owned) {
             return false;
         }
         let claim = SnapshotEvent::claim_from_outcome(outcome, Some(self.poller_id().to_owned()));

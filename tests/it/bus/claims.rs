@@ -23,7 +23,7 @@ use super::{
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A pipeline over the test bus whose device answers with `text`.
-fn pipeline(
+pub(crate) fn pipeline(
     tb: &TestBus,
     text: &Arc<Mutex<String>>,
 ) -> Pipeline<ScriptedExecutor, cfgsnap::bus::Bus> {

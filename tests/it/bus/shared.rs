@@ -320,3 +320,43 @@ async fn the_other_systems_backend_and_cfgsnap_each_receive_every_event_with_the
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_other_systems_stream_every_unchanged_backup_is_published_in_full() {
+    crate::helpers::within(super::TEST_LIMIT, async {
+        // Arrange: its stream and backend, cfgsnap's ingester (which would
+        // confirm unchanged claims) and a pipeline with Redis locks.
+        super::require_nats().await;
+        let names = SharedNames::new(Stack::Served);
+        create_like_the_pollers(names.foreign_config()).await;
+        let tb = TestBus::with_settings(names.settings()).await;
+        let ts = TestStore::start(&[("t1", "r1")]).await;
+        ingest(&tb, &tb.bus, &ts).await;
+        let mut backend = backend_consumer(&names).await;
+        let text = std::sync::Arc::new(std::sync::Mutex::new(config_text("r1")));
+        let pipeline = super::claims::pipeline(&tb, &text);
+        let device = ts.fleet.device("r1").expect("configured");
+
+        // Act: three backups of the same export.
+        for _ in 0..3 {
+            cfgsnap::backup::Executor::run(&pipeline, device, cfgsnap::backup::Trigger::Scheduled)
+                .await
+                .expect("backup");
+        }
+
+        // Assert: the backend reads all three, text included (its backend
+        // may count on an event per backup), not only the first.
+        for _ in 0..3 {
+            let next = tokio::time::timeout(WAIT, backend.next()).await;
+            let message = next
+                .expect("every event in time")
+                .expect("a message")
+                .expect("no error");
+            let json: Value = serde_json::from_slice(&message.payload).expect("JSON");
+            assert_seven_fields(&json);
+            message.ack().await.expect("acked");
+        }
+        tb.stop().await;
+    })
+    .await;
+}
