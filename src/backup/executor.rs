@@ -127,6 +127,7 @@ impl<K: HostKeys> SshExecutor<K> {
             raw_bytes,
             duration: started.elapsed(),
             host_key_fingerprint: fingerprint,
+            recorded: false,
         })
     }
 

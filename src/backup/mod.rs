@@ -169,6 +169,10 @@ pub struct Outcome {
     pub duration: Duration,
     /// `SHA256:…` fingerprint of the device's host key.
     pub host_key_fingerprint: String,
+    /// The store recorded this backup already (an unchanged export it
+    /// confirmed without its text, [`SnapshotSink::confirm_unchanged`]):
+    /// a success report would record nothing more, so none is sent.
+    pub recorded: bool,
 }
 
 impl Outcome {

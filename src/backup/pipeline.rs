@@ -120,7 +120,10 @@ impl<E: Executor, S: SnapshotSink> Pipeline<E, S> {
             && self.sink.confirm_unchanged(&outcome).await
         {
             self.handover.handed_over(&device.id);
-            return Ok(outcome);
+            return Ok(Outcome {
+                recorded: true,
+                ..outcome
+            });
         }
         match tokio::time::timeout(PUBLISH_TIMEOUT, self.sink.publish(&outcome)).await {
             Ok(Ok(())) => self.handover.handed_over(&device.id),
@@ -226,6 +229,7 @@ mod tests {
                 raw_bytes: 12,
                 duration: self.delay,
                 host_key_fingerprint: "SHA256:x".into(),
+                recorded: false,
             })
         }
     }

@@ -212,10 +212,12 @@ impl<E: Executor, S: SnapshotSink> Responder<E, S> {
             blocked_reason: None,
             poller_id: self.options.poller_id.clone(),
         };
+        let mut recorded = false;
         let reply = match result {
             Ok(outcome) => {
                 info!(sha256_hash = %outcome.sha256_hash, "manual backup collected");
                 report.sha256_hash = Some(outcome.sha256_hash.clone());
+                recorded = outcome.recorded;
                 TriggerReply::success(&outcome)
             }
             Err(backup::Error::LockHeld) => {
@@ -234,7 +236,11 @@ impl<E: Executor, S: SnapshotSink> Responder<E, S> {
                 TriggerReply::failed(kind, e.to_string())
             }
         };
-        self.sink.report(&report).await;
+        // The store recorded an unchanged export it confirmed: a success
+        // report would record nothing more.
+        if !recorded {
+            self.sink.report(&report).await;
+        }
         Some(reply)
     }
 }

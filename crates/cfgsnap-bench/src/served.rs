@@ -89,20 +89,36 @@ impl PrivateServer {
         self.child.id().map(|p| p.to_string()).unwrap_or_default()
     }
 
-    /// Redis: forgets every key (the `last_success` records a previous
-    /// pass left, which would make the next pass skip every device).
+    /// Redis: forgets the `last_success` records a previous pass left,
+    /// which would make the next pass skip every device, as if an interval
+    /// had passed. The rest stays, as in a fleet between two passes: the
+    /// hashes each device's last backup handed over in particular
+    /// (`…:published`, which let an unchanged export skip the stream).
     ///
     /// # Errors
     /// When `redis-cli` fails.
-    pub async fn flush(&self) -> anyhow::Result<()> {
+    pub async fn forget_last_successes(&self) -> anyhow::Result<()> {
         if let ServerKind::Redis = self.kind {
+            let script = "local n = 0 \
+                for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) n = n + 1 end \
+                return n";
             let status = Command::new("redis-cli")
-                .args(["-p", &self.port.to_string(), "FLUSHALL"])
+                .args([
+                    "-p",
+                    &self.port.to_string(),
+                    "EVAL",
+                    script,
+                    "0",
+                    "*:last_success",
+                ])
                 .stdout(Stdio::null())
                 .status()
                 .await
                 .context("running redis-cli")?;
-            anyhow::ensure!(status.success(), "redis-cli FLUSHALL failed");
+            anyhow::ensure!(
+                status.success(),
+                "redis-cli EVAL (forgetting last successes) failed"
+            );
         }
         Ok(())
     }

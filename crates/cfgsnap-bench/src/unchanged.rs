@@ -178,7 +178,7 @@ async fn fleet(
             _ => None,
         };
         if let Some((_, redis)) = &servers {
-            redis.flush().await?;
+            redis.forget_last_successes().await?;
         }
         let sshd_pid = sshd.pid().map(|p| p.to_string()).unwrap_or_default();
         let sshd0 = children_cpu(&sshd_pid);

@@ -119,14 +119,17 @@ impl<E: Executor, S: SnapshotSink> DeviceTask<E, S> {
             let started = Instant::now();
             // Boxed, like the report below: these futures are large and live
             // only while they run, not in each of 10,000 sleeping tasks.
-            let (event, sha256_hash) = Box::pin(self.attempt()).await;
+            let (event, success) = Box::pin(self.attempt()).await;
+            let sha256_hash = success.as_ref().map(|(hash, _)| hash.clone());
+            // The store recorded it with the export: nothing to report.
+            let recorded = success.is_some_and(|(_, recorded)| recorded);
             drop(guards);
             let decision = self.schedule.after(event, started, Instant::now());
             if let Some(kind) = decision.report.and_then(|v| v.blocked_reason) {
                 warn!(blocked_reason = %kind, "scheduled backups blocked until the device is unblocked or its configuration changes");
             }
             let stopped = self.controls.stop.is_cancelled();
-            if let Some(verdict) = decision.report {
+            if let Some(verdict) = decision.report.filter(|_| !recorded) {
                 Box::pin(self.report(verdict, started, sha256_hash, stopped)).await;
             }
             if stopped || self.controls.stop.is_cancelled() {
@@ -178,7 +181,8 @@ impl<E: Executor, S: SnapshotSink> DeviceTask<E, S> {
 
     /// One attempt: skip if another node succeeded recently (or if that
     /// cannot be read: fail closed), else run the executor.
-    async fn attempt(&self) -> (Event, Option<String>) {
+    /// With a success, its hash and whether the store recorded it already.
+    async fn attempt(&self) -> (Event, Option<(String, bool)>) {
         let shared = &self.shared;
         match shared.locker.last_success(&self.device.id).await {
             Err(e) => {
@@ -208,7 +212,8 @@ impl<E: Executor, S: SnapshotSink> DeviceTask<E, S> {
                 warn!(error.message = %e, error.cause_chain = ?e, error_kind = %e.kind(), "scheduled backup failed");
             }
         }
-        (event, result.ok().map(|outcome| outcome.sha256_hash))
+        let success = result.ok().map(|o| (o.sha256_hash, o.recorded));
+        (event, success)
     }
 
     /// Reports the attempt, best effort. A stopped task (device removed or

@@ -75,6 +75,7 @@ async fn an_unchanged_export_is_recorded_without_crossing_the_stream_and_a_rever
                 .run(device, Trigger::Scheduled)
                 .await
                 .expect("unchanged backup");
+            assert!(o.recorded, "the store confirmed it: no report needed");
             last = Some(o.collected_at);
         }
 
@@ -105,10 +106,11 @@ async fn an_unchanged_export_is_recorded_without_crossing_the_stream_and_a_rever
             ts.snapshots("t1", "r1").await.len() == 3
         })
         .await;
-        pipeline
+        let revert = pipeline
             .run(device, Trigger::Scheduled)
             .await
             .expect("b again");
+        assert!(!revert.recorded, "published in full, reported as usual");
 
         // Assert: the store did not confirm b (its newest is c), so the
         // export went out in full and the revert is a version of its own.

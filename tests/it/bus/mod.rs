@@ -235,6 +235,7 @@ pub fn outcome(device: &Device, text: &str) -> Outcome {
         raw_bytes: text.len(),
         duration: Duration::from_millis(5),
         host_key_fingerprint: "SHA256:test".into(),
+        recorded: false,
     }
 }
 

@@ -184,3 +184,25 @@ async fn nothing_runs_while_the_lock_backend_is_down() {
     assert_eq!(h.offsets("r1"), [0, 30, 60, 90, 120].map(|s| s * SEC));
     assert_eq!(h.sink.count(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_success_the_store_recorded_already_is_not_reported_again() {
+    // Arrange: an unchanged export the store confirmed, then a failure,
+    // then a success it did not record.
+    let exec = RecordingExecutor::default();
+    exec.script(
+        "r1",
+        [Res::Recorded, Res::Fail(ErrorKind::Unreachable), Res::Ok],
+    );
+    let h = Setup::new(HOUR, Duration::ZERO).start(exec, vec![device("r1")]);
+
+    // Act
+    h.advance_to(HOUR + 10 * MIN).await;
+
+    // Assert: three runs (the schedule goes on as after any success), two
+    // reports: the failure and the success the store did not record.
+    assert_eq!(h.offsets("r1"), [Duration::ZERO, HOUR, HOUR + 5 * MIN]);
+    let reports = h.sink.reports("r1");
+    let statuses: Vec<_> = reports.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [AttemptStatus::Failed, AttemptStatus::Success]);
+}

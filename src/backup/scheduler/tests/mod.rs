@@ -33,6 +33,8 @@ const HOUR: Duration = Duration::from_secs(3600);
 #[derive(Debug, Clone, Copy)]
 enum Res {
     Ok,
+    /// A success the store recorded already (a confirmed unchanged export).
+    Recorded,
     Locked,
     Fail(ErrorKind),
 }
@@ -41,6 +43,12 @@ impl Res {
     fn into_result(self, device: &Device, trigger: Trigger) -> Result<Outcome> {
         let kind = match self {
             Res::Ok => return Ok(outcome(device, trigger)),
+            Res::Recorded => {
+                return Ok(Outcome {
+                    recorded: true,
+                    ..outcome(device, trigger)
+                });
+            }
             Res::Locked => return Err(Error::LockHeld),
             Res::Fail(kind) => kind,
         };
@@ -79,6 +87,7 @@ fn outcome(device: &Device, trigger: Trigger) -> Outcome {
         raw_bytes: 28,
         duration: Duration::ZERO,
         host_key_fingerprint: "SHA256:x".into(),
+        recorded: false,
     }
 }
 
