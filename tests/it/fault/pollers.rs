@@ -1,7 +1,9 @@
 //! A central node (api, ingester) and two pollers (scheduler, responder),
 //! each a `cfgsnap serve` process on shared NATS, Redis and PostgreSQL. One
 //! poller is killed mid-pass: the other answers every trigger and backs up
-//! every device, including those the dead one had locked.
+//! every device, including those the dead one had locked. A remote poller's
+//! unchanged exports are confirmed by the central node's ingester without
+//! an event in the stream.
 
 use std::time::Duration;
 
@@ -79,6 +81,65 @@ async fn killing_one_of_two_pollers_mid_pass_leaves_no_trigger_unanswered_and_no
         let (rows, _) = snapshot_counts(&pool).await;
         assert_eq!(rows, DEVICES as i64, "no device stored twice");
         b.kill().await;
+        central.kill().await;
+        pool.close().await;
+        sim.shutdown().await;
+        infra.finish().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_pollers_unchanged_backups_are_confirmed_by_the_central_node_without_events() {
+    within(Duration::from_secs(120), async {
+        // Arrange: a central node and a poller, each a `cfgsnap serve`;
+        // the poller's first pass stores a version of each device.
+        let infra = Infra::new(Stack::Served).await;
+        let sim = start_simulator(vec![DeviceSpec::default(); 3]).await;
+        let dir = infra.dir.path();
+        let write = |name: &str, roles: &str| {
+            let path = dir.join(format!("{name}.toml"));
+            std::fs::write(&path, infra.config(&sim, roles)).expect("config");
+            path
+        };
+        let central = ServeProcess::start(
+            crate::helpers::CFGSNAP,
+            &write("central", CENTRAL),
+            dir.join("central.log"),
+            true,
+        )
+        .await;
+        let app = TestApp::attach(central.port.expect("api"));
+        let poller = ServeProcess::start(
+            crate::helpers::CFGSNAP,
+            &write("poller", POLLER),
+            dir.join("poller.log"),
+            false,
+        )
+        .await;
+        let pool = PgPool::connect(&infra.store_url).await.expect("store pool");
+        await_devices_stored(&pool, 3, Duration::from_secs(60)).await;
+
+        // Act: a manual backup of each device, whose export is unchanged.
+        for i in 0..3 {
+            let status = app.trigger(&format!("dev-{i}")).await.status().as_u16();
+            assert_eq!(status, 201, "dev-{i}");
+        }
+
+        // Assert: recorded as duplicates by the central node before each
+        // 201, and the stream holds the first pass's three events only.
+        let duplicates = super::audit_count(&pool, "config_snapshot_skipped_duplicate").await;
+        assert_eq!(duplicates, 3);
+        assert_eq!(snapshot_counts(&pool).await, (3, 3));
+        let client = async_nats::connect(crate::bus::NATS_URL)
+            .await
+            .expect("nats");
+        let js = async_nats::jetstream::new(client);
+        let name = format!("T{}_SNAPSHOTS", infra.tag.to_uppercase());
+        let mut stream = js.get_stream(&name).await.expect("the run's stream");
+        let events = stream.info().await.expect("stream info").state.messages;
+        assert_eq!(events, 3, "no event for the unchanged exports");
+        poller.kill().await;
         central.kill().await;
         pool.close().await;
         sim.shutdown().await;
