@@ -38,7 +38,8 @@ pub async fn audit_count(pool: &PgPool, action: &str) -> i64 {
 }
 
 /// The remaining TTL (ms) of every device lock under `prefix` in the Redis
-/// at `url` (the `:last_success` marks beside them left out).
+/// at `url` (the `:last_success` and `:published` records beside them left
+/// out).
 pub async fn lock_ttls(url: &str, prefix: &str) -> Vec<i64> {
     let mut redis = redis::Client::open(url)
         .expect("redis url")
@@ -51,7 +52,8 @@ pub async fn lock_ttls(url: &str, prefix: &str) -> Vec<i64> {
         .await
         .expect("KEYS");
     let mut ttls = Vec::new();
-    for key in keys.iter().filter(|k| !k.ends_with(":last_success")) {
+    let beside = |k: &&String| k.ends_with(":last_success") || k.ends_with(":published");
+    for key in keys.iter().filter(|k| !beside(k)) {
         let ttl: i64 = redis::cmd("PTTL")
             .arg(key)
             .query_async(&mut redis)
