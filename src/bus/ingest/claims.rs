@@ -3,7 +3,8 @@
 //! without its text on `{control}.unchanged.{tenant}.{device}`; an ingester
 //! of the queue group `{durable}` records it as a duplicate of the device's
 //! newest snapshot, with the unchanged events of its batch, and answers
-//! `recorded` once that is committed. Whatever it cannot confirm (a hash
+//! `recorded` once that is committed (a manual backup's claim at once, a
+//! scheduled one's with its batch). Whatever it cannot confirm (a hash
 //! that is not the device's newest as the store says, an unknown device or
 //! tenant, a malformed claim, a failed commit) it answers `publish`, and the
 //! poller publishes the event in full, so nothing is lost to a claim.
@@ -16,6 +17,7 @@ use tracing::warn;
 
 use super::event::Ingester;
 use super::unchanged::Unchanged;
+use crate::backup::Trigger;
 use crate::bus::wire::{self, SnapshotEvent, UnchangedReply};
 use crate::metrics::IngestResult;
 use crate::store::snapshot::Ingested;
@@ -88,7 +90,12 @@ pub(crate) async fn judge(ingester: &Ingester, subject: &str, payload: &[u8]) ->
     if !ingester.is_probably_unchanged(&snap) {
         return UnchangedReply::publish("not the device's newest hash on this ingester");
     }
-    match ingester.unchanged.record(snap).await {
+    // A manual backup's caller waits for the answer: its batch goes now.
+    let recorded = match snap.trigger {
+        Trigger::Manual => ingester.unchanged.record_now(snap).await,
+        Trigger::Scheduled => ingester.unchanged.record(snap).await,
+    };
+    match recorded {
         Unchanged::Recorded(Ingested::Duplicate { snapshot_id }) => {
             if let Some(metrics) = &ingester.options.metrics {
                 metrics.ingest(IngestResult::Duplicate);

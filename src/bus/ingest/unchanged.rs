@@ -100,10 +100,24 @@ impl Batcher {
     /// Records `snap` with the batch it joins; returns once that batch is
     /// committed (or failed).
     pub(crate) async fn record(&self, snap: NewSnapshot) -> Unchanged {
+        self.record_with(snap, false).await
+    }
+
+    /// [`record`](Self::record), and the batch `snap` joins is committed
+    /// without waiting out its linger: someone waits for this answer (a
+    /// manual backup), not only for the batch.
+    pub(crate) async fn record_now(&self, snap: NewSnapshot) -> Unchanged {
+        self.record_with(snap, true).await
+    }
+
+    async fn record_with(&self, snap: NewSnapshot, now: bool) -> Unchanged {
         let (reply, answer) = oneshot::channel();
         if let Err(mpsc::error::SendError(entry)) = self.tx.send(Entry { snap, reply }).await {
             // The task is gone (shutdown): the full path still works.
             return Unchanged::Changed(entry.snap);
+        }
+        if now {
+            self.flush_now();
         }
         match answer.await {
             Ok(done) => done,
@@ -185,4 +199,66 @@ fn error_text(e: &store::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::Utc;
+    use tokio_util::task::TaskTracker;
+
+    use super::{Batcher, Batching, Unchanged};
+    use crate::backup::Trigger;
+    use crate::config::StoreSettings;
+    use crate::id::{DeviceId, TenantId};
+    use crate::store::Store;
+    use crate::store::snapshot::NewSnapshot;
+
+    fn claim(device: &str) -> NewSnapshot {
+        NewSnapshot {
+            tenant_id: TenantId::parse("t1").expect("id"),
+            device_id: DeviceId::parse(device).expect("id"),
+            sha256_hash: "ab".repeat(32),
+            collected_at: Utc::now(),
+            trigger: Trigger::Manual,
+            routeros_version: None,
+            config_text: String::new(),
+            normalization_version: 1,
+            poller_id: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn record_now_does_not_wait_out_the_linger_of_its_batch() {
+        // Arrange: a batch that would wait an hour for more events.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = StoreSettings {
+            url: format!("sqlite://{}/db", dir.path().display()),
+            encryption_key_file: Some(dir.path().join("key")),
+            ..Default::default()
+        };
+        let store = Store::connect(&settings).await.expect("store");
+        let tracker = TaskTracker::new();
+        let batching = Batching {
+            max: 100,
+            linger: Duration::from_secs(3600),
+        };
+        let batcher = Batcher::spawn(store, batching, None, &tracker);
+
+        // Act: a plain event opens the batch, a manual claim joins it.
+        let plain = batcher.record(claim("r1"));
+        let manual = batcher.record_now(claim("r2"));
+        let answers = tokio::time::timeout(Duration::from_secs(30), async {
+            tokio::join!(plain, manual)
+        })
+        .await;
+
+        // Assert: both answered (unknown devices go back to the full path)
+        // long before the hour.
+        let (plain, manual) = answers.expect("the batch was cut short");
+        assert!(matches!(plain, Unchanged::Changed(_)));
+        assert!(matches!(manual, Unchanged::Changed(_)));
+    }
 }
