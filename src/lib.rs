@@ -56,7 +56,12 @@
 //! queue). On a node with the ingester role `bus::ingest` receives it and
 //! calls `store::Store::ingest`, which stores it only when its hash differs
 //! from the device's newest, with the diff and change summary against that
-//! one, sealed with the tenant's key, and records the audit event.
+//! one, sealed with the tenant's key, and records the audit event. An
+//! export whose hash the device's previous backup handed over (kept beside
+//! the lock) is first offered on NATS as an unchanged claim, the event
+//! without its text, which an ingester records as a duplicate once the
+//! store confirms it (`bus::ingest`'s `claims`); only an unconfirmed one is
+//! published.
 //!
 //! # One manual trigger
 //!
