@@ -75,6 +75,7 @@ struct Inner {
     backups_in_flight: Gauge,
     ingest: Family<ResultLabels, Counter>,
     unchanged_batches: Counter,
+    unchanged_confirmed: Counter,
     stream_drop_risk: Gauge,
     trigger_responses: Family<StatusLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
@@ -131,6 +132,12 @@ impl Metrics {
             "Transactions that recorded unchanged snapshot events (duplicates per batch = cfgsnap_ingest_total{result=\"duplicate\"} / this)",
             unchanged_batches.clone(),
         );
+        let unchanged_confirmed = Counter::default();
+        registry.register(
+            "cfgsnap_backups_unchanged_confirmed",
+            "Successful backups of this node whose export the store confirmed unchanged without the text crossing the event stream (unchanged claims; compare with cfgsnap_backups_total{result=\"success\"})",
+            unchanged_confirmed.clone(),
+        );
         let stream_drop_risk = Gauge::default();
         registry.register(
             "cfgsnap_bus_stream_drop_risk",
@@ -176,6 +183,7 @@ impl Metrics {
                 backups_in_flight,
                 ingest,
                 unchanged_batches,
+                unchanged_confirmed,
                 stream_drop_risk,
                 trigger_responses,
                 http_requests,
@@ -214,6 +222,12 @@ impl Metrics {
                 result: result.as_str(),
             })
             .inc();
+    }
+
+    /// Counts a backup whose unchanged export the store confirmed without
+    /// its text.
+    pub fn unchanged_confirmed(&self) {
+        self.inner.unchanged_confirmed.inc();
     }
 
     /// Counts a committed batch of unchanged events.

@@ -59,7 +59,12 @@ impl<E: Executor> Executor for Metered<E> {
         let guard = self.metrics.backup_started();
         let result = self.inner.run(device, trigger).await;
         let label = match &result {
-            Ok(_) => "success",
+            Ok(outcome) => {
+                if outcome.recorded {
+                    self.metrics.unchanged_confirmed();
+                }
+                "success"
+            }
             Err(Error::LockHeld) => "locked",
             Err(e) => e.kind().as_str(),
         };

@@ -63,6 +63,27 @@ async fn a_trigger_returns_201_with_the_hash_of_the_stored_snapshot(stack: Stack
         counted("cfgsnap_backups_total{result=\"success\"}"),
         "backup results are counted"
     );
+    // The same export again: on NATS the store confirms it without the
+    // text crossing the stream, and the node counts that.
+    assert_eq!(app.trigger("dev-0").await.status(), 201);
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let confirmed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cfgsnap_backups_unchanged_confirmed_total "))
+        .expect("the series is exported");
+    let expected = match stack {
+        Stack::Served => "1",
+        Stack::Embedded => "0",
+    };
+    assert_eq!(confirmed, expected, "unchanged exports confirmed by claim");
     app.stop().await;
     sim.shutdown().await;
     infra.finish().await;
