@@ -147,9 +147,8 @@ impl<E: Executor, S: SnapshotSink> Executor for Pipeline<E, S> {
             Ok(None) => return Err(Error::LockHeld),
             Err(e) => return Err(Error::LockUnavailable(e.into())),
         };
-        let published = guard.published().map(str::to_owned);
         let result = tokio::select! {
-            result = self.run_locked(device, trigger, published.as_deref()) => result,
+            result = self.run_locked(device, trigger, guard.published()) => result,
             never = keep_extended(&guard, self.lock_ttl) => match never {},
             () = self.abort.cancelled() => Err(Error::Cancelled),
         };

@@ -72,7 +72,7 @@ async fn answer(ingester: &Ingester, client: &Client, message: Message) {
 }
 
 /// What to answer to a claim on `subject`.
-pub(crate) async fn judge(ingester: &Ingester, subject: &str, payload: &[u8]) -> UnchangedReply {
+async fn judge(ingester: &Ingester, subject: &str, payload: &[u8]) -> UnchangedReply {
     let claim = match wire::from_json::<SnapshotEvent>(payload) {
         Ok(claim) => claim,
         Err(reason) => return UnchangedReply::publish(format!("malformed claim: {reason}")),

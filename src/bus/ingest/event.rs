@@ -183,6 +183,11 @@ impl Ingester {
             },
         };
         match text {
+            // Checked here, not only by `Store::ingest`: an event recorded
+            // as a duplicate skips that check, and only claims come textless.
+            Ok(text) if text.trim().is_empty() => {
+                Err(Verdict::Reject("config_text is empty".to_owned()))
+            }
             Ok(text) => Ok((event.to_new_snapshot(text), reference)),
             Err(reason) => Err(Verdict::Reject(reason)),
         }

@@ -67,6 +67,13 @@ impl TestApp {
         token("tester", "t1", role)
     }
 
+    /// The node's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.address);
+        let resp = self.client.get(url).send().await.expect("metrics");
+        resp.text().await.expect("metrics text")
+    }
+
     /// `POST …/config-snapshot/trigger` for `dev-{i}` of `t1`.
     pub async fn trigger(&self, device: &str) -> reqwest::Response {
         self.client

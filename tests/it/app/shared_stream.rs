@@ -19,13 +19,6 @@ use crate::helpers::{CFGSNAP, start_simulator, within};
 
 const DROP_RISK: &str = "cfgsnap_bus_stream_drop_risk";
 
-/// The node's `/metrics` text.
-async fn metrics(app: &TestApp) -> String {
-    let url = format!("{}/metrics", app.address);
-    let resp = app.client.get(url).send().await.expect("metrics");
-    resp.text().await.expect("metrics text")
-}
-
 /// Both devices' events are in the run's `DEVICE_EVENTS`, and cfgsnap made
 /// no stream of its own.
 async fn assert_events_in_their_stream(infra: &Infra) {
@@ -84,7 +77,7 @@ async fn serve_backs_up_into_the_other_systems_stream_and_leaves_its_configurati
         let pool = PgPool::connect(&infra.store_url).await.expect("store pool");
         await_devices_stored(&pool, 2, Duration::from_secs(60)).await;
         assert_events_in_their_stream(&infra).await;
-        assert!(metrics(&app).await.contains(&format!("{DROP_RISK} 1")));
+        assert!(app.metrics().await.contains(&format!("{DROP_RISK} 1")));
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let warned = text.lines().any(|l| {
             l.contains("WARN") && l.contains(&foreign) && l.contains("can drop snapshot events")
@@ -125,8 +118,8 @@ async fn a_node_reports_a_drop_risk_for_a_short_lived_stream_and_none_for_its_ow
         let on_short = spawn_app(&short.config(&sim, "")).await;
 
         // Assert
-        assert!(metrics(&on_own).await.contains(&format!("{DROP_RISK} 0")));
-        assert!(metrics(&on_short).await.contains(&format!("{DROP_RISK} 1")));
+        assert!(on_own.metrics().await.contains(&format!("{DROP_RISK} 0")));
+        assert!(on_short.metrics().await.contains(&format!("{DROP_RISK} 1")));
         on_own.stop().await;
         on_short.stop().await;
         sim.shutdown().await;

@@ -41,15 +41,7 @@ async fn a_trigger_returns_201_with_the_hash_of_the_stored_snapshot(stack: Stack
         "the stored snapshot is the one reported"
     );
     assert_eq!(stored[0]["trigger"], "manual");
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     let counted = |prefix: &str| {
         metrics
             .lines()
@@ -66,15 +58,7 @@ async fn a_trigger_returns_201_with_the_hash_of_the_stored_snapshot(stack: Stack
     // The same export again: on NATS the store confirms it without the
     // text crossing the stream, and the node counts that.
     assert_eq!(app.trigger("dev-0").await.status(), 201);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     let confirmed = metrics
         .lines()
         .find_map(|l| l.strip_prefix("cfgsnap_backups_unchanged_confirmed_total "))

@@ -18,6 +18,7 @@ const DEVICES: [&str; 3] = ["r1", "r2", "r3"];
 on_both_stacks!(
     unchanged_events_are_recorded_as_duplicates_and_store_nothing,
     unchanged_events_of_many_devices_share_a_few_transactions,
+    an_event_with_an_empty_text_is_rejected_even_with_the_newest_hash,
 );
 
 #[tokio::test]
@@ -154,6 +155,34 @@ fn counter(metrics: &Metrics, series: &str) -> u64 {
 }
 
 /// Publishes one version per device and waits until all are stored.
+async fn an_event_with_an_empty_text_is_rejected_even_with_the_newest_hash(stack: Stack) {
+    // Arrange
+    let tb = TestBus::start(stack).await;
+    let ts = TestStore::start(&DEVICES.map(|d| ("t1", d))).await;
+    ingest(&tb, &tb.bus, &ts).await;
+    store_first_versions(&tb, &ts).await;
+
+    // Act: r1's newest hash, but no text (only claims come textless, on
+    // a subject of their own).
+    let mut e = event(&ts, "r1", &config_text("r1"));
+    e.config_text = Some(String::new());
+    tb.bus.publish_snapshot(&e).await.expect("published");
+
+    // Assert: rejected and audited, not recorded as a duplicate.
+    eventually(WAIT, "the rejection audited", || async {
+        let audit = ts.audit("t1").await;
+        audit.iter().any(|(a, _)| a == "snapshot_event_rejected")
+    })
+    .await;
+    let audit = ts.audit("t1").await;
+    let duplicates = audit
+        .iter()
+        .filter(|(a, _)| a == "config_snapshot_skipped_duplicate")
+        .count();
+    assert_eq!(duplicates, 0);
+    tb.stop().await;
+}
+
 async fn store_first_versions(tb: &TestBus, ts: &TestStore) {
     for d in DEVICES {
         let e = event(ts, d, &config_text(d));

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use routeros_sim::DeviceSpec;
+use routeros_sim::{DeviceSpec, Simulator};
 use sqlx::PgPool;
 
 use super::servers::ServeProcess;
@@ -16,6 +16,21 @@ use crate::app::{Infra, Stack, TestApp};
 use crate::helpers::{start_simulator, within};
 
 const DEVICES: usize = 60;
+
+/// `cfgsnap serve` named `name` with `roles` (the API on when they say so),
+/// on the run's infrastructure and simulator, with a known-hosts file of
+/// its own; its config and log in the run's directory.
+async fn serve(infra: &Infra, sim: &Simulator, name: &str, roles: &str) -> ServeProcess {
+    let dir = infra.dir.path();
+    let path = dir.join(format!("{name}.toml"));
+    let toml = infra
+        .config(sim, roles)
+        .replace("known_hosts.json", &format!("known_hosts-{name}.json"));
+    std::fs::write(&path, toml).expect("config");
+    let api = roles.contains("api = true");
+    let log = dir.join(format!("{name}.log"));
+    ServeProcess::start(crate::helpers::CFGSNAP, &path, log, api).await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_one_of_two_pollers_mid_pass_leaves_no_trigger_unanswered_and_no_device_behind() {
@@ -28,37 +43,10 @@ async fn killing_one_of_two_pollers_mid_pass_leaves_no_trigger_unanswered_and_no
             DEVICES
         ])
         .await;
-        let dir = infra.dir.path();
-        let write = |name: &str, roles: &str| {
-            let path = dir.join(format!("{name}.toml"));
-            let toml = infra
-                .config(&sim, roles)
-                .replace("known_hosts.json", &format!("known_hosts-{name}.json"));
-            std::fs::write(&path, toml).expect("config");
-            path
-        };
-        let central = ServeProcess::start(
-            crate::helpers::CFGSNAP,
-            &write("central", CENTRAL),
-            dir.join("central.log"),
-            true,
-        )
-        .await;
+        let central = serve(&infra, &sim, "central", CENTRAL).await;
         let app = TestApp::attach(central.port.expect("api"));
-        let a = ServeProcess::start(
-            crate::helpers::CFGSNAP,
-            &write("a", POLLER),
-            dir.join("a.log"),
-            false,
-        )
-        .await;
-        let b = ServeProcess::start(
-            crate::helpers::CFGSNAP,
-            &write("b", POLLER),
-            dir.join("b.log"),
-            false,
-        )
-        .await;
+        let a = serve(&infra, &sim, "a", POLLER).await;
+        let b = serve(&infra, &sim, "b", POLLER).await;
         let pool = PgPool::connect(&infra.store_url).await.expect("store pool");
         await_devices_stored(&pool, 10, Duration::from_secs(60)).await;
 
@@ -96,27 +84,9 @@ async fn a_remote_pollers_unchanged_backups_are_confirmed_by_the_central_node_wi
         // the poller's first pass stores a version of each device.
         let infra = Infra::new(Stack::Served).await;
         let sim = start_simulator(vec![DeviceSpec::default(); 3]).await;
-        let dir = infra.dir.path();
-        let write = |name: &str, roles: &str| {
-            let path = dir.join(format!("{name}.toml"));
-            std::fs::write(&path, infra.config(&sim, roles)).expect("config");
-            path
-        };
-        let central = ServeProcess::start(
-            crate::helpers::CFGSNAP,
-            &write("central", CENTRAL),
-            dir.join("central.log"),
-            true,
-        )
-        .await;
+        let central = serve(&infra, &sim, "central", CENTRAL).await;
         let app = TestApp::attach(central.port.expect("api"));
-        let poller = ServeProcess::start(
-            crate::helpers::CFGSNAP,
-            &write("poller", POLLER),
-            dir.join("poller.log"),
-            false,
-        )
-        .await;
+        let poller = serve(&infra, &sim, "poller", POLLER).await;
         let pool = PgPool::connect(&infra.store_url).await.expect("store pool");
         await_devices_stored(&pool, 3, Duration::from_secs(60)).await;
 

@@ -86,15 +86,7 @@ async fn deliveries_are_listed_and_can_be_sent_again(stack: Stack) {
     assert_eq!(get(&app, "", Role::Operator).await.0, 403);
     assert_eq!(redeliver(&app, "999999").await, 404);
     assert_eq!(redeliver(&app, "abc").await, 400);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"cfgsnap_notifications_total{kind="webhook",result="delivered"} 2"#),
         "{metrics}"
