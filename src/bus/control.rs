@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 
 use super::subscription::ControlInner;
 use super::{Bus, Error, HostKeyReset, Result, SnapshotEvent, Subscription, UnchangedReply};
-use crate::backup::{AttemptReport, Outcome, SnapshotSink};
+use crate::backup::{AttemptReport, AttemptStatus, Outcome, SnapshotSink};
 
 /// How long a poller waits for the ingesters to confirm an unchanged
 /// export before it publishes the export in full: a batch's linger plus
@@ -179,7 +179,16 @@ impl SnapshotSink for Bus {
         }
     }
 
+    /// On the local bus a success is not reported: the one ingester is this
+    /// process's, and it records the success with the event (as the device's
+    /// latest success, `backup.recovered` included), so a report would write
+    /// the same row again. On NATS the ingester may be of an older version,
+    /// or none may run while the event waits in the stream: there every
+    /// attempt is reported.
     async fn report(&self, report: &AttemptReport) {
+        if matches!(self, Bus::Local(_)) && report.status == AttemptStatus::Success {
+            return;
+        }
         if let Err(e) = self.publish_attempt(report).await {
             warn!(error.message = %e, error.cause_chain = ?e, device_id = %report.device_id, "publishing an attempt report failed");
         }

@@ -472,7 +472,10 @@ pub(crate) async fn note_successes(
 }
 
 /// The device-state `UPDATE` of one attempt, after queueing the
-/// notifications it causes.
+/// notifications it causes. A failure or a held lock older than the
+/// device's last recorded attempt changes nothing: reports and events take
+/// separate ways to the store (on the embedded bus a success comes only
+/// with its event), so a later success may be recorded first.
 async fn update_state(
     mut conn: Conn<'_>,
     routes: &Routes,
@@ -505,7 +508,8 @@ async fn update_state(
         Attempt::Locked => on_conn!(conn, |c| {
             sqlx::query(
                 "UPDATE device SET last_attempt_at = $2, last_status = 'locked', \
-                 updated_at = $2 WHERE device_id = $1",
+                 updated_at = $2 WHERE device_id = $1 \
+                 AND (last_attempt_at IS NULL OR last_attempt_at < $2)",
             )
             .bind(device_id)
             .bind(at)
@@ -521,7 +525,8 @@ async fn update_state(
                 "UPDATE device SET last_attempt_at = $2, last_status = 'failed', \
                  last_error_kind = $3, consecutive_failures = consecutive_failures + 1, \
                  next_attempt_at = $4, blocked_reason = COALESCE($5, blocked_reason), \
-                 updated_at = $2 WHERE device_id = $1",
+                 updated_at = $2 WHERE device_id = $1 \
+                 AND (last_attempt_at IS NULL OR last_attempt_at < $2)",
             )
             .bind(device_id)
             .bind(at)

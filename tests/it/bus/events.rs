@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cfgsnap::backup::{AttemptReport, AttemptStatus, ErrorKind, Trigger};
+use cfgsnap::backup::{AttemptReport, AttemptStatus, ErrorKind, SnapshotSink, Trigger};
 use cfgsnap::bus::ingest::{IngestOptions, spawn_ingester};
 use cfgsnap::bus::responder::{Responder, ResponderOptions, spawn_responder};
 use cfgsnap::bus::{Bus, SnapshotEvent, TriggerRequest};
+use cfgsnap::id::{DeviceId, TenantId};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -22,6 +23,7 @@ on_both_stacks!(
     malformed_events_are_terminated_and_audited_and_ingest_goes_on,
     two_ingesters_on_one_durable_store_each_event_once,
     attempt_reports_reach_the_store,
+    a_success_is_reported_on_nats_and_left_to_its_event_on_the_local_bus,
     a_manual_trigger_runs_end_to_end_into_the_store,
 );
 
@@ -324,6 +326,50 @@ async fn attempt_reports_reach_the_store(stack: Stack) {
         state.last_status.as_deref() == Some("success") && state.consecutive_failures == 0
     })
     .await;
+    tb.stop().await;
+}
+
+async fn a_success_is_reported_on_nats_and_left_to_its_event_on_the_local_bus(stack: Stack) {
+    // Arrange: a listener for attempt reports, as the ingester's.
+    let tb = TestBus::start(stack).await;
+    let mut attempts = tb.bus.subscribe_attempts().await.expect("subscribed");
+    let success = AttemptReport {
+        device_id: DeviceId::parse("r1").expect("id"),
+        tenant_id: TenantId::parse("t1").expect("id"),
+        at: chrono::Utc::now(),
+        trigger: Trigger::Scheduled,
+        status: AttemptStatus::Success,
+        error_kind: None,
+        sha256_hash: Some("0".repeat(64)),
+        next_attempt_at: None,
+        blocked_reason: None,
+        poller_id: "test-poller".into(),
+    };
+    let failed = AttemptReport {
+        status: AttemptStatus::Failed,
+        error_kind: Some(ErrorKind::Unreachable),
+        sha256_hash: None,
+        ..success.clone()
+    };
+
+    // Act: the executors' sink reports a success, then a failure.
+    SnapshotSink::report(&tb.bus, &success).await;
+    SnapshotSink::report(&tb.bus, &failed).await;
+
+    // Assert: on NATS both arrive; on the local bus only the failure (the
+    // in-process ingester records the success with its event).
+    let mut next = async || {
+        tokio::time::timeout(WAIT, attempts.next())
+            .await
+            .expect("a report within the wait")
+            .expect("subscription open")
+            .1
+            .status
+    };
+    if stack == Stack::Served {
+        assert_eq!(next().await, AttemptStatus::Success);
+    }
+    assert_eq!(next().await, AttemptStatus::Failed);
     tb.stop().await;
 }
 

@@ -21,6 +21,7 @@ on_both_stacks!(
     concurrent_batches_in_opposite_device_order_both_commit,
     a_fleet_sync_and_attempt_batches_at_once_all_commit,
     an_ingested_snapshot_is_a_success_unless_a_later_attempt_is_recorded,
+    a_failure_or_lock_recorded_after_a_later_success_changes_nothing,
     list_devices_shows_each_devices_newest_snapshot,
 );
 
@@ -421,6 +422,47 @@ async fn an_ingested_snapshot_is_a_success_unless_a_later_attempt_is_recorded(t:
         Some("unreachable")
     );
     assert_eq!(after_failure.last_success_at, at);
+}
+
+async fn a_failure_or_lock_recorded_after_a_later_success_changes_nothing(t: &TestStore) {
+    // Arrange: r1's backup at `success` is stored (with it its success, as
+    // on the embedded bus, where no success report follows).
+    let s = &t.store;
+    let snap = snapshot("t1", "r1", &config("a"), days_ago(1));
+    t.ingest_new(&snap).await;
+    let success = snap.collected_at;
+    let before = s.get_device("t1", "r1").await.expect("r1");
+
+    // Act: the reports of an earlier failed attempt and of an earlier
+    // held lock arrive after it.
+    let earlier = success - Duration::minutes(1);
+    s.record_attempt("r1", earlier, &failed("unreachable", None))
+        .await
+        .expect("record");
+    s.record_attempt("r1", earlier, &Attempt::Locked)
+        .await
+        .expect("record");
+
+    // Assert: the state is still the success's.
+    let after = s.get_device("t1", "r1").await.expect("r1");
+    assert_eq!(after.last_status.as_deref(), Some("success"));
+    assert_eq!(after.last_attempt_at, before.last_attempt_at);
+    assert_eq!(after.consecutive_failures, 0);
+    assert_eq!(after.last_error_kind, None);
+
+    // Act: a failure after the success still counts.
+    s.record_attempt(
+        "r1",
+        success + Duration::minutes(1),
+        &failed("timeout", None),
+    )
+    .await
+    .expect("record");
+
+    // Assert
+    let later = s.get_device("t1", "r1").await.expect("r1");
+    assert_eq!(later.last_status.as_deref(), Some("failed"));
+    assert_eq!(later.consecutive_failures, 1);
 }
 
 async fn list_devices_shows_each_devices_newest_snapshot(t: &TestStore) {
