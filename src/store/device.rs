@@ -475,7 +475,8 @@ pub(crate) async fn note_successes(
 /// notifications it causes. A failure or a held lock older than the
 /// device's last recorded attempt changes nothing: reports and events take
 /// separate ways to the store (on the embedded bus a success comes only
-/// with its event), so a later success may be recorded first.
+/// with its event), so a later success may be recorded first. One as old
+/// as it still counts (repeated reports of one instant, as tests make).
 async fn update_state(
     mut conn: Conn<'_>,
     routes: &Routes,
@@ -509,7 +510,7 @@ async fn update_state(
             sqlx::query(
                 "UPDATE device SET last_attempt_at = $2, last_status = 'locked', \
                  updated_at = $2 WHERE device_id = $1 \
-                 AND (last_attempt_at IS NULL OR last_attempt_at < $2)",
+                 AND (last_attempt_at IS NULL OR last_attempt_at <= $2)",
             )
             .bind(device_id)
             .bind(at)
@@ -526,7 +527,7 @@ async fn update_state(
                  last_error_kind = $3, consecutive_failures = consecutive_failures + 1, \
                  next_attempt_at = $4, blocked_reason = COALESCE($5, blocked_reason), \
                  updated_at = $2 WHERE device_id = $1 \
-                 AND (last_attempt_at IS NULL OR last_attempt_at < $2)",
+                 AND (last_attempt_at IS NULL OR last_attempt_at <= $2)",
             )
             .bind(device_id)
             .bind(at)

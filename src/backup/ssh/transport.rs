@@ -276,4 +276,23 @@ mod tests {
         assert_eq!(with_aes.len(), defaults.len());
         assert_eq!(cipher_order(&defaults, false), defaults.to_vec());
     }
+
+    /// vendor/README.md: russh's buffers are not locked into memory one by
+    /// one (the unit keeps the whole process out of swap). Were the
+    /// crates.io russh-cryptovec built again (a russh upgrade leaves the
+    /// patch unused), this buffer would be locked: `VmLck` counts it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn russh_buffers_are_not_locked_into_memory() {
+        let buffer = russh::CryptoVec::with_capacity(256 * 1024);
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        let locked_kb: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmLck:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse().ok())
+            .expect("a VmLck line");
+        assert_eq!(locked_kb, 0, "locked while a russh buffer is held");
+        drop(buffer);
+    }
 }
